@@ -1,0 +1,7 @@
+package mototest
+
+import "syscall"
+
+// setDeathSignal makes the kernel stop moto_server if the test binary dies
+// without cleaning up (a panic, a -timeout).
+func setDeathSignal(a *syscall.SysProcAttr) { a.Pdeathsig = syscall.SIGKILL }

@@ -1,0 +1,11 @@
+//go:build !unix
+
+package mototest
+
+import "os/exec"
+
+func setProcAttr(*exec.Cmd) {}
+
+func terminate(cmd *exec.Cmd) { cmd.Process.Kill() }
+
+func kill(cmd *exec.Cmd) { cmd.Process.Kill() }
