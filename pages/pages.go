@@ -1,11 +1,28 @@
 // Package pages renders everything a person reads: the one-time decision page,
 // the result pages, the no-JavaScript confirmation step and the email bodies. The
 // templates are embedded; the functions are typed.
+//
+// Every page is self-contained: one inline <style> (and, on the one-time page, one
+// inline <script>) allowed by their SHA-256 hashes in the Content-Security-Policy,
+// no external resource, no inline event handler and no style attribute.
 package pages
 
 import (
-	"approvalbot/bot/approval"
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"html/template"
 	"io"
+	"net/url"
+	"strings"
+	ttemplate "text/template"
+	"time"
+	"unicode"
+
+	"approvalbot/bot/approval"
 )
 
 // ResultKind names one of the result pages.
@@ -23,6 +40,12 @@ const (
 	ResultError          ResultKind = "error"           // something failed on our side
 )
 
+// ResultKinds lists every result page, in a stable order.
+var ResultKinds = []ResultKind{
+	ResultApproved, ResultRejected, ResultAlreadyDecided, ResultExpired,
+	ResultGone, ResultNotFound, ResultInvalid, ResultError,
+}
+
 // Result is the data of a result page. Request may be nil (not found, invalid,
 // error).
 type Result struct {
@@ -39,6 +62,9 @@ type Confirm struct {
 	Choice    approval.Choice
 	Comment   string
 	DecideURL string
+	// BackURL, when set, is where the Cancel link leads (the one-time page).
+	// Without it the page tells the person to go back or close it.
+	BackURL string
 }
 
 // Renderer implements approval.Renderer.
@@ -46,22 +72,302 @@ type Renderer struct{}
 
 var _ approval.Renderer = (*Renderer)(nil)
 
+//go:embed templates
+var files embed.FS
+
+// The inline stylesheet and script, and the CSP source expressions that allow
+// exactly them.
+var (
+	styleCSS   = mustRead("templates/style.css")
+	pageJS     = mustRead("templates/page.js")
+	styleHash  = cspHash(styleCSS)
+	scriptHash = cspHash(pageJS)
+)
+
+// The parsed templates, one set per page so that each can define "content".
+var (
+	pageTmpl    = parsePage("page.html")
+	resultTmpl  = parsePage("result.html")
+	confirmTmpl = parsePage("confirm.html")
+	emailHTML   = template.Must(template.New("").Funcs(funcs).ParseFS(files, "templates/email.html"))
+	emailText   = ttemplate.Must(ttemplate.New("email.txt").Funcs(ttemplate.FuncMap(funcs)).ParseFS(files, "templates/email.txt"))
+)
+
+func mustRead(name string) string {
+	b, err := files.ReadFile(name)
+	if err != nil {
+		panic(fmt.Sprintf("pages: embedded %s missing: %v", name, err))
+	}
+	return string(b)
+}
+
+func parsePage(name string) *template.Template {
+	return template.Must(template.New(name).Funcs(funcs).ParseFS(files, "templates/layout.html", "templates/"+name))
+}
+
+// cspHash is the CSP source expression allowing an inline element whose content
+// is exactly s.
+func cspHash(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+}
+
+var funcs = template.FuncMap{
+	"css":         func() template.CSS { return template.CSS(styleCSS) },
+	"js":          func() template.JS { return template.JS(pageJS) },
+	"utc":         formatTime,
+	"iso":         func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"join":        func(s []string) string { return strings.Join(s, ", ") },
+	"maxComment":  func() int { return approval.MaxComment },
+	"choiceLabel": choiceLabel,
+	"lower":       strings.ToLower,
+	"decided":     decided,
+	"channel":     channelName,
+}
+
+// formatTime writes t the way every page and email shows a time:
+// "Wed 25 Nov 2026, 14:22 UTC".
+func formatTime(t time.Time) string { return t.UTC().Format("Mon 2 Jan 2006, 15:04 MST") }
+
+func choiceLabel(c approval.Choice) string {
+	if c == approval.Reject {
+		return "Reject"
+	}
+	return "Approve"
+}
+
+func decided(c approval.Choice) string {
+	if c == approval.Reject {
+		return "rejected"
+	}
+	return "approved"
+}
+
+func channelName(c approval.Channel) string {
+	switch c {
+	case approval.ChannelEmail:
+		return "the emailed link"
+	case approval.ChannelSlack:
+		return "Slack"
+	}
+	return string(c)
+}
+
+// doc is what the layout needs around a page's content.
+type doc struct {
+	Title  string
+	CSP    string // the meta tag's policy
+	Script bool   // include the page script
+	V      any    // the content's data
+}
+
+func render(w io.Writer, t *template.Template, d doc) error {
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, "layout", d); err != nil {
+		return err
+	}
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // Page renders a recipient's one-time page.
-func (Renderer) Page(v approval.PageView) ([]byte, error) { panic("TODO") }
+func (Renderer) Page(v approval.PageView) ([]byte, error) {
+	if v.Request == nil {
+		return nil, errors.New("render page: no request")
+	}
+	if v.Token == "" || v.DecideURL == "" {
+		return nil, errors.New("render page: token and decide URL are required")
+	}
+	var buf bytes.Buffer
+	err := render(&buf, pageTmpl, doc{
+		Title:  "Approval request: " + v.Request.Title,
+		CSP:    metaPageCSP(v.DecideURL),
+		Script: true,
+		V:      v,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("render page: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// emailView is the data of both email bodies.
+type emailView struct {
+	approval.EmailView
+	Subject string
+	Asker   string // who asks, or empty when unknown
+	Within  string // how long the link works, from the moment it was sent
+}
 
 // Email renders an approver's email.
-func (Renderer) Email(v approval.EmailView) (approval.Email, error) { panic("TODO") }
+func (Renderer) Email(v approval.EmailView) (approval.Email, error) {
+	if v.Request == nil {
+		return approval.Email{}, errors.New("render email: no request")
+	}
+	r := v.Request
+	ev := emailView{
+		EmailView: v,
+		Subject:   EmailSubject(r),
+		Within:    humanDuration(r.ExpiresAt.Sub(r.CreatedAt)),
+	}
+	if r.Requester != approval.DefaultRequester {
+		ev.Asker = r.Requester
+	}
+	var text, html bytes.Buffer
+	if err := emailText.Execute(&text, ev); err != nil {
+		return approval.Email{}, fmt.Errorf("render email text: %w", err)
+	}
+	if err := emailHTML.ExecuteTemplate(&html, "email", ev); err != nil {
+		return approval.Email{}, fmt.Errorf("render email html: %w", err)
+	}
+	return approval.Email{
+		To:      v.Recipient.Address,
+		Subject: ev.Subject,
+		Text:    text.String(),
+		HTML:    html.String(),
+	}, nil
+}
+
+// EmailSubject is the subject of the email asking for a decision on r: the
+// title on one line, without control characters.
+func EmailSubject(r *approval.Request) string {
+	title := strings.Join(strings.FieldsFunc(r.Title, func(c rune) bool {
+		return unicode.IsSpace(c) || unicode.IsControl(c)
+	}), " ")
+	return "Approval needed: " + title
+}
+
+// humanDuration says how long d is in words: "45 minutes", "1 hour 30 minutes",
+// "3 days 4 hours".
+func humanDuration(d time.Duration) string {
+	d = d.Round(time.Minute)
+	unit := func(n int64, one string) string {
+		if n == 1 {
+			return "1 " + one
+		}
+		return fmt.Sprintf("%d %ss", n, one)
+	}
+	mins := int64(d / time.Minute)
+	switch {
+	case mins < 60:
+		return unit(mins, "minute")
+	case mins < 48*60:
+		s := unit(mins/60, "hour")
+		if m := mins % 60; m != 0 {
+			s += " " + unit(m, "minute")
+		}
+		return s
+	}
+	hours := mins / 60
+	s := unit(hours/24, "day")
+	if h := hours % 24; h != 0 {
+		s += " " + unit(h, "hour")
+	}
+	return s
+}
+
+// resultView is the data of a result page.
+type resultView struct {
+	Result
+	Badge, Tone, Heading string
+}
+
+var resultText = map[ResultKind]struct{ badge, tone, heading string }{
+	ResultApproved:       {"Approved", "approved", "Approved"},
+	ResultRejected:       {"Rejected", "rejected", "Rejected"},
+	ResultAlreadyDecided: {"Already decided", "neutral", "This request was already decided"},
+	ResultExpired:        {"Expired", "warning", "This request has expired"},
+	ResultGone:           {"No longer waiting", "warning", "This request is no longer waiting"},
+	ResultNotFound:       {"Link not valid", "neutral", "This link is no longer valid"},
+	ResultInvalid:        {"Not sent", "warning", "Something in the form is not right"},
+	ResultError:          {"Error", "warning", "Something went wrong"},
+}
 
 // RenderResult writes a result page.
-func RenderResult(w io.Writer, v Result) error { panic("TODO") }
+func RenderResult(w io.Writer, v Result) error {
+	txt, ok := resultText[v.Kind]
+	if !ok {
+		v = Result{Kind: ResultError}
+		txt = resultText[ResultError]
+	}
+	if v.Kind == ResultExpired && v.Request != nil && v.Request.Status == approval.StatusCanceled {
+		txt.badge, txt.heading = "Withdrawn", "This request was withdrawn"
+	}
+	title := txt.heading
+	if v.Request != nil {
+		title += ": " + v.Request.Title
+	}
+	err := render(w, resultTmpl, doc{
+		Title: title,
+		CSP:   metaResultCSP(""),
+		V:     resultView{Result: v, Badge: txt.badge, Tone: txt.tone, Heading: txt.heading},
+	})
+	if err != nil {
+		return fmt.Errorf("render result %s: %w", v.Kind, err)
+	}
+	return nil
+}
 
 // RenderConfirm writes the no-JavaScript confirmation page.
-func RenderConfirm(w io.Writer, v Confirm) error { panic("TODO") }
+func RenderConfirm(w io.Writer, v Confirm) error {
+	if v.Request == nil {
+		return errors.New("render confirm: no request")
+	}
+	if v.Choice != approval.Approve && v.Choice != approval.Reject {
+		return fmt.Errorf("render confirm: unknown choice %q", v.Choice)
+	}
+	err := render(w, confirmTmpl, doc{
+		Title: choiceLabel(v.Choice) + " “" + v.Request.Title + "”?",
+		CSP:   metaResultCSP(v.DecideURL),
+		V:     v,
+	})
+	if err != nil {
+		return fmt.Errorf("render confirm: %w", err)
+	}
+	return nil
+}
+
+// formOrigin is the CSP source expression for the origin of decideURL: its
+// scheme and host for an absolute http(s) URL, 'self' for a path, and 'none'
+// for anything else.
+func formOrigin(decideURL string) string {
+	u, err := url.Parse(decideURL)
+	switch {
+	case err != nil || decideURL == "":
+		return "'none'"
+	case u.Scheme == "" && u.Host == "" && strings.HasPrefix(u.Path, "/") && !strings.HasPrefix(decideURL, "//"):
+		return "'self'"
+	case (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && !strings.ContainsAny(u.Host, " ;,'\"") && u.User == nil:
+		return u.Scheme + "://" + u.Host
+	}
+	return "'none'"
+}
+
+// metaPageCSP is the one-time page's policy as set in its meta tag, where
+// frame-ancestors is not allowed.
+func metaPageCSP(decideURL string) string {
+	return "default-src 'none'; style-src " + styleHash + "; script-src " + scriptHash +
+		"; form-action " + formOrigin(decideURL) + "; base-uri 'none'"
+}
+
+// metaResultCSP is the result and confirmation pages' policy as set in their
+// meta tag; an empty decideURL allows no form at all.
+func metaResultCSP(decideURL string) string {
+	return "default-src 'none'; style-src " + styleHash +
+		"; form-action " + formOrigin(decideURL) + "; base-uri 'none'"
+}
 
 // ResultCSP is the Content-Security-Policy for result and confirmation pages,
-// whose only form posts back to decideURL.
-func ResultCSP(decideURL string) string { panic("TODO") }
+// whose only form posts back to decideURL. It is meant for the response header
+// (it includes frame-ancestors, which a meta tag cannot carry).
+func ResultCSP(decideURL string) string {
+	return metaResultCSP(decideURL) + "; frame-ancestors 'none'"
+}
 
 // PageCSP is the Content-Security-Policy of the one-time page (also set in the
-// page itself as a meta tag, since S3 serves it without our headers).
-func PageCSP(decideURL string) string { panic("TODO") }
+// page itself as a meta tag, since S3 serves it without our headers). It is
+// meant for the response header: the meta tag carries the same policy without
+// frame-ancestors, which browsers ignore there.
+func PageCSP(decideURL string) string {
+	return metaPageCSP(decideURL) + "; frame-ancestors 'none'"
+}

@@ -1,0 +1,323 @@
+package pages
+
+import (
+	"bytes"
+	"flag"
+	"html/template"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"approvalbot/bot/approval"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// Fixed values used by every test, so that the output is the same on every run.
+const (
+	testToken     = "TOKEN_0123456789abcdefghijklmnopqrstuvwxyzABCDE"
+	testTaskToken = "TASKTOKEN-must-never-be-rendered-9f8e7d"
+	testDecideURL = "https://cb.example.com/decide"
+	testPageURL   = "https://pages.example.com/p/Zm9vYmFyYmF6cXV4cXV1eA"
+	testPageKey   = "Zm9vYmFyYmF6cXV4cXV1eA"
+)
+
+var (
+	created = time.Date(2026, 11, 25, 13, 22, 6, 0, time.UTC)
+	expires = created.Add(time.Hour)
+)
+
+// fixedRequest is a pending request with every field a page shows, including
+// a long unbroken URL and markup that must be escaped.
+func fixedRequest() *approval.Request {
+	return &approval.Request{
+		ID:        "abcdefghijklmnop",
+		TaskToken: testTaskToken,
+		Title:     "Deploy v1.2 to prod",
+		Details: "Release notes:\n- faster checkout\n- fixes <script>alert(1)</script> & more\n\n" +
+			"Diff: https://git.example.com/acme/shop/compare/v1.1.0...v1.2.0?diff=split&w=1&very_long_parameter_name_that_never_breaks=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+		Links: []approval.Link{
+			{Label: "Runbook", URL: "https://wiki.example.com/runbooks/deploy"},
+			{URL: "https://ci.example.com/builds/4711"},
+		},
+		Requester: "ci@example.com",
+		Approvers: []string{"alice@example.com", "bob@example.com"},
+		Policy:    approval.PolicyAny,
+		Status:    approval.StatusPending,
+		CreatedAt: created,
+		ExpiresAt: expires,
+		Recipients: []approval.Recipient{
+			{Address: "alice@example.com", Channel: approval.ChannelEmail, TokenHash: approval.HashToken(testToken), PageKey: testPageKey},
+		},
+	}
+}
+
+func decidedRequest(c approval.Choice, comment string) *approval.Request {
+	r := fixedRequest()
+	r.Status = c.Status()
+	r.Delivered = true
+	r.Decision = &approval.Decision{Choice: c, By: "bob@example.com", Channel: approval.ChannelEmail, Comment: comment, At: created.Add(18 * time.Minute)}
+	return r
+}
+
+// output is one rendered page or email body, named after its golden file.
+type output struct {
+	name string
+	html bool // an HTML document (else plain text)
+	web  bool // served to a browser under our CSP (else an email body)
+	body []byte
+}
+
+// allOutputs renders every page, result page and email from the fixed data.
+func allOutputs(t *testing.T) []output {
+	t.Helper()
+	var outs []output
+	page := func(name string, v approval.PageView) {
+		b, err := Renderer{}.Page(v)
+		if err != nil {
+			t.Fatalf("Page(%s): %v", name, err)
+		}
+		outs = append(outs, output{name: name, html: true, web: true, body: b})
+	}
+	page("page", approval.PageView{Request: fixedRequest(), Recipient: fixedRequest().Recipients[0], Token: testToken, DecideURL: testDecideURL})
+	minimal := fixedRequest()
+	minimal.Details, minimal.Links, minimal.Approvers, minimal.Requester = "", nil, []string{"alice@example.com"}, approval.DefaultRequester
+	page("page-minimal", approval.PageView{Request: minimal, Recipient: minimal.Recipients[0], Token: testToken, DecideURL: testDecideURL})
+	page("page-slack", approval.PageView{Request: fixedRequest(), Recipient: approval.Recipient{Address: "C0123ABCD", Channel: approval.ChannelSlack}, Token: testToken, DecideURL: testDecideURL})
+
+	results := map[ResultKind]Result{
+		ResultApproved:       {Kind: ResultApproved, Request: decidedRequest(approval.Approve, "Looks good.\nShip it.")},
+		ResultRejected:       {Kind: ResultRejected, Request: decidedRequest(approval.Reject, "")},
+		ResultAlreadyDecided: {Kind: ResultAlreadyDecided, Request: decidedRequest(approval.Approve, "Fine by me")},
+		ResultExpired:        {Kind: ResultExpired, Request: func() *approval.Request { r := fixedRequest(); r.Status = approval.StatusExpired; return r }()},
+		ResultGone:           {Kind: ResultGone, Request: decidedRequest(approval.Approve, "")},
+		ResultNotFound:       {Kind: ResultNotFound},
+		ResultInvalid:        {Kind: ResultInvalid, Message: "comment is longer than 2000 characters"},
+		ResultError:          {Kind: ResultError},
+	}
+	for _, k := range ResultKinds {
+		var buf bytes.Buffer
+		if err := RenderResult(&buf, results[k]); err != nil {
+			t.Fatalf("RenderResult(%s): %v", k, err)
+		}
+		outs = append(outs, output{name: "result-" + string(k), html: true, web: true, body: buf.Bytes()})
+	}
+
+	var buf bytes.Buffer
+	err := RenderConfirm(&buf, Confirm{Request: fixedRequest(), Token: testToken, Choice: approval.Approve, Comment: "Ship it <b>now</b>", DecideURL: testDecideURL, BackURL: testPageURL})
+	if err != nil {
+		t.Fatalf("RenderConfirm: %v", err)
+	}
+	outs = append(outs, output{name: "confirm-approve", html: true, web: true, body: buf.Bytes()})
+	buf = bytes.Buffer{}
+	if err := RenderConfirm(&buf, Confirm{Request: fixedRequest(), Token: testToken, Choice: approval.Reject, DecideURL: testDecideURL}); err != nil {
+		t.Fatalf("RenderConfirm: %v", err)
+	}
+	outs = append(outs, output{name: "confirm-reject", html: true, web: true, body: buf.Bytes()})
+
+	m, err := Renderer{}.Email(approval.EmailView{Request: fixedRequest(), Recipient: fixedRequest().Recipients[0], PageURL: testPageURL})
+	if err != nil {
+		t.Fatalf("Email: %v", err)
+	}
+	outs = append(outs,
+		output{name: "email-text", body: []byte("To: " + m.To + "\nSubject: " + m.Subject + "\n\n" + m.Text)},
+		output{name: "email-html", html: true, body: []byte(m.HTML)},
+	)
+	return outs
+}
+
+func TestGolden(t *testing.T) {
+	for _, o := range allOutputs(t) {
+		t.Run(o.name, func(t *testing.T) {
+			path := filepath.Join("testdata", o.name+".golden")
+			if *update {
+				if err := os.WriteFile(path, o.body, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run go test ./pages -update to create it)", err)
+			}
+			if diff := cmp.Diff(string(want), string(o.body)); diff != "" {
+				t.Errorf("%s differs from %s (-want +got; go test ./pages -update to accept):\n%s", o.name, path, diff)
+			}
+		})
+	}
+}
+
+func TestTemplateFilesPresentAndParse(t *testing.T) {
+	want := []string{"confirm.html", "email.html", "email.txt", "layout.html", "page.html", "page.js", "result.html", "style.css"}
+	var got []string
+	err := fs.WalkDir(files, "templates", func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			got = append(got, strings.TrimPrefix(path, "templates/"))
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("embedded template files (-want +got):\n%s", diff)
+	}
+	// Every file on disk is embedded (nothing added without being listed).
+	entries, err := os.ReadDir("templates")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var onDisk []string
+	for _, e := range entries {
+		onDisk = append(onDisk, e.Name())
+	}
+	if diff := cmp.Diff(want, onDisk); diff != "" {
+		t.Errorf("template files on disk (-want +got):\n%s", diff)
+	}
+	for name, tm := range map[string]*template.Template{"page": pageTmpl, "result": resultTmpl, "confirm": confirmTmpl} {
+		for _, def := range []string{"layout", "content", "request"} {
+			if tm.Lookup(def) == nil {
+				t.Errorf("%s: template %q not defined", name, def)
+			}
+		}
+	}
+	if emailHTML.Lookup("email") == nil {
+		t.Error(`email.html: template "email" not defined`)
+	}
+	if emailText.Lookup("email.txt") == nil {
+		t.Error("email.txt: not parsed")
+	}
+}
+
+func TestSecretsStayInTheForm(t *testing.T) {
+	for _, o := range allOutputs(t) {
+		body := string(o.body)
+		if strings.Contains(body, testTaskToken) {
+			t.Errorf("%s: contains the task token", o.name)
+		}
+		wantTokens := 0
+		if strings.HasPrefix(o.name, "page") || strings.HasPrefix(o.name, "confirm") {
+			wantTokens = 1
+			field := `<input type="hidden" name="token" value="` + testToken + `">`
+			if !strings.Contains(body, field) {
+				t.Errorf("%s: the token is not in the hidden form field %s", o.name, field)
+			}
+		}
+		if got := strings.Count(body, testToken); got != wantTokens {
+			t.Errorf("%s: the token appears %d times, want %d", o.name, got, wantTokens)
+		}
+		if strings.Contains(body, approval.HashToken(testToken)) {
+			t.Errorf("%s: contains the token hash", o.name)
+		}
+	}
+}
+
+func TestEscaping(t *testing.T) {
+	for _, o := range allOutputs(t) {
+		if !o.html {
+			continue
+		}
+		if strings.Contains(string(o.body), "<script>alert(1)") || strings.Contains(string(o.body), "<b>now</b>") {
+			t.Errorf("%s: request text was not escaped", o.name)
+		}
+	}
+}
+
+func TestEmail(t *testing.T) {
+	r := fixedRequest()
+	r.Title = "Deploy\r\nBcc: evil@example.com\tnow"
+	m, err := Renderer{}.Email(approval.EmailView{Request: r, Recipient: r.Recipients[0], PageURL: testPageURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := m.Subject, "Approval needed: Deploy Bcc: evil@example.com now"; got != want {
+		t.Errorf("Subject = %q, want %q", got, want)
+	}
+	if got, want := m.To, "alice@example.com"; got != want {
+		t.Errorf("To = %q, want %q", got, want)
+	}
+	for part, body := range map[string]string{"text": m.Text, "html": m.HTML} {
+		for _, want := range []string{testPageURL, "ci@example.com", "alice@example.com, bob@example.com", "Wed 25 Nov 2026, 14:22 UTC", "within 1 hour", "personal", "works once", "Opening it decides nothing", "faster checkout"} {
+			if !strings.Contains(body, want) {
+				t.Errorf("%s part does not contain %q", part, want)
+			}
+		}
+	}
+}
+
+func TestHumanDuration(t *testing.T) {
+	for _, tc := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{time.Minute, "1 minute"},
+		{59*time.Minute + 40*time.Second, "1 hour"},
+		{45 * time.Minute, "45 minutes"},
+		{90 * time.Minute, "1 hour 30 minutes"},
+		{47 * time.Hour, "47 hours"},
+		{48 * time.Hour, "2 days"},
+		{30*24*time.Hour + 5*time.Hour, "30 days 5 hours"},
+	} {
+		if got := humanDuration(tc.d); got != tc.want {
+			t.Errorf("humanDuration(%v) = %q, want %q", tc.d, got, tc.want)
+		}
+	}
+}
+
+func TestResultWithoutRequest(t *testing.T) {
+	// The web handler may not always have the request; no kind may fail for it.
+	for _, k := range append(ResultKinds, "bogus") {
+		var buf bytes.Buffer
+		if err := RenderResult(&buf, Result{Kind: k}); err != nil {
+			t.Errorf("RenderResult(%s, nil request): %v", k, err)
+			continue
+		}
+		checkHTML(t, string(k), buf.Bytes(), true)
+	}
+}
+
+func TestResultSaysWhatHappened(t *testing.T) {
+	for _, tc := range []struct {
+		v    Result
+		want []string
+	}{
+		{Result{Kind: ResultApproved, Request: decidedRequest(approval.Approve, "ok")}, []string{"You approved", "Deploy v1.2 to prod", "has been told", "close this page"}},
+		{Result{Kind: ResultRejected, Request: decidedRequest(approval.Reject, "")}, []string{"You rejected", "Deploy v1.2 to prod"}},
+		{Result{Kind: ResultAlreadyDecided, Request: decidedRequest(approval.Reject, "no")}, []string{"already decided by bob@example.com at Wed 25 Nov 2026, 13:40 UTC", "rejected", "not recorded"}},
+		{Result{Kind: ResultExpired, Request: fixedRequest()}, []string{"has expired", "expired at Wed 25 Nov 2026, 14:22 UTC", "ci@example.com"}},
+		{Result{Kind: ResultExpired, Request: func() *approval.Request { r := fixedRequest(); r.Status = approval.StatusCanceled; return r }()}, []string{"withdrawn"}},
+		{Result{Kind: ResultGone, Request: fixedRequest()}, []string{"no longer waiting", "timed out or was stopped"}},
+		{Result{Kind: ResultNotFound}, []string{"This link is no longer valid"}},
+		{Result{Kind: ResultInvalid, Message: "decision must be \"approve\" or \"reject\""}, []string{"decision must be &#34;approve&#34; or &#34;reject&#34;", "try again"}},
+		{Result{Kind: ResultError}, []string{"Something went wrong", "open the link"}},
+	} {
+		var buf bytes.Buffer
+		if err := RenderResult(&buf, tc.v); err != nil {
+			t.Fatalf("RenderResult(%s): %v", tc.v.Kind, err)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(buf.String(), w) {
+				t.Errorf("%s: page does not say %q", tc.v.Kind, w)
+			}
+		}
+	}
+}
+
+func TestRenderErrors(t *testing.T) {
+	if _, err := (Renderer{}).Page(approval.PageView{Token: testToken, DecideURL: testDecideURL}); err == nil {
+		t.Error("Page without request: no error")
+	}
+	if _, err := (Renderer{}).Page(approval.PageView{Request: fixedRequest(), DecideURL: testDecideURL}); err == nil {
+		t.Error("Page without token: no error")
+	}
+	if err := RenderConfirm(&bytes.Buffer{}, Confirm{Request: fixedRequest(), Token: testToken, Choice: "maybe", DecideURL: testDecideURL}); err == nil {
+		t.Error("RenderConfirm with an unknown choice: no error")
+	}
+	if _, err := (Renderer{}).Email(approval.EmailView{PageURL: testPageURL}); err == nil {
+		t.Error("Email without request: no error")
+	}
+}
