@@ -1,0 +1,377 @@
+package slackapp
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/slacktest"
+
+	"approvalbot/bot/approval"
+	"approvalbot/bot/memory"
+)
+
+const (
+	testSecret  = "8f742231b10e8888abcd99yyyzzz85a5"
+	testChannel = "C0APPROVALS"
+)
+
+// sent is one message the fake Slack received.
+type sent struct {
+	Method      string
+	Channel     string
+	TS          string
+	User        string
+	Text        string
+	Blocks      json.RawMessage
+	UnfurlLinks string
+	UnfurlMedia string
+}
+
+// fakeSlack records what the app sends to Slack's Web API, served by slacktest.
+type fakeSlack struct {
+	mu        sync.Mutex
+	sent      []sent
+	emails    map[string]string // user ID -> email
+	userCalls int
+	ts        int
+}
+
+func newFakeSlack(t *testing.T) (*fakeSlack, *slack.Client) {
+	t.Helper()
+	f := &fakeSlack{emails: map[string]string{
+		"U0ALICE01": "Alice@Example.com",
+		"U0BOB0001": "bob@example.com",
+		"U0CAROL01": "carol@example.com",
+		"U0MALLORY": "mallory@example.com",
+		"U0NOMAIL1": "",
+	}}
+	srv := slacktest.NewTestServer(func(c slacktest.Customize) {
+		c.Handle("/chat.postMessage", f.record("chat.postMessage"))
+		c.Handle("/chat.update", f.record("chat.update"))
+		c.Handle("/chat.postEphemeral", f.record("chat.postEphemeral"))
+		c.Handle("/users.info", f.usersInfo)
+	})
+	srv.Start()
+	t.Cleanup(srv.Stop)
+	return f, slack.New("xoxb-test", slack.OptionAPIURL(srv.GetAPIURL()))
+}
+
+func (f *fakeSlack) record(method string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		m := sent{
+			Method:      method,
+			Channel:     r.PostForm.Get("channel"),
+			TS:          r.PostForm.Get("ts"),
+			User:        r.PostForm.Get("user"),
+			Text:        r.PostForm.Get("text"),
+			UnfurlLinks: r.PostForm.Get("unfurl_links"),
+			UnfurlMedia: r.PostForm.Get("unfurl_media"),
+		}
+		if b := r.PostForm.Get("blocks"); b != "" {
+			m.Blocks = json.RawMessage(b)
+		}
+		if method == "chat.postMessage" {
+			f.ts++
+			m.TS = fmt.Sprintf("1764072000.%06d", f.ts)
+		}
+		f.sent = append(f.sent, m)
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": m.Channel, "ts": m.TS, "message_ts": m.TS})
+	}
+}
+
+func (f *fakeSlack) usersInfo(w http.ResponseWriter, r *http.Request) {
+	r.ParseForm()
+	id := r.Form.Get("user")
+	f.mu.Lock()
+	f.userCalls++
+	email, ok := f.emails[id]
+	f.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	if !ok {
+		json.NewEncoder(w).Encode(map[string]any{"ok": false, "error": "user_not_found"})
+		return
+	}
+	json.NewEncoder(w).Encode(map[string]any{"ok": true, "user": map[string]any{
+		"id": id, "name": strings.ToLower(id), "profile": map[string]any{"email": email},
+	}})
+}
+
+func (f *fakeSlack) usersInfoCalls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.userCalls
+}
+
+// messages returns what was sent with the given method, in order.
+func (f *fakeSlack) messages(method string) []sent {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []sent
+	for _, m := range f.sent {
+		if m.Method == method {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// renderer is an approval.Renderer that keeps each recipient's raw token, so a
+// test can decide through the one-time pages.
+type renderer struct {
+	mu     sync.Mutex
+	tokens map[string]string // recipient address -> raw token
+}
+
+func (r *renderer) Page(v approval.PageView) ([]byte, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.tokens[v.Request.ID+"/"+v.Recipient.Address] = v.Token
+	return []byte("<p>page</p>"), nil
+}
+
+func (r *renderer) Email(v approval.EmailView) (approval.Email, error) {
+	return approval.Email{To: v.Recipient.Address, Subject: v.Request.Title, Text: v.PageURL}, nil
+}
+
+func (r *renderer) token(id, address string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.tokens[id+"/"+address]
+}
+
+// clock is a settable clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// env is a Service with the Slack Chat, its App and Handler, and fakes around them.
+type env struct {
+	t        *testing.T
+	slack    *fakeSlack
+	store    *memory.Store
+	pages    *memory.Pages
+	workflow *memory.Workflow
+	render   *renderer
+	clock    *clock
+	svc      *approval.Service
+	app      *App
+	handler  http.Handler
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	fs, client := newFakeSlack(t)
+	e := &env{
+		t:        t,
+		slack:    fs,
+		store:    memory.NewStore(),
+		pages:    memory.NewPages("https://approvals.example.com"),
+		workflow: memory.NewWorkflow(),
+		render:   &renderer{tokens: map[string]string{}},
+		clock:    &clock{t: time.Date(2026, 11, 25, 9, 30, 0, 0, time.UTC)},
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	e.svc = &approval.Service{
+		Store:               e.store,
+		Pages:               e.pages,
+		Renderer:            e.render,
+		Chat:                NewChat(client),
+		Workflow:            e.workflow,
+		DecideURL:           "https://approvals.example.com/decide",
+		DefaultSlackChannel: testChannel,
+		Now:                 e.clock.Now,
+		Log:                 log,
+	}
+	e.app = NewApp(e.svc, client, e.pages.URL, log)
+	e.handler = NewHandler(e.app, testSecret)
+	return e
+}
+
+// create makes a request and moves the clock on a minute, so that requests
+// created one after the other have distinct ages.
+func (e *env) create(in approval.NewRequest) *approval.Request {
+	e.t.Helper()
+	if in.Timeout == 0 {
+		in.Timeout = 2 * time.Hour
+	}
+	if in.Requester == "" {
+		in.Requester = "ci-pipeline"
+	}
+	r, _, err := e.svc.Create(context.Background(), in)
+	if err != nil {
+		e.t.Fatalf("create request: %v", err)
+	}
+	e.clock.Add(time.Minute)
+	return r
+}
+
+func (e *env) request(id string) *approval.Request {
+	e.t.Helper()
+	r, err := e.store.GetRequest(context.Background(), id)
+	if err != nil {
+		e.t.Fatalf("get request %s: %v", id, err)
+	}
+	return r
+}
+
+// sign returns Slack's signature headers for body at ts with secret.
+func sign(secret string, ts time.Time, body string) http.Header {
+	stamp := fmt.Sprint(ts.Unix())
+	mac := hmac.New(sha256.New, []byte(secret))
+	fmt.Fprintf(mac, "v0:%s:%s", stamp, body)
+	h := http.Header{}
+	h.Set("X-Slack-Request-Timestamp", stamp)
+	h.Set("X-Slack-Signature", "v0="+hex.EncodeToString(mac.Sum(nil)))
+	h.Set("Content-Type", "application/x-www-form-urlencoded")
+	return h
+}
+
+// post sends body to path with the given headers and returns the response.
+func (e *env) post(path string, h http.Header, body string) *httptest.ResponseRecorder {
+	e.t.Helper()
+	req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	w := httptest.NewRecorder()
+	e.handler.ServeHTTP(w, req)
+	return w
+}
+
+// answer is a command reply as the test reads it: the text of each block.
+type answer struct {
+	ResponseType string
+	Text         string
+	Lines        []string
+}
+
+// command runs a signed /approvals with text as userID.
+func (e *env) command(userID, text string) answer {
+	e.t.Helper()
+	body := commandBody(userID, text)
+	w := e.post("/slack/commands", sign(testSecret, time.Now(), body), body)
+	if w.Code != http.StatusOK {
+		e.t.Fatalf("/approvals %s: status %d, body %q", text, w.Code, w.Body)
+	}
+	var got struct {
+		ResponseType string `json:"response_type"`
+		Text         string `json:"text"`
+		Blocks       []struct {
+			Type string `json:"type"`
+			Text struct {
+				Text string `json:"text"`
+			} `json:"text"`
+			Elements []struct {
+				Text string `json:"text"`
+			} `json:"elements"`
+		} `json:"blocks"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
+		e.t.Fatalf("/approvals %s: reply is not JSON: %v: %s", text, err, w.Body)
+	}
+	a := answer{ResponseType: got.ResponseType, Text: got.Text}
+	for _, b := range got.Blocks {
+		line := b.Text.Text
+		for _, el := range b.Elements {
+			line += el.Text
+		}
+		a.Lines = append(a.Lines, line)
+	}
+	return a
+}
+
+func commandBody(userID, text string) string {
+	return url.Values{
+		"token":        {"deprecated-verification-token"},
+		"team_id":      {"T0TEAM001"},
+		"team_domain":  {"example"},
+		"channel_id":   {testChannel},
+		"channel_name": {"approvals"},
+		"user_id":      {userID},
+		"user_name":    {strings.ToLower(userID)},
+		"command":      {"/approvals"},
+		"text":         {text},
+		"api_app_id":   {"A0APP0001"},
+		"response_url": {"https://hooks.slack.com/commands/T0TEAM001/1/abc"},
+		"trigger_id":   {"1.2.3"},
+	}.Encode()
+}
+
+// interactionBody is a block_actions payload like Slack's for a click of
+// actionID on request id's message by userID, from testdata/block_actions.json.
+func interactionBody(t *testing.T, id, actionID, userID string) string {
+	t.Helper()
+	raw, err := os.ReadFile("testdata/block_actions.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := strings.NewReplacer("{{REQUEST_ID}}", id, "{{ACTION_ID}}", actionID, "{{USER_ID}}", userID, "{{CHANNEL}}", testChannel).Replace(string(raw))
+	return url.Values{"payload": {payload}}.Encode()
+}
+
+// click sends a signed button click and checks that Slack got a 200.
+func (e *env) click(id, actionID, userID string, extra http.Header) {
+	e.t.Helper()
+	body := interactionBody(e.t, id, actionID, userID)
+	h := sign(testSecret, time.Now(), body)
+	for k, v := range extra {
+		h[k] = v
+	}
+	if w := e.post("/slack/interactions", h, body); w.Code != http.StatusOK {
+		e.t.Fatalf("click %s by %s: status %d, body %q", actionID, userID, w.Code, w.Body)
+	}
+}
+
+// slackPage is the address of r's Slack channel page.
+func (e *env) slackPage(r *approval.Request) string {
+	e.t.Helper()
+	rc, ok := r.Recipient(approval.ChannelSlack)
+	if !ok {
+		e.t.Fatalf("request %s has no Slack recipient", r.ID)
+	}
+	return e.pages.URL(rc.PageKey)
+}
+
+func httptestRequest(method, path, body string, h http.Header) *http.Request {
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	return req
+}
+
+func newRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }
