@@ -243,17 +243,53 @@ func withoutVar(env []string, name string) []string {
 // made from it need path-style addressing:
 //
 //	s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
+//
+// Its HTTP client sends one DynamoDB request at a time (see serialDynamoDB),
+// so clients made from it see DynamoDB's isolation, which moto lacks.
 func (s *Server) Config(t testing.TB) aws.Config {
 	t.Helper()
 	return aws.Config{
 		Region:       Region,
 		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
 		BaseEndpoint: aws.String(s.URL),
+		HTTPClient:   httpClient,
 	}
 }
 
+var httpClient = &http.Client{Transport: serialDynamoDB{next: newTransport()}}
+
+func newTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 64
+	return t
+}
+
+// dynamoMu serialises the DynamoDB requests of the whole test process.
+var dynamoMu sync.Mutex
+
+// serialDynamoDB sends DynamoDB requests one at a time; other requests pass
+// freely. moto 5.2.1 serves requests on concurrent threads but its
+// TransactWriteItems is not isolated: it snapshots the whole table when it
+// starts and, if a condition fails, restores that snapshot, undoing whatever
+// other requests wrote meanwhile (and readers can see a transaction half
+// applied). DynamoDB itself serialises conflicting transactions; sending one
+// request at a time gives the tests the same guarantee, so a concurrency test
+// checks the adapter's logic and not moto's races. moto answers only once an
+// operation is complete, so holding the lock until the response headers
+// arrive is enough.
+type serialDynamoDB struct{ next http.RoundTripper }
+
+func (s serialDynamoDB) RoundTrip(req *http.Request) (*http.Response, error) {
+	if strings.HasPrefix(req.Header.Get("X-Amz-Target"), "DynamoDB_") {
+		dynamoMu.Lock()
+		defer dynamoMu.Unlock()
+	}
+	return s.next.RoundTrip(req)
+}
+
 // Env returns the environment variables that point a process using the AWS
-// SDK's default configuration at the server.
+// SDK's default configuration at the server. Such a process does not get the
+// serialised DynamoDB requests of Config.
 func (s *Server) Env() []string {
 	return []string{
 		"AWS_ENDPOINT_URL=" + s.URL,
