@@ -1,0 +1,201 @@
+// Package awsflow runs the AWS form of approvalbot locally against moto: a proxy
+// in front of moto that answers Step Functions' Lambda invocations with Go
+// handlers in this process, the creation of the table, bucket, sender identity and
+// state machine the Lambdas need, and a loopback web server that serves the pages
+// (as CloudFront would) and the callback (as its function URL would). The
+// end-to-end tests and the local demo (lambdas/demo) are built on it.
+package awsflow
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"reflect"
+	"strings"
+	"sync"
+)
+
+// Handler is a Lambda function's body: it gets the invocation payload and returns
+// the response payload, or an error that becomes the function error.
+type Handler func(ctx context.Context, payload []byte) ([]byte, error)
+
+// maxPayload bounds an invocation payload (Lambda's own limit is 6 MB).
+const maxPayload = 6 << 20
+
+// Proxy sits in front of moto. It answers Lambda Invoke calls
+// (POST /2015-03-31/functions/{name}/invocations) for the functions registered
+// with Handle, and forwards every other request to moto. moto 5.2.1's Step
+// Functions calls Lambda at http://localhost:$MOTO_PORT, so a moto_server started
+// with MOTO_PORT set to the proxy's port runs its Lambda tasks through it.
+type Proxy struct {
+	mu       sync.Mutex
+	backend  *httputil.ReverseProxy
+	handlers map[string]Handler
+	invoked  map[string]int
+	record   map[string]bool     // X-Amz-Target values whose bodies are kept
+	recorded map[string][][]byte // bodies by X-Amz-Target
+
+	ln  net.Listener
+	srv *http.Server
+}
+
+// NewProxy listens on a free loopback port. Call SetBackend before any request
+// that is not a registered Lambda invocation, and Close when done.
+func NewProxy() (*Proxy, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("lambda proxy: %w", err)
+	}
+	p := &Proxy{handlers: map[string]Handler{}, invoked: map[string]int{}, record: map[string]bool{}, recorded: map[string][][]byte{}, ln: ln}
+	p.srv = &http.Server{Handler: p}
+	go p.srv.Serve(ln)
+	return p, nil
+}
+
+// Port is the port the proxy listens on (the value for moto's MOTO_PORT).
+func (p *Proxy) Port() int { return p.ln.Addr().(*net.TCPAddr).Port }
+
+// URL is the proxy's base address.
+func (p *Proxy) URL() string { return "http://" + p.ln.Addr().String() }
+
+// Close stops the proxy.
+func (p *Proxy) Close() error { return p.srv.Close() }
+
+// SetBackend sets the moto server that receives everything but the registered
+// Lambda invocations.
+func (p *Proxy) SetBackend(motoURL string) error {
+	u, err := url.Parse(motoURL)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("lambda proxy: bad backend URL %q", motoURL)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.backend = httputil.NewSingleHostReverseProxy(u)
+	return nil
+}
+
+// Handle registers h as the function with the given name. Invocations name the
+// function by name or by ARN; both reach h.
+func (p *Proxy) Handle(name string, h Handler) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.handlers[name] = h
+}
+
+// Invocations returns how many times the named function was invoked.
+func (p *Proxy) Invocations(name string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.invoked[name]
+}
+
+// Record makes the proxy keep the body of every request forwarded to moto whose
+// X-Amz-Target header is target (such as "AWSStepFunctions.SendTaskFailure"),
+// for a test to read with Recorded. It lets a test check what was sent where
+// moto does not keep it (moto 5.2.1 drops SendTaskFailure's cause).
+func (p *Proxy) Record(target string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.record[target] = true
+}
+
+// Recorded returns the bodies of the requests recorded for target, oldest first.
+func (p *Proxy) Recorded(target string) [][]byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([][]byte(nil), p.recorded[target]...)
+}
+
+// ServeHTTP routes one request.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if name, ok := invocationTarget(r); ok {
+		p.mu.Lock()
+		h := p.handlers[name]
+		if h != nil {
+			p.invoked[name]++
+		}
+		p.mu.Unlock()
+		if h != nil {
+			serveInvocation(w, r, h)
+			return
+		}
+	}
+	p.mu.Lock()
+	b := p.backend
+	keep := p.record[r.Header.Get("X-Amz-Target")]
+	p.mu.Unlock()
+	if keep {
+		body, err := io.ReadAll(io.LimitReader(r.Body, maxPayload))
+		if err != nil {
+			http.Error(w, "read body", http.StatusBadRequest)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		p.mu.Lock()
+		target := r.Header.Get("X-Amz-Target")
+		p.recorded[target] = append(p.recorded[target], body)
+		p.mu.Unlock()
+	}
+	if b == nil {
+		http.Error(w, "lambda proxy: no backend", http.StatusBadGateway)
+		return
+	}
+	b.ServeHTTP(w, r)
+}
+
+// invocationTarget returns the function name of a Lambda Invoke request.
+func invocationTarget(r *http.Request) (string, bool) {
+	const prefix, suffix = "/2015-03-31/functions/", "/invocations"
+	path := r.URL.EscapedPath()
+	if r.Method != http.MethodPost || !strings.HasPrefix(path, prefix) || !strings.HasSuffix(path, suffix) {
+		return "", false
+	}
+	name, err := url.PathUnescape(strings.TrimSuffix(strings.TrimPrefix(path, prefix), suffix))
+	if err != nil || name == "" {
+		return "", false
+	}
+	// arn:aws:lambda:region:account:function:name[:qualifier]
+	if parts := strings.Split(name, ":"); len(parts) >= 7 && parts[0] == "arn" {
+		name = parts[6]
+	}
+	return name, true
+}
+
+// serveInvocation answers like Lambda's Invoke API: the payload on success; on
+// failure status 200 with X-Amz-Function-Error and {"errorType","errorMessage"},
+// errorType being the error's Go type name as aws-lambda-go reports it.
+func serveInvocation(w http.ResponseWriter, r *http.Request, h Handler) {
+	payload, err := io.ReadAll(io.LimitReader(r.Body, maxPayload))
+	if err != nil {
+		http.Error(w, "read payload", http.StatusBadRequest)
+		return
+	}
+	out, err := h(r.Context(), payload)
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		w.Header().Set("X-Amz-Function-Error", "Unhandled")
+		b, _ := json.Marshal(map[string]string{"errorType": ErrorType(err), "errorMessage": err.Error()})
+		w.Write(b)
+		return
+	}
+	if len(out) == 0 {
+		out = []byte("null")
+	}
+	w.Write(out)
+}
+
+// ErrorType is the name Lambda's Go runtime gives a returned error: the name of
+// its type, or of the type it points to.
+func ErrorType(err error) string {
+	t := reflect.TypeOf(err)
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t.Name()
+}
