@@ -1,0 +1,224 @@
+package stack
+
+import (
+	"fmt"
+	"net/mail"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Limits that mirror the core's (bot/approval): a request waits at least a
+// minute and at most 30 days. The infra module does not import the root module,
+// so they are repeated here.
+const (
+	MaxTimeoutDays = 30
+	minTaskTimeout = time.Minute
+)
+
+// Defaults for the optional settings.
+const (
+	DefaultStackName        = "ApprovalBot"
+	DefaultPagesPrefix      = "p/"
+	DefaultDistDir          = "../dist"
+	DefaultTaskTimeout      = 24 * time.Hour
+	DefaultLogRetentionDays = 30
+)
+
+// Config is everything the stack is parameterised by. Build it with Load, or by
+// hand in tests, and check it with Validate.
+type Config struct {
+	// StackName names the CloudFormation stack; the state machine is named
+	// "<StackName>-approval".
+	StackName string
+	// MailFrom is the sender address of approval emails (required).
+	MailFrom string
+	// MailIdentity is the SES identity that authorises MailFrom: a domain
+	// (verified by DKIM records) or, when empty, the MailFrom address itself
+	// (verified by a link SES mails to it).
+	MailIdentity string
+	// SESConfigurationSet is the name of an existing SES configuration set to
+	// send through; empty for none.
+	SESConfigurationSet string
+	// SlackDefaultChannel is the channel for requests that name none; empty
+	// for none.
+	SlackDefaultChannel string
+	// PagesPrefix is the S3 key prefix of the one-time pages, ending in "/".
+	PagesPrefix string
+	// MaxTimeoutDays is the longest timeout a request may have; pages left
+	// behind are removed by a lifecycle rule one day after it.
+	MaxTimeoutDays int
+	// TaskTimeout is the example state machine's TimeoutSeconds.
+	TaskTimeout time.Duration
+	// Heartbeat is the example state machine's HeartbeatSeconds; it must be
+	// shorter than TaskTimeout.
+	Heartbeat time.Duration
+	// LogRetentionDays is how long the Lambdas' logs are kept.
+	LogRetentionDays int
+	// DistDir holds <name>/bootstrap for each Lambda, as scripts/build makes it.
+	DistDir string
+}
+
+// Setting describes one configuration key: its CDK context name, the
+// environment variable read when the context does not set it, and what it is.
+type Setting struct {
+	Context string
+	Env     string
+	Doc     string
+}
+
+// Settings lists every configuration key, in the order the README documents
+// them.
+var Settings = []Setting{
+	{"mailFrom", "APPROVALBOT_MAIL_FROM", "sender address of approval emails (required)"},
+	{"mailIdentity", "APPROVALBOT_MAIL_IDENTITY", "SES identity to verify: a domain; default the mailFrom address"},
+	{"sesConfigurationSet", "APPROVALBOT_SES_CONFIGURATION_SET", "existing SES configuration set to send through"},
+	{"slackDefaultChannel", "APPROVALBOT_SLACK_DEFAULT_CHANNEL", "Slack channel for requests that name none"},
+	{"pagesPrefix", "APPROVALBOT_PAGES_PREFIX", "S3 key prefix of the one-time pages (default p/)"},
+	{"maxTimeoutDays", "APPROVALBOT_MAX_TIMEOUT_DAYS", "longest request timeout in days, 1-30 (default 30)"},
+	{"taskTimeout", "APPROVALBOT_TASK_TIMEOUT", "example state machine task timeout, Go duration (default 24h)"},
+	{"heartbeat", "APPROVALBOT_HEARTBEAT", "example state machine heartbeat, Go duration (default taskTimeout minus 5m)"},
+	{"logRetentionDays", "APPROVALBOT_LOG_RETENTION_DAYS", "Lambda log retention in days (default 30)"},
+	{"distDir", "APPROVALBOT_DIST_DIR", "folder with <name>/bootstrap for each Lambda (default ../dist)"},
+	{"stackName", "APPROVALBOT_STACK_NAME", "CloudFormation stack name (default ApprovalBot)"},
+}
+
+// Load reads the configuration from CDK context (ctx, which returns nil for an
+// unset key) and, for keys the context leaves unset, from the environment
+// (getenv). It applies defaults and validates the result.
+func Load(ctx func(key string) any, getenv func(string) string) (Config, error) {
+	get := func(key string) string {
+		if v := ctx(key); v != nil {
+			return strings.TrimSpace(fmt.Sprint(v))
+		}
+		for _, s := range Settings {
+			if s.Context == key {
+				return strings.TrimSpace(getenv(s.Env))
+			}
+		}
+		return ""
+	}
+	c := Config{
+		StackName:           or(get("stackName"), DefaultStackName),
+		MailFrom:            get("mailFrom"),
+		MailIdentity:        get("mailIdentity"),
+		SESConfigurationSet: get("sesConfigurationSet"),
+		SlackDefaultChannel: get("slackDefaultChannel"),
+		PagesPrefix:         or(get("pagesPrefix"), DefaultPagesPrefix),
+		DistDir:             or(get("distDir"), DefaultDistDir),
+	}
+	var err error
+	if c.MaxTimeoutDays, err = intSetting("maxTimeoutDays", get("maxTimeoutDays"), MaxTimeoutDays); err != nil {
+		return Config{}, err
+	}
+	if c.LogRetentionDays, err = intSetting("logRetentionDays", get("logRetentionDays"), DefaultLogRetentionDays); err != nil {
+		return Config{}, err
+	}
+	if c.TaskTimeout, err = durationSetting("taskTimeout", get("taskTimeout"), DefaultTaskTimeout); err != nil {
+		return Config{}, err
+	}
+	if c.Heartbeat, err = durationSetting("heartbeat", get("heartbeat"), DefaultHeartbeat(c.TaskTimeout)); err != nil {
+		return Config{}, err
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// DefaultHeartbeat is the heartbeat used when none is set: five minutes short
+// of the task timeout (Step Functions requires it to be shorter), so that
+// without heartbeats from the Lambdas the task timeout is what ends the wait.
+func DefaultHeartbeat(taskTimeout time.Duration) time.Duration {
+	if taskTimeout > 10*time.Minute {
+		return taskTimeout - 5*time.Minute
+	}
+	return taskTimeout / 2
+}
+
+var (
+	prefixRe    = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_-]*)*/$`)
+	stackNameRe = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]{0,63}$`)
+	domainRe    = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$`)
+	configSetRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	channelRe   = regexp.MustCompile(`^(#?[a-z0-9][a-z0-9._-]{0,79}|[CGD][A-Z0-9]{5,20})$`)
+)
+
+// retention maps the day counts CloudWatch Logs accepts that this stack offers.
+var retention = map[int]bool{1: true, 3: true, 5: true, 7: true, 14: true, 30: true, 60: true, 90: true, 180: true, 365: true}
+
+// Validate reports the first setting that is missing or out of range, naming
+// its context key.
+func (c Config) Validate() error {
+	switch {
+	case !stackNameRe.MatchString(c.StackName):
+		return fmt.Errorf("stackName %q: want a letter then up to 63 letters, digits or hyphens", c.StackName)
+	case c.MailFrom == "":
+		return fmt.Errorf("mailFrom is required: pass -c mailFrom=approvals@example.com or set APPROVALBOT_MAIL_FROM")
+	}
+	addr, err := mail.ParseAddress(c.MailFrom)
+	if err != nil || addr.Address != c.MailFrom || addr.Name != "" {
+		return fmt.Errorf("mailFrom %q: want a bare email address such as approvals@example.com", c.MailFrom)
+	}
+	switch {
+	case c.MailIdentity != "" && !domainRe.MatchString(c.MailIdentity):
+		return fmt.Errorf("mailIdentity %q: want a lower-case domain name such as example.com", c.MailIdentity)
+	case c.MailIdentity != "" && !strings.HasSuffix(strings.ToLower(c.MailFrom), "@"+c.MailIdentity) &&
+		!strings.HasSuffix(strings.ToLower(c.MailFrom), "."+c.MailIdentity):
+		return fmt.Errorf("mailIdentity %q does not cover mailFrom %q", c.MailIdentity, c.MailFrom)
+	case c.SESConfigurationSet != "" && !configSetRe.MatchString(c.SESConfigurationSet):
+		return fmt.Errorf("sesConfigurationSet %q: want up to 64 letters, digits, _ or -", c.SESConfigurationSet)
+	case c.SlackDefaultChannel != "" && !channelRe.MatchString(c.SlackDefaultChannel):
+		return fmt.Errorf("slackDefaultChannel %q: want a channel name or ID", c.SlackDefaultChannel)
+	case !prefixRe.MatchString(c.PagesPrefix):
+		return fmt.Errorf("pagesPrefix %q: want lower-case path segments ending in /, such as p/", c.PagesPrefix)
+	case c.MaxTimeoutDays < 1 || c.MaxTimeoutDays > MaxTimeoutDays:
+		return fmt.Errorf("maxTimeoutDays %d: want 1 to %d", c.MaxTimeoutDays, MaxTimeoutDays)
+	case c.TaskTimeout < minTaskTimeout || c.TaskTimeout%time.Second != 0:
+		return fmt.Errorf("taskTimeout %s: want whole seconds, at least %s", c.TaskTimeout, minTaskTimeout)
+	case c.TaskTimeout > time.Duration(c.MaxTimeoutDays)*24*time.Hour+time.Hour:
+		return fmt.Errorf("taskTimeout %s: want at most maxTimeoutDays (%d days) plus an hour", c.TaskTimeout, c.MaxTimeoutDays)
+	case c.Heartbeat < time.Second || c.Heartbeat%time.Second != 0 || c.Heartbeat >= c.TaskTimeout:
+		return fmt.Errorf("heartbeat %s: want whole seconds, shorter than taskTimeout %s", c.Heartbeat, c.TaskTimeout)
+	case !retention[c.LogRetentionDays]:
+		return fmt.Errorf("logRetentionDays %d: want one of 1, 3, 5, 7, 14, 30, 60, 90, 180, 365", c.LogRetentionDays)
+	case c.DistDir == "":
+		return fmt.Errorf("distDir is required")
+	}
+	return nil
+}
+
+// StateMachineName is the fixed name of the example state machine. It is fixed
+// so that the Lambdas' policies can name its ARN without depending on the state
+// machine resource, which itself depends on the notifier.
+func (c Config) StateMachineName() string { return c.StackName + "-approval" }
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func intSetting(key, v string, def int) (int, error) {
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s %q: want a whole number", key, v)
+	}
+	return n, nil
+}
+
+func durationSetting(key, v string, def time.Duration) (time.Duration, error) {
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s %q: want a Go duration such as 24h or 90m", key, v)
+	}
+	return d, nil
+}

@@ -1,0 +1,89 @@
+package stack
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestLoad(t *testing.T) {
+	tests := []struct {
+		name    string
+		ctx     map[string]any
+		env     map[string]string
+		want    Config
+		wantErr string
+	}{
+		{
+			name: "defaults",
+			ctx:  map[string]any{"mailFrom": "approvals@example.com"},
+			want: Config{
+				StackName: "ApprovalBot", MailFrom: "approvals@example.com", PagesPrefix: "p/",
+				MaxTimeoutDays: 30, TaskTimeout: 24 * time.Hour, Heartbeat: 24*time.Hour - 5*time.Minute,
+				LogRetentionDays: 30, DistDir: "../dist",
+			},
+		},
+		{
+			name: "environment fills what context leaves unset",
+			ctx:  map[string]any{"mailFrom": "ctx@example.com", "maxTimeoutDays": 7.0},
+			env: map[string]string{
+				"APPROVALBOT_MAIL_FROM": "env@example.com", "APPROVALBOT_MAIL_IDENTITY": "example.com",
+				"APPROVALBOT_SES_CONFIGURATION_SET": "tracked", "APPROVALBOT_SLACK_DEFAULT_CHANNEL": "#approvals",
+				"APPROVALBOT_PAGES_PREFIX": "pages/x/", "APPROVALBOT_MAX_TIMEOUT_DAYS": "3",
+				"APPROVALBOT_TASK_TIMEOUT": "2h", "APPROVALBOT_HEARTBEAT": "30m",
+				"APPROVALBOT_LOG_RETENTION_DAYS": "14", "APPROVALBOT_DIST_DIR": "/tmp/dist",
+				"APPROVALBOT_STACK_NAME": "Approvals-Test",
+			},
+			want: Config{
+				StackName: "Approvals-Test", MailFrom: "ctx@example.com", MailIdentity: "example.com",
+				SESConfigurationSet: "tracked", SlackDefaultChannel: "#approvals", PagesPrefix: "pages/x/",
+				MaxTimeoutDays: 7, TaskTimeout: 2 * time.Hour, Heartbeat: 30 * time.Minute,
+				LogRetentionDays: 14, DistDir: "/tmp/dist",
+			},
+		},
+		{name: "mailFrom missing", wantErr: "mailFrom is required"},
+		{name: "mailFrom with display name", ctx: map[string]any{"mailFrom": "Bot <bot@example.com>"}, wantErr: "bare email address"},
+		{name: "identity not covering sender", ctx: map[string]any{"mailFrom": "a@example.com", "mailIdentity": "example.org"}, wantErr: "does not cover"},
+		{name: "prefix without slash", ctx: map[string]any{"mailFrom": "a@example.com", "pagesPrefix": "p"}, wantErr: "pagesPrefix"},
+		{name: "prefix from root", ctx: map[string]any{"mailFrom": "a@example.com", "pagesPrefix": "/p/"}, wantErr: "pagesPrefix"},
+		{name: "timeout over 30 days", ctx: map[string]any{"mailFrom": "a@example.com", "maxTimeoutDays": "31"}, wantErr: "maxTimeoutDays 31"},
+		{name: "task timeout over max", ctx: map[string]any{"mailFrom": "a@example.com", "maxTimeoutDays": "1", "taskTimeout": "26h"}, wantErr: "taskTimeout 26h"},
+		{name: "heartbeat not shorter", ctx: map[string]any{"mailFrom": "a@example.com", "taskTimeout": "1h", "heartbeat": "1h"}, wantErr: "heartbeat 1h"},
+		{name: "bad duration", ctx: map[string]any{"mailFrom": "a@example.com", "taskTimeout": "a day"}, wantErr: "Go duration"},
+		{name: "bad retention", ctx: map[string]any{"mailFrom": "a@example.com", "logRetentionDays": "10"}, wantErr: "logRetentionDays 10"},
+		{name: "bad channel", ctx: map[string]any{"mailFrom": "a@example.com", "slackDefaultChannel": "General Chat"}, wantErr: "slackDefaultChannel"},
+		{name: "bad stack name", ctx: map[string]any{"mailFrom": "a@example.com", "stackName": "my_stack"}, wantErr: "stackName"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Load(func(k string) any { return tt.ctx[k] }, func(k string) string { return tt.env[k] })
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Load error = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Load mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestSettingsHaveEnvNames(t *testing.T) {
+	seen := map[string]bool{}
+	for _, s := range Settings {
+		if !strings.HasPrefix(s.Env, "APPROVALBOT_") || s.Context == "" || s.Doc == "" {
+			t.Errorf("setting %+v: want a context key, an APPROVALBOT_ variable and a description", s)
+		}
+		if seen[s.Context] {
+			t.Errorf("setting %q listed twice", s.Context)
+		}
+		seen[s.Context] = true
+	}
+}
