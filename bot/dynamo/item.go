@@ -1,8 +1,8 @@
 package dynamo
 
 import (
-	"strings"
 	"fmt"
+	"strings"
 	"time"
 
 	"approvalbot/bot/approval"
@@ -64,8 +64,8 @@ func parseTime(field, s string) (time.Time, error) {
 	return t, nil
 }
 
-func requestKey(id string) string  { return requestPrefix + id }
-func tokenKey(hash string) string  { return tokenPrefix + hash }
+func requestKey(id string) string                 { return requestPrefix + id }
+func tokenKey(hash string) string                 { return tokenPrefix + hash }
 func ttlOf(t time.Time, keep time.Duration) int64 { return t.Add(keep).Unix() }
 
 // requestItem is the stored form of an approval.Request.

@@ -51,6 +51,9 @@ type Store struct {
 	// Retention is how long after its expiry an item may be deleted by
 	// DynamoDB's time to live. Set it before the first call.
 	Retention time.Duration
+
+	pageSize  int32 // items per index query page; 0 lets DynamoDB decide
+	batchSize int   // keys per BatchGetItem; 0 means batchGetMax
 }
 
 var _ approval.Store = (*Store)(nil)
@@ -221,6 +224,9 @@ func (s *Store) list(ctx context.Context, index, attr, value string, ascending b
 		ProjectionExpression:      aws.String("#pk"),
 		ScanIndexForward:          aws.Bool(ascending),
 	}
+	if s.pageSize > 0 {
+		in.Limit = aws.Int32(s.pageSize)
+	}
 	for {
 		out, err := s.db.Query(ctx, in)
 		if err != nil {
@@ -270,10 +276,14 @@ const batchGetMax = 100
 
 // batchGet reads the items under keys with consistent reads, by partition key.
 func (s *Store) batchGet(ctx context.Context, keys []string) (map[string]map[string]types.AttributeValue, error) {
+	size := batchGetMax
+	if s.batchSize > 0 {
+		size = min(s.batchSize, batchGetMax)
+	}
 	found := make(map[string]map[string]types.AttributeValue, len(keys))
-	for start := 0; start < len(keys); start += batchGetMax {
+	for start := 0; start < len(keys); start += size {
 		var ask []map[string]types.AttributeValue
-		for _, pk := range keys[start:min(start+batchGetMax, len(keys))] {
+		for _, pk := range keys[start:min(start+size, len(keys))] {
 			ask = append(ask, keyOf(pk))
 		}
 		req := map[string]types.KeysAndAttributes{s.table: {Keys: ask, ConsistentRead: aws.Bool(true)}}

@@ -1,0 +1,15 @@
+package dynamo
+
+// SetPaging makes s read index queries pageSize keys at a time and items
+// batchSize at a time, so that tests exercise pagination with few items.
+func SetPaging(s *Store, pageSize int32, batchSize int) {
+	s.pageSize, s.batchSize = pageSize, batchSize
+}
+
+// API is the client interface the store uses, for wrapping in tests.
+type API = api
+
+// NewWithAPI returns a store on table that calls db.
+func NewWithAPI(db API, table string) *Store {
+	return &Store{db: db, table: table, Retention: DefaultRetention}
+}
