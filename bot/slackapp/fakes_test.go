@@ -48,11 +48,14 @@ type fakeSlack struct {
 	emails    map[string]string // user ID -> email
 	userCalls int
 	ts        int
+	apiURL    string // where slacktest serves the Web API
+	wsURL     string // what apps.connections.open answers (Socket Mode tests)
+	changed   chan struct{}
 }
 
 func newFakeSlack(t *testing.T) (*fakeSlack, *slack.Client) {
 	t.Helper()
-	f := &fakeSlack{emails: map[string]string{
+	f := &fakeSlack{changed: make(chan struct{}, 1), emails: map[string]string{
 		"U0ALICE01": "Alice@Example.com",
 		"U0BOB0001": "bob@example.com",
 		"U0CAROL01": "carol@example.com",
@@ -64,9 +67,11 @@ func newFakeSlack(t *testing.T) (*fakeSlack, *slack.Client) {
 		c.Handle("/chat.update", f.record("chat.update"))
 		c.Handle("/chat.postEphemeral", f.record("chat.postEphemeral"))
 		c.Handle("/users.info", f.usersInfo)
+		c.Handle("/apps.connections.open", f.connectionsOpen)
 	})
 	srv.Start()
 	t.Cleanup(srv.Stop)
+	f.apiURL = srv.GetAPIURL()
 	return f, slack.New("xoxb-test", slack.OptionAPIURL(srv.GetAPIURL()))
 }
 
@@ -95,6 +100,10 @@ func (f *fakeSlack) record(method string) http.HandlerFunc {
 			m.TS = fmt.Sprintf("1764072000.%06d", f.ts)
 		}
 		f.sent = append(f.sent, m)
+		select {
+		case f.changed <- struct{}{}:
+		default:
+		}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": m.Channel, "ts": m.TS, "message_ts": m.TS})
 	}
@@ -121,6 +130,35 @@ func (f *fakeSlack) usersInfoCalls() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.userCalls
+}
+
+func (f *fakeSlack) connectionsOpen(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	if r.Header.Get("Authorization") != "Bearer xapp-test" {
+		json.NewEncoder(w).Encode(map[string]any{"ok": false, "error": "invalid_auth"})
+		return
+	}
+	json.NewEncoder(w).Encode(map[string]any{"ok": true, "url": f.wsURL})
+}
+
+// waitFor waits until n messages were sent with method, or fails the test
+// after a deadline. Only for work the app does after answering Slack.
+func (f *fakeSlack) waitFor(t *testing.T, method string, n int) []sent {
+	t.Helper()
+	deadline := time.NewTimer(10 * time.Second)
+	defer deadline.Stop()
+	for {
+		if got := f.messages(method); len(got) >= n {
+			return got
+		}
+		select {
+		case <-f.changed:
+		case <-deadline.C:
+			t.Fatalf("waited 10s for %d %s calls; got %d", n, method, len(f.messages(method)))
+		}
+	}
 }
 
 // messages returns what was sent with the given method, in order.
