@@ -9,7 +9,7 @@ import (
 )
 
 // Item keys and the attributes that the table and its indexes are defined on.
-// Everything else about an item's shape stays in the private structs below.
+// Everything else about an item's shape stays private to this package.
 const (
 	// KeyAttribute is the table's partition key (type S): "REQ#<id>" for a
 	// request, "TOK#<hex sha256 of the token>" for a token.
@@ -30,7 +30,9 @@ const (
 	// UndeliveredKeyAttribute is present, with the value "UNDELIVERED", only on
 	// closed requests whose outcome is not delivered.
 	UndeliveredKeyAttribute = "undeliveredPK"
-	// CreatedAtAttribute is a request's creation time (S), in timeLayout.
+	// CreatedAtAttribute is a request's creation time (S), fixed-width UTC
+	// RFC 3339 with nine fraction digits (2031-05-06T07:08:09.123000000Z), so
+	// that byte order is time order. Every stored time has this form.
 	CreatedAtAttribute = "createdAt"
 )
 

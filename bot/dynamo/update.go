@@ -25,9 +25,10 @@ func (s *Store) Claim(ctx context.Context, hash string, d approval.Decision) (*a
 	if err != nil {
 		return nil, fmt.Errorf("claim: %w", err)
 	}
-	in := s.claimInput(hash, tok.RequestID, d)
 	for attempt := 1; ; attempt++ {
-		_, err := s.db.TransactWriteItems(ctx, in)
+		// A fresh input per attempt: the SDK gives each one its own client
+		// request token, which its own retries of that attempt reuse.
+		_, err := s.db.TransactWriteItems(ctx, s.claimInput(hash, tok.RequestID, d))
 		if err == nil {
 			break
 		}
