@@ -1,0 +1,91 @@
+package awsapp
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"approvalbot/bot/approval"
+	"approvalbot/bot/dynamo"
+	"approvalbot/bot/s3pages"
+	"approvalbot/bot/ses"
+	"approvalbot/bot/sfn"
+	"approvalbot/pages"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sesv2"
+	awssfn "github.com/aws/aws-sdk-go-v2/service/sfn"
+)
+
+// App is the wired AWS form: its configuration and the service built on it.
+type App struct {
+	Config Config
+	// AWS is the SDK configuration the adapters were made from.
+	AWS aws.Config
+	// Service runs the approvals. Service.Chat is nil: a Lambda that talks to
+	// Slack (SLACK_SECRET_ARN set) sets it before the first call.
+	Service *approval.Service
+	Log     *slog.Logger
+}
+
+// LoadAWS returns the SDK's default configuration, which honours the standard
+// variables (AWS_REGION, credentials, AWS_ENDPOINT_URL and the per-service
+// AWS_ENDPOINT_URL_<SERVICE>).
+func LoadAWS(ctx context.Context) (aws.Config, error) {
+	cfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+// FromEnv reads the configuration through getenv, loads the SDK's default
+// configuration and wires the App: what a Lambda main does first.
+func FromEnv(ctx context.Context, getenv func(string) string, log *slog.Logger) (*App, error) {
+	cfg, err := ConfigFromEnv(getenv)
+	if err != nil {
+		return nil, err
+	}
+	awsCfg, err := LoadAWS(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return New(cfg, awsCfg, log)
+}
+
+// New wires the service on DynamoDB, S3, SES v2 and Step Functions. S3 uses
+// path-style addresses when the SDK is pointed at a custom endpoint (moto).
+func New(cfg Config, awsCfg aws.Config, log *slog.Logger) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s3c := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		if o.BaseEndpoint != nil {
+			o.UsePathStyle = true
+		}
+	})
+	pg, err := s3pages.New(s3c, s3pages.Config{Bucket: cfg.Bucket, Prefix: cfg.PagesPrefix, BaseURL: cfg.PagesBaseURL})
+	if err != nil {
+		return nil, fmt.Errorf("configuration: %s/%s: %w", EnvBucket, EnvPrefix, err)
+	}
+	mailer, err := ses.New(sesv2.NewFromConfig(awsCfg), ses.Config{From: cfg.MailFrom, ConfigurationSet: cfg.ConfigurationSet})
+	if err != nil {
+		return nil, fmt.Errorf("configuration: %s: %w", EnvMailFrom, err)
+	}
+	svc := &approval.Service{
+		Store:     dynamo.New(dynamodb.NewFromConfig(awsCfg), cfg.Table),
+		Pages:     pg,
+		Renderer:  pages.Renderer{},
+		Mailer:    mailer,
+		Workflow:  sfn.New(awssfn.NewFromConfig(awsCfg)),
+		DecideURL: cfg.DecideURL(),
+		Log:       log,
+	}
+	return &App{Config: cfg, AWS: awsCfg, Service: svc, Log: log}, nil
+}

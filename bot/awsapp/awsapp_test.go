@@ -1,0 +1,221 @@
+package awsapp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"approvalbot/bot/approval"
+	"approvalbot/bot/memory"
+	"approvalbot/pages"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func fullEnv() map[string]string {
+	return map[string]string{
+		EnvTable: "approvals", EnvBucket: "pages-bucket", EnvPagesBaseURL: "https://d.example.net/",
+		EnvCallbackURL: "https://cb.lambda-url.us-east-1.on.aws/", EnvMailFrom: "approvals@example.com",
+	}
+}
+
+func TestConfigFromEnv(t *testing.T) {
+	c, err := ConfigFromEnv(env(fullEnv()))
+	if err != nil {
+		t.Fatalf("ConfigFromEnv: %v", err)
+	}
+	if got, want := c.DecideURL(), "https://cb.lambda-url.us-east-1.on.aws/decide"; got != want {
+		t.Errorf("DecideURL = %q, want %q", got, want)
+	}
+	if got, want := c.PagesPrefix, "p/"; got != want {
+		t.Errorf("PagesPrefix = %q, want %q", got, want)
+	}
+	if got, want := c.PagesBaseURL, "https://d.example.net"; got != want {
+		t.Errorf("PagesBaseURL = %q, want %q", got, want)
+	}
+	back, err := ConfigFromEnv(func(k string) string {
+		for _, kv := range c.Env() {
+			if name, v, _ := strings.Cut(kv, "="); name == k {
+				return v
+			}
+		}
+		return ""
+	})
+	if err != nil || back != c {
+		t.Errorf("ConfigFromEnv(c.Env()) = %+v, %v; want %+v", back, err, c)
+	}
+}
+
+func TestConfigFromEnvErrors(t *testing.T) {
+	for _, name := range []string{EnvTable, EnvBucket, EnvPagesBaseURL, EnvCallbackURL, EnvMailFrom} {
+		t.Run(name, func(t *testing.T) {
+			m := fullEnv()
+			delete(m, name)
+			_, err := ConfigFromEnv(env(m))
+			if err == nil || !strings.Contains(err.Error(), name+" is not set") {
+				t.Errorf("without %s: err = %v, want one naming it", name, err)
+			}
+		})
+	}
+	m := fullEnv()
+	m[EnvCallbackURL] = "cb.example.net"
+	if _, err := ConfigFromEnv(env(m)); err == nil || !strings.Contains(err.Error(), EnvCallbackURL) {
+		t.Errorf("relative %s: err = %v, want one naming it", EnvCallbackURL, err)
+	}
+	m = fullEnv()
+	m[EnvPrefix] = "../up/"
+	c, err := ConfigFromEnv(env(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(c, aws.Config{Region: "us-east-1"}, nil); err == nil || !strings.Contains(err.Error(), EnvPrefix) {
+		t.Errorf("bad %s: New err = %v, want one naming it", EnvPrefix, err)
+	}
+}
+
+func TestDecodeNotifyEvent(t *testing.T) {
+	tests := []struct {
+		name, in  string
+		wantField string
+		wantMsg   string
+	}{
+		{"not json", `{`, "", "not valid JSON"},
+		{"not an object", `[1]`, "", "must be a JSON object"},
+		{"no task token", `{"request":{"title":"t","approvers":["a@example.com"],"timeoutSeconds":60}}`, "taskToken", "taskToken is required"},
+		{"no request", `{"taskToken":"x"}`, "request", "request is required"},
+		{"no timeout", `{"taskToken":"x","request":{"title":"t","approvers":["a@example.com"]}}`, "request.timeoutSeconds", "timeoutSeconds is required"},
+		{"timeout as string", `{"taskToken":"x","request":{"timeoutSeconds":"60"}}`, "request.timeoutSeconds", "request.timeoutSeconds must be a whole number, not a JSON string"},
+		{"approvers as string", `{"taskToken":"x","request":{"approvers":"a@example.com"}}`, "request.approvers", "must be a list"},
+		{"unknown field", `{"taskToken":"x","request":{"approver":["a@example.com"]}}`, "", `unknown field "approver"`},
+		{"trailing data", `{"taskToken":"x","request":{"timeoutSeconds":60}} {}`, "", "data after"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := DecodeNotifyEvent([]byte(tt.in))
+			var ir *InvalidRequest
+			if !errors.As(err, &ir) {
+				t.Fatalf("err = %v, want *InvalidRequest", err)
+			}
+			if ir.Field != tt.wantField || !strings.Contains(ir.Message, tt.wantMsg) {
+				t.Errorf("got field %q, message %q; want field %q, message containing %q", ir.Field, ir.Message, tt.wantField, tt.wantMsg)
+			}
+			if !errors.Is(err, approval.ErrInvalid) {
+				t.Errorf("errors.Is(%v, ErrInvalid) = false", err)
+			}
+		})
+	}
+}
+
+// memoryApp is an App on the in-process adapters.
+func memoryApp(t *testing.T) (*App, *memory.Pages, *memory.Mailer) {
+	t.Helper()
+	pg, mail := memory.NewPages("https://pages.example.net"), memory.NewMailer()
+	svc := &approval.Service{Store: memory.NewStore(), Pages: pg, Renderer: pages.Renderer{}, Mailer: mail,
+		Workflow: memory.NewWorkflow(), DecideURL: "https://cb.example.net/decide"}
+	return &App{Service: svc, Log: slog.New(slog.DiscardHandler)}, pg, mail
+}
+
+const goodEvent = `{"taskToken":"tt-1","request":{"title":"Deploy v2","details":"to prod","requester":"ci",
+	"approvers":["alice@example.com","bob@example.com"],"timeoutSeconds":3600,
+	"links":[{"label":"diff","url":"https://example.com/diff"}],"policy":"any"}}`
+
+func TestNotify(t *testing.T) {
+	ctx := context.Background()
+	a, pg, mail := memoryApp(t)
+	out, err := a.Notify(ctx, json.RawMessage(goodEvent))
+	if err != nil {
+		t.Fatalf("Notify: %v", err)
+	}
+	if !out.Created || out.RequestID != approval.IDFromTaskToken("tt-1") {
+		t.Errorf("Notify = %+v, want created request %s", out, approval.IDFromTaskToken("tt-1"))
+	}
+	if got := len(pg.Keys()); got != 2 {
+		t.Errorf("%d pages, want 2", got)
+	}
+	if got := len(mail.Sent()); got != 2 {
+		t.Errorf("%d emails, want 2", got)
+	}
+
+	// A retried invocation for the same task token creates nothing new.
+	again, err := a.Notify(ctx, json.RawMessage(goodEvent))
+	if err != nil {
+		t.Fatalf("second Notify: %v", err)
+	}
+	if again.Created || again.RequestID != out.RequestID {
+		t.Errorf("second Notify = %+v, want the first request, not created", again)
+	}
+	if got := len(pg.Keys()); got != 2 {
+		t.Errorf("after retry: %d pages, want 2", got)
+	}
+	if got := len(mail.Sent()); got != 2 {
+		t.Errorf("after retry: %d emails, want 2", got)
+	}
+}
+
+func TestNotifyInvalid(t *testing.T) {
+	tests := []struct {
+		name, in  string
+		wantField string
+	}{
+		{"no title", `{"taskToken":"x","request":{"approvers":["a@example.com"],"timeoutSeconds":60}}`, "request.title"},
+		{"bad approver", `{"taskToken":"x","request":{"title":"t","approvers":["not-an-address"],"timeoutSeconds":60}}`, "request.approvers"},
+		{"short timeout", `{"taskToken":"x","request":{"title":"t","approvers":["a@example.com"],"timeoutSeconds":5}}`, "request.timeoutSeconds"},
+		{"bad policy", `{"taskToken":"x","request":{"title":"t","approvers":["a@example.com"],"timeoutSeconds":60,"policy":"all"}}`, "request.policy"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, pg, _ := memoryApp(t)
+			_, err := a.Notify(context.Background(), json.RawMessage(tt.in))
+			var ir *InvalidRequest
+			if !errors.As(err, &ir) {
+				t.Fatalf("err = %v, want *InvalidRequest", err)
+			}
+			if ir.Field != tt.wantField || !strings.HasPrefix(ir.Message, tt.wantField+": ") {
+				t.Errorf("got field %q, message %q; want field %q named in the message", ir.Field, ir.Message, tt.wantField)
+			}
+			if n := len(pg.Keys()); n != 0 {
+				t.Errorf("%d pages published for an invalid request", n)
+			}
+		})
+	}
+}
+
+func TestNotifyMailFailure(t *testing.T) {
+	a, _, mail := memoryApp(t)
+	mail.SetErr(errors.New("SES is down"))
+	_, err := a.Notify(context.Background(), json.RawMessage(goodEvent))
+	var ne *NotifierError
+	if !errors.As(err, &ne) {
+		t.Fatalf("Notify with every email failing = %v, want *NotifierError", err)
+	}
+	if !strings.Contains(err.Error(), "SES is down") {
+		t.Errorf("err = %v, want the cause in it", err)
+	}
+}
+
+// The task token must never reach a log line.
+func TestNotifyLogsNoTaskToken(t *testing.T) {
+	a, _, _ := memoryApp(t)
+	var buf strings.Builder
+	a.Log = slog.New(slog.NewJSONHandler(&buf, nil))
+	a.Service.Log = a.Log
+	const token = "SECRET-task-token-value"
+	ev := strings.Replace(goodEvent, "tt-1", token, 1)
+	if _, err := a.Notify(context.Background(), json.RawMessage(ev)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Notify(context.Background(), json.RawMessage(`{"taskToken":"`+token+`","request":{"title":""}}`)); err == nil {
+		t.Fatal("Notify accepted a request without title")
+	}
+	if strings.Contains(buf.String(), token) {
+		t.Errorf("the task token appears in the logs:\n%s", buf.String())
+	}
+	if !strings.Contains(buf.String(), approval.ShortHash(token)) {
+		t.Errorf("the logs do not correlate by the task's short hash:\n%s", buf.String())
+	}
+}

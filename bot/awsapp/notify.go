@@ -1,0 +1,196 @@
+package awsapp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"approvalbot/bot/approval"
+)
+
+// NotifyEvent is what a Step Functions task
+// "arn:aws:states:::lambda:invoke.waitForTaskToken" passes to the notifier:
+//
+//	"Payload": {"taskToken.$": "$$.Task.Token", "request.$": "$.request"}
+type NotifyEvent struct {
+	TaskToken string        `json:"taskToken"`
+	Request   *RequestInput `json:"request"`
+}
+
+// RequestInput is the approval request inside a NotifyEvent.
+type RequestInput struct {
+	Title          string          `json:"title"`
+	Details        string          `json:"details,omitempty"`
+	Requester      string          `json:"requester,omitempty"`
+	Approvers      []string        `json:"approvers"`
+	TimeoutSeconds int64           `json:"timeoutSeconds"`
+	Links          []approval.Link `json:"links,omitempty"`
+	SlackChannel   string          `json:"slackChannel,omitempty"`
+	Policy         string          `json:"policy,omitempty"`
+}
+
+// NotifyOutput is the notifier's answer. Step Functions ignores it (the task
+// waits for its token); it shows in the Lambda's logs and tests.
+type NotifyOutput struct {
+	RequestID string `json:"requestId"`
+	// Created is false when a retried invocation found the request that an
+	// earlier one created for the same task token.
+	Created   bool   `json:"created"`
+	ExpiresAt string `json:"expiresAt"`
+}
+
+// InvalidRequest is the error of an event the notifier cannot accept. Lambda
+// reports it with errorType "InvalidRequest", so the Step Functions task fails
+// at once with error "InvalidRequest" and a cause that says what is wrong,
+// instead of waiting until it times out.
+type InvalidRequest struct {
+	Field   string // the offending field, such as "request.approvers"
+	Message string // a sentence a person can act on
+}
+
+func (e *InvalidRequest) Error() string { return "invalid approval request: " + e.Message }
+
+// Is makes errors.Is(err, approval.ErrInvalid) true.
+func (e *InvalidRequest) Is(target error) bool { return target == approval.ErrInvalid }
+
+// NotifierError is the error of a notification that failed on our side (the
+// store, S3, or every recipient unreachable). Lambda reports it with errorType
+// "NotifierError"; a Retry on it in the state machine is safe, since the
+// notifier is idempotent on the task token.
+type NotifierError struct{ Err error }
+
+func (e *NotifierError) Error() string { return "approval request not sent: " + e.Err.Error() }
+func (e *NotifierError) Unwrap() error { return e.Err }
+
+// maxEvent bounds the notifier's input (Step Functions' own limit is 256 KiB).
+const maxEvent = 256 << 10
+
+// Notify is the notifier Lambda's handler: it validates the event, then creates
+// the request (tokens and request in DynamoDB, one page per token on S3, one
+// email per approver), idempotently on the task token. Its errors are
+// *InvalidRequest or *NotifierError.
+func (a *App) Notify(ctx context.Context, raw json.RawMessage) (NotifyOutput, error) {
+	ev, err := DecodeNotifyEvent(raw)
+	if err != nil {
+		a.Log.WarnContext(ctx, "notify: invalid event", "err", err)
+		return NotifyOutput{}, err
+	}
+	log := a.Log.With("task", approval.ShortHash(ev.TaskToken))
+	in := ev.Request
+	r, created, err := a.Service.Create(ctx, approval.NewRequest{
+		Title:        in.Title,
+		Details:      in.Details,
+		Requester:    in.Requester,
+		Approvers:    in.Approvers,
+		Links:        in.Links,
+		Timeout:      time.Duration(in.TimeoutSeconds) * time.Second,
+		Policy:       in.Policy,
+		SlackChannel: in.SlackChannel,
+		TaskToken:    ev.TaskToken,
+	})
+	var ve *approval.ValidationError
+	switch {
+	case errors.As(err, &ve):
+		log.WarnContext(ctx, "notify: invalid request", "field", ve.Field, "err", ve.Message)
+		return NotifyOutput{}, &InvalidRequest{Field: "request." + jsonField(ve.Field), Message: "request." + jsonField(ve.Field) + ": " + ve.Message}
+	case err != nil && r == nil:
+		log.ErrorContext(ctx, "notify: request not created", "err", err)
+		return NotifyOutput{}, &NotifierError{Err: err}
+	case err != nil && unreached(err) >= len(r.Recipients):
+		log.ErrorContext(ctx, "notify: no recipient reached", "request_id", r.ID, "err", err)
+		return NotifyOutput{}, &NotifierError{Err: fmt.Errorf("no recipient of request %s could be reached: %w", r.ID, err)}
+	case err != nil:
+		log.WarnContext(ctx, "notify: some recipients not reached", "request_id", r.ID, "err", err)
+	}
+	log.InfoContext(ctx, "notify: done", "request_id", r.ID, "created", created, "recipients", len(r.Recipients))
+	return NotifyOutput{RequestID: r.ID, Created: created, ExpiresAt: r.ExpiresAt.UTC().Format(time.RFC3339)}, nil
+}
+
+// unreached counts the recipients a notify error says were not reached: the
+// errors it joins.
+func unreached(err error) int {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			return len(j.Unwrap())
+		}
+	}
+	return 1
+}
+
+// jsonField maps the core's field names to the event's.
+func jsonField(f string) string {
+	switch f {
+	case "timeout":
+		return "timeoutSeconds"
+	case "decision", "":
+		return "request"
+	}
+	return f
+}
+
+// DecodeNotifyEvent parses the notifier's input strictly: unknown fields,
+// wrong types and a missing task token or request are *InvalidRequest errors
+// that name the field.
+func DecodeNotifyEvent(raw []byte) (*NotifyEvent, error) {
+	if len(raw) > maxEvent {
+		return nil, &InvalidRequest{Field: "", Message: fmt.Sprintf("the input is larger than %d bytes", maxEvent)}
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	var ev NotifyEvent
+	if err := dec.Decode(&ev); err != nil {
+		return nil, decodeError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, &InvalidRequest{Message: "the input has data after its JSON object"}
+	}
+	switch {
+	case strings.TrimSpace(ev.TaskToken) == "":
+		return nil, &InvalidRequest{Field: "taskToken", Message: `taskToken is required: pass "taskToken.$": "$$.Task.Token" in the task's Payload and use the .waitForTaskToken integration`}
+	case ev.Request == nil:
+		return nil, &InvalidRequest{Field: "request", Message: `request is required: pass "request": {"title", "approvers", "timeoutSeconds", ...} in the task's Payload`}
+	case ev.Request.TimeoutSeconds == 0:
+		return nil, &InvalidRequest{Field: "request.timeoutSeconds", Message: "request.timeoutSeconds is required: how long the approvers have, in seconds (60 to 2592000)"}
+	}
+	return &ev, nil
+}
+
+func decodeError(err error) error {
+	var (
+		typeErr   *json.UnmarshalTypeError
+		syntaxErr *json.SyntaxError
+	)
+	switch {
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			return &InvalidRequest{Message: "the input must be a JSON object"}
+		}
+		return &InvalidRequest{Field: field, Message: fmt.Sprintf("%s must be %s, not a JSON %s", field, kind(typeErr.Type.Kind().String()), typeErr.Value)}
+	case errors.As(err, &syntaxErr), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return &InvalidRequest{Message: "the input is not valid JSON"}
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.TrimPrefix(err.Error(), "json: unknown field ")
+		return &InvalidRequest{Message: fmt.Sprintf("the input has an unknown field %s (known: taskToken, request.title, details, requester, approvers, timeoutSeconds, links, slackChannel, policy)", name)}
+	}
+	return &InvalidRequest{Message: "the input cannot be read: " + err.Error()}
+}
+
+func kind(k string) string {
+	switch k {
+	case "string":
+		return "a string"
+	case "slice":
+		return "a list"
+	case "struct", "ptr":
+		return "an object"
+	case "int64", "int", "float64":
+		return "a whole number"
+	}
+	return "a " + k
+}

@@ -1,0 +1,39 @@
+// Command notifier is the Lambda that a Step Functions task
+// "arn:aws:states:::lambda:invoke.waitForTaskToken" invokes with
+// {"taskToken": "$$.Task.Token", "request": {...}}: it stores the request and its
+// one-time tokens in DynamoDB, puts one page per token on S3 and emails each
+// approver through SES v2 (see awsapp.App.Notify).
+//
+// Environment: APPROVALS_TABLE, PAGES_BUCKET, PAGES_PREFIX (default "p/"),
+// PAGES_BASE_URL, CALLBACK_URL, MAIL_FROM, SES_CONFIGURATION_SET (optional) and
+// the AWS SDK's own variables (AWS_REGION, AWS_ENDPOINT_URL…).
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+
+	"approvalbot/bot/awsapp"
+
+	"github.com/aws/aws-lambda-go/lambda"
+)
+
+func main() {
+	if err := run(context.Background(), os.Getenv, os.Stderr); err != nil {
+		os.Exit(1)
+	}
+}
+
+// run wires the notifier from the environment and serves Lambda invocations.
+func run(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
+	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	app, err := awsapp.FromEnv(ctx, getenv, log)
+	if err != nil {
+		log.Error("notifier: not started", "err", err)
+		return err
+	}
+	lambda.StartWithOptions(app.Notify, lambda.WithContext(ctx))
+	return nil
+}
