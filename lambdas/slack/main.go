@@ -19,7 +19,6 @@ import (
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambdaurl"
-	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -31,6 +30,7 @@ import (
 	"approvalbot/bot/s3pages"
 	"approvalbot/bot/sfn"
 	"approvalbot/bot/slackapp"
+	"approvalbot/bot/slackapp/slacksecret"
 	"approvalbot/pages"
 )
 
@@ -79,29 +79,6 @@ func loadConfig(getenv func(string) string) (config, error) {
 	return c, nil
 }
 
-// secretGetter is the Secrets Manager call this binary makes.
-type secretGetter interface {
-	GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
-}
-
-// loadSecret fills the Slack tokens from SLACK_SECRET_ARN when the
-// environment does not hold them, and checks that the signing secret is set.
-func loadSecret(ctx context.Context, sm secretGetter, c *slackapp.Config) error {
-	if c.SecretARN != "" && (c.BotToken == "" || c.SigningSecret == "") {
-		out, err := sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(c.SecretARN)})
-		if err != nil {
-			return fmt.Errorf("read SLACK_SECRET_ARN: %w", err)
-		}
-		if err := c.ApplySecret([]byte(aws.ToString(out.SecretString))); err != nil {
-			return err
-		}
-	}
-	if c.SigningSecret == "" {
-		return fmt.Errorf("SLACK_SIGNING_SECRET (or signingSecret in SLACK_SECRET_ARN) is required to serve Slack's requests")
-	}
-	return c.Validate()
-}
-
 // setup wires the Slack handler over the AWS adapters.
 func setup(ctx context.Context, getenv func(string) string, log *slog.Logger) (http.Handler, error) {
 	cfg, err := loadConfig(getenv)
@@ -112,8 +89,11 @@ func setup(ctx context.Context, getenv func(string) string, log *slog.Logger) (h
 	if err != nil {
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
 	}
-	if err := loadSecret(ctx, secretsmanager.NewFromConfig(awsCfg), &cfg.Slack); err != nil {
+	if err := slacksecret.Load(ctx, secretsmanager.NewFromConfig(awsCfg), &cfg.Slack); err != nil {
 		return nil, err
+	}
+	if cfg.Slack.SigningSecret == "" {
+		return nil, fmt.Errorf("SLACK_SIGNING_SECRET (or signingSecret in SLACK_SECRET_ARN) is required to serve Slack's requests")
 	}
 	site, err := s3pages.New(s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = cfg.PathStyle }), cfg.Pages)
 	if err != nil {
