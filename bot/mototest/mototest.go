@@ -14,6 +14,10 @@
 //
 // A server holds state for every test that uses it: give each test its own
 // names (UniqueName) rather than relying on Reset, which clears everything.
+//
+// Make SDK clients from Server.Config: besides pointing at moto, it sends one
+// DynamoDB request at a time, because moto's DynamoDB transactions are not
+// isolated from concurrent requests (see serialDynamoDB in the source).
 package mototest
 
 import (
