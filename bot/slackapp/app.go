@@ -17,6 +17,11 @@ import (
 // maxListed is how many requests one /approvals answer shows.
 const maxListed = 10
 
+// lookupTimeout bounds a users.info call, so that /approvals answers within
+// Slack's three seconds even when Slack is slow; the command then matches
+// approvers by user ID only.
+var lookupTimeout = 1500 * time.Millisecond
+
 // Sentences the people in Slack see.
 const (
 	msgNotApprover  = "You are not an approver of this request."
@@ -172,6 +177,8 @@ func (a *App) email(ctx context.Context, userID string) string {
 	if userID == "" {
 		return ""
 	}
+	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	defer cancel()
 	u, err := a.api.GetUserInfoContext(ctx, userID)
 	if err != nil {
 		a.log.Warn("slack: users.info failed; matching approvers by user ID only", "user", userID, "err", err)
@@ -276,6 +283,8 @@ func (a *App) tell(ctx context.Context, cb slack.InteractionCallback, text strin
 		a.log.Warn("slack: nowhere to show an ephemeral message", "user", cb.User.ID)
 		return
 	}
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
 	if _, err := a.api.PostEphemeralContext(ctx, channel, cb.User.ID, slack.MsgOptionText(text, false)); err != nil {
 		a.log.Error("slack: ephemeral message not posted", "user", cb.User.ID, "err", err)
 	}

@@ -4,11 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/slack-go/slack"
 
 	"approvalbot/bot/approval"
 )
+
+// callTimeout bounds each Web API call, so that a slow Slack never holds up a
+// decision for long (the core retries a failed update).
+const callTimeout = 10 * time.Second
 
 // slackAPI is the part of the Slack Web API this package calls.
 type slackAPI interface {
@@ -38,6 +43,8 @@ func (c *Chat) Post(ctx context.Context, r *approval.Request, pageURL string) (a
 	if r.SlackChannel == "" {
 		return approval.ChatMessage{}, fmt.Errorf("post request %s to Slack: no channel", r.ID)
 	}
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
 	channel, ts, err := c.api.PostMessageContext(ctx, r.SlackChannel,
 		slack.MsgOptionText(fallbackText(r), true),
 		slack.MsgOptionBlocks(requestBlocks(r, pageURL)...),
@@ -57,6 +64,8 @@ func (c *Chat) Update(ctx context.Context, r *approval.Request) error {
 	if m.Channel == "" || m.TS == "" {
 		return fmt.Errorf("update Slack message of request %s: %w", r.ID, errors.New("no message recorded"))
 	}
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
 	_, _, _, err := c.api.UpdateMessageContext(ctx, m.Channel, m.TS,
 		slack.MsgOptionText(fmt.Sprintf("%s: %s", r.Title, r.Status), true),
 		slack.MsgOptionBlocks(outcomeBlocks(r)...),

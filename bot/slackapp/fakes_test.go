@@ -51,6 +51,7 @@ type fakeSlack struct {
 	apiURL    string // where slacktest serves the Web API
 	wsURL     string // what apps.connections.open answers (Socket Mode tests)
 	changed   chan struct{}
+	hang      bool // users.info answers only when the caller gives up
 }
 
 func newFakeSlack(t *testing.T) (*fakeSlack, *slack.Client) {
@@ -115,7 +116,12 @@ func (f *fakeSlack) usersInfo(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.userCalls++
 	email, ok := f.emails[id]
+	hang := f.hang
 	f.mu.Unlock()
+	if hang {
+		<-r.Context().Done()
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	if !ok {
 		json.NewEncoder(w).Encode(map[string]any{"ok": false, "error": "user_not_found"})

@@ -282,3 +282,28 @@ func TestRoutes(t *testing.T) {
 		})
 	}
 }
+
+func TestListMineWhenSlackHangs(t *testing.T) {
+	defer func(d time.Duration) { lookupTimeout = d }(lookupTimeout)
+	lookupTimeout = 50 * time.Millisecond
+	e := newEnv(t)
+	byID := e.create(approval.NewRequest{Title: "Carol by Slack ID", Approvers: []string{"U0CAROL01"}})
+	e.create(approval.NewRequest{Title: "Carol by email", Approvers: []string{"carol@example.com"}})
+	e.slack.mu.Lock()
+	e.slack.hang = true
+	e.slack.mu.Unlock()
+
+	start := time.Now()
+	got := e.command("U0CAROL01", "mine")
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("/approvals mine took %s with users.info hanging, want well under Slack's 3s", took)
+	}
+	// Without the email, only the request naming Carol's user ID is hers.
+	want := []string{
+		"*1 request is waiting for your decision.*",
+		"*<" + e.slackPage(byID) + "|Carol by Slack ID>*\nRequested by ci-pipeline · 2m ago · 1h 58m left",
+	}
+	if diff := cmp.Diff(want, got.Lines); diff != "" {
+		t.Errorf("/approvals mine (-want +got):\n%s", diff)
+	}
+}
