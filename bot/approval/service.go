@@ -34,6 +34,9 @@ type Service struct {
 
 	watchMu  sync.Mutex
 	watchers map[string][]chan struct{}
+
+	deliverMu  sync.Mutex
+	delivering map[string]bool
 }
 
 func (s *Service) now() time.Time {
@@ -290,7 +293,8 @@ func (s *Service) claim(ctx context.Context, hash string, c Choice, comment, by 
 // returns the request as it stands afterwards.
 func (s *Service) finish(ctx context.Context, r *Request) *Request {
 	var wg sync.WaitGroup
-	wg.Go(func() { s.deletePages(ctx, r) })
+	closed := r
+	wg.Go(func() { s.deletePages(ctx, closed) })
 	if !r.Delivered {
 		r = s.deliver(ctx, r)
 	}
@@ -301,6 +305,19 @@ func (s *Service) finish(ctx context.Context, r *Request) *Request {
 }
 
 func (s *Service) deliver(ctx context.Context, r *Request) *Request {
+	// One delivery of a request at a time: a losing claim that finds the outcome
+	// undelivered must not deliver it again while the winner is delivering it
+	// (a second delivery can even be taken for a vanished workflow).
+	if !s.startDelivery(r.ID) {
+		return r
+	}
+	defer s.endDelivery(r.ID)
+	if now, err := s.Store.GetRequest(ctx, r.ID); err == nil {
+		if now.Delivered {
+			return now
+		}
+		r = now
+	}
 	if s.Workflow == nil {
 		if err := s.Store.MarkDelivered(ctx, r.ID); err != nil {
 			s.log().Error("mark delivered", "request_id", r.ID, "err", err)
@@ -328,6 +345,25 @@ func (s *Service) deliver(ctx context.Context, r *Request) *Request {
 		s.log().Error("outcome not delivered; will retry", "request_id", r.ID, "err", err)
 	}
 	return r
+}
+
+func (s *Service) startDelivery(id string) bool {
+	s.deliverMu.Lock()
+	defer s.deliverMu.Unlock()
+	if s.delivering[id] {
+		return false
+	}
+	if s.delivering == nil {
+		s.delivering = map[string]bool{}
+	}
+	s.delivering[id] = true
+	return true
+}
+
+func (s *Service) endDelivery(id string) {
+	s.deliverMu.Lock()
+	defer s.deliverMu.Unlock()
+	delete(s.delivering, id)
 }
 
 func (s *Service) deletePages(ctx context.Context, r *Request) {
@@ -473,7 +509,7 @@ func (s *Service) Wait(ctx context.Context, id string) (*Request, error) {
 			s.unwatch(id, ch)
 			return r, err
 		}
-		wake := time.Until(r.ExpiresAt) + 10*time.Millisecond
+		wake := r.ExpiresAt.Sub(s.now()) + 10*time.Millisecond
 		if wake > 5*time.Second {
 			wake = 5 * time.Second // also notices decisions made by another process
 		}
