@@ -9,30 +9,31 @@ import (
 	"testing"
 )
 
-func TestLoadConfig(t *testing.T) {
-	full := map[string]string{
-		"APPROVALS_TABLE":  "approvals",
-		"PAGES_BUCKET":     "pages-bucket",
-		"PAGES_BASE_URL":   "https://d123.cloudfront.net",
-		"SLACK_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:slack",
+func TestSetup(t *testing.T) {
+	base := map[string]string{
+		"APPROVALS_TABLE": "approvals",
+		"PAGES_BUCKET":    "pages-bucket",
+		"PAGES_BASE_URL":  "https://d123.cloudfront.net",
+		"CALLBACK_URL":    "https://callback.lambda-url.eu-west-1.on.aws",
+		"MAIL_FROM":       "approvals@example.com",
 	}
 	tests := []struct {
 		name    string
-		unset   string
 		set     map[string]string
-		wantErr string
+		unset   string
+		wantErr string // a variable the error must name; "" for none
 	}{
-		{name: "complete"},
-		{name: "no table", unset: "APPROVALS_TABLE", wantErr: "APPROVALS_TABLE"},
-		{name: "no bucket", unset: "PAGES_BUCKET", wantErr: "PAGES_BUCKET"},
-		{name: "no base URL", unset: "PAGES_BASE_URL", wantErr: "PAGES_BASE_URL"},
-		{name: "no Slack at all", unset: "SLACK_SECRET_ARN", wantErr: "SLACK_SECRET_ARN"},
-		{name: "tokens instead of a secret", unset: "SLACK_SECRET_ARN", set: map[string]string{"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s"}},
+		{name: "tokens in the environment", set: map[string]string{"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s"}},
+		{name: "no Slack settings", wantErr: "SLACK_SECRET_ARN"},
+		{name: "no signing secret", set: map[string]string{"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"}, wantErr: "SLACK_SIGNING_SECRET"},
+		{name: "bad Slack setting", set: map[string]string{"SLACK_BOT_TOKEN": "xoxp-1", "SLACK_SIGNING_SECRET": "s"}, wantErr: "SLACK_BOT_TOKEN"},
+		{name: "no table", set: map[string]string{"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s"}, unset: "APPROVALS_TABLE", wantErr: "APPROVALS_TABLE"},
 	}
+	t.Setenv("AWS_REGION", "eu-west-1")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			env := map[string]string{}
-			for k, v := range full {
+			for k, v := range base {
 				if k != tt.unset {
 					env[k] = v
 				}
@@ -40,7 +41,7 @@ func TestLoadConfig(t *testing.T) {
 			for k, v := range tt.set {
 				env[k] = v
 			}
-			c, err := loadConfig(func(k string) string { return env[k] })
+			h, err := setup(context.Background(), func(k string) string { return env[k] }, slog.New(slog.DiscardHandler))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("got error %v, want one naming %s", err, tt.wantErr)
@@ -48,34 +49,16 @@ func TestLoadConfig(t *testing.T) {
 				return
 			}
 			if err != nil {
-				t.Fatalf("got error %v, want none", err)
+				t.Fatal(err)
 			}
-			if c.Table != "approvals" || c.Pages.Bucket != "pages-bucket" {
-				t.Errorf("got %+v", c)
+			// Without a signature nothing reaches AWS: the answer is 401.
+			for _, path := range []string{"/slack/commands", "/slack/interactions"} {
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, path, strings.NewReader("text=")))
+				if w.Code != http.StatusUnauthorized {
+					t.Errorf("POST %s unsigned: status %d, want 401", path, w.Code)
+				}
 			}
 		})
-	}
-}
-
-func TestSetupServesSlackRoutes(t *testing.T) {
-	env := map[string]string{
-		"APPROVALS_TABLE":      "approvals",
-		"PAGES_BUCKET":         "pages-bucket",
-		"PAGES_BASE_URL":       "https://d123.cloudfront.net",
-		"SLACK_BOT_TOKEN":      "xoxb-1",
-		"SLACK_SIGNING_SECRET": "s",
-	}
-	t.Setenv("AWS_REGION", "eu-west-1")
-	h, err := setup(context.Background(), func(k string) string { return env[k] }, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Without a signature nothing reaches AWS: the answer is 401.
-	for _, path := range []string{"/slack/commands", "/slack/interactions"} {
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, path, strings.NewReader("text=")))
-		if w.Code != http.StatusUnauthorized {
-			t.Errorf("POST %s unsigned: status %d, want 401", path, w.Code)
-		}
 	}
 }

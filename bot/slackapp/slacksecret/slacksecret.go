@@ -36,3 +36,18 @@ func Load(ctx context.Context, sm Getter, c *slackapp.Config) error {
 	}
 	return nil
 }
+
+// FromEnv reads the Slack configuration through getenv and completes it from
+// the secret named by SLACK_SECRET_ARN through sm. With no Slack variable set it
+// returns a disabled configuration (see slackapp.Config.Enabled) and calls
+// nothing.
+func FromEnv(ctx context.Context, getenv func(string) string, sm Getter) (slackapp.Config, error) {
+	c, err := slackapp.ConfigFromEnv(getenv)
+	if err != nil {
+		return slackapp.Config{}, err
+	}
+	if err := Load(ctx, sm, &c); err != nil {
+		return slackapp.Config{}, err
+	}
+	return c, nil
+}
