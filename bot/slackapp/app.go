@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -77,8 +78,9 @@ func ephemeral(text string, blocks ...slack.Block) reply {
 	return reply{ResponseType: slack.ResponseTypeEphemeral, Text: text, Blocks: blocks}
 }
 
-// command answers /approvals [mine|help]. It calls Slack at most once (users.info
-// for "mine") so that it answers well within Slack's three seconds.
+// command answers /approvals [mine|help]. It calls Slack at most once
+// (users.info, bounded by lookupTimeout) so that it answers well within
+// Slack's three seconds.
 func (a *App) command(ctx context.Context, cmd slack.SlashCommand) reply {
 	name := cmd.Command
 	if name == "" {
@@ -109,9 +111,9 @@ func (a *App) list(ctx context.Context, userID string, mine bool) reply {
 		a.log.Error("slack: list pending requests", "err", err)
 		return ephemeral(msgListFailed)
 	}
+	email := a.email(ctx, userID)
 	reqs := all
 	if mine {
-		email := a.email(ctx, userID)
 		reqs = nil
 		for _, r := range all {
 			if isApprover(r, userID, email) {
@@ -134,7 +136,7 @@ func (a *App) list(ctx context.Context, userID string, mine bool) reply {
 	blocks := []slack.Block{slack.NewSectionBlock(mrkdwn("*"+head+"*"), nil, nil)}
 	now := a.now()
 	for _, r := range reqs[:min(len(reqs), maxListed)] {
-		blocks = append(blocks, slack.NewSectionBlock(mrkdwn(a.listItem(r, now)), nil, nil))
+		blocks = append(blocks, slack.NewSectionBlock(mrkdwn(a.listItem(r, now, isApprover(r, userID, email))), nil, nil))
 	}
 	if rest := len(reqs) - maxListed; rest > 0 {
 		blocks = append(blocks, slack.NewContextBlock("more", mrkdwn(fmt.Sprintf("…and %d more.", rest))))
@@ -142,14 +144,25 @@ func (a *App) list(ctx context.Context, userID string, mine bool) reply {
 	return ephemeral(head, blocks...)
 }
 
-func (a *App) listItem(r *approval.Request, now time.Time) string {
+// listItem is one line of the listing. The title links to the request's Slack
+// channel page only for its approvers: the page decides for whoever opens it,
+// and /approvals answers anyone in the workspace, including people outside the
+// request's channel. Everyone gets a reference to the channel of the message,
+// which Slack shows only as far as they may see it.
+func (a *App) listItem(r *approval.Request, now time.Time, approver bool) string {
 	title := escapeMax(r.Title, maxHeader)
-	if rc, ok := r.Recipient(approval.ChannelSlack); ok && rc.PageKey != "" && a.pageURL != nil {
+	if rc, ok := r.Recipient(approval.ChannelSlack); ok && rc.PageKey != "" && a.pageURL != nil && approver {
 		title = fmt.Sprintf("<%s|%s>", escape(a.pageURL(rc.PageKey)), strings.ReplaceAll(title, "|", "¦"))
 	}
-	return fmt.Sprintf("*%s*\nRequested by %s · %s ago · %s left",
+	line := fmt.Sprintf("*%s*\nRequested by %s · %s ago · %s left",
 		title, escapeMax(r.Requester, maxHeader), span(now.Sub(r.CreatedAt)), span(r.ExpiresAt.Sub(now)))
+	if ch := r.ChatMessage.Channel; channelID.MatchString(ch) {
+		line += " · in <#" + ch + ">"
+	}
+	return line
 }
+
+var channelID = regexp.MustCompile(`^[CG][A-Z0-9]{5,20}$`)
 
 // span renders a duration the way people say it: 45s, 12m, 3h 20m, 2d 4h.
 func span(d time.Duration) string {

@@ -95,6 +95,9 @@ func (h *Handler) commands(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Malformed slash command.", http.StatusBadRequest)
 		return
 	}
+	if r.PostForm.Get("ssl_check") == "1" {
+		return // Slack checking the certificate: an empty 200 is the answer
+	}
 	out := h.app.command(r.Context(), cmd)
 	w.Header().Set("Content-Type", "application/json")
 	if err := json.NewEncoder(w).Encode(out); err != nil {

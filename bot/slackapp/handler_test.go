@@ -14,7 +14,7 @@ import (
 
 func TestListCommand(t *testing.T) {
 	e := newEnv(t) // 09:30
-	a := e.create(approval.NewRequest{Title: "Rotate <db> keys", Requester: "alice", Approvers: []string{"alice@example.com"}, Timeout: 24 * time.Hour})
+	e.create(approval.NewRequest{Title: "Rotate <db> keys", Requester: "alice", Approvers: []string{"alice@example.com"}, Timeout: 24 * time.Hour})
 	e.clock.Add(59 * time.Minute) // 10:30
 	b := e.create(approval.NewRequest{Title: "Open port 443", Requester: "bob", Approvers: []string{"carol@example.com"}, Timeout: time.Hour})
 	chat := e.svc.Chat
@@ -33,8 +33,10 @@ func TestListCommand(t *testing.T) {
 		Lines: []string{
 			"*3 requests are waiting for a decision.*",
 			"*No Slack*\nRequested by ci · 29m ago · 31m left",
-			"*<" + e.slackPage(b) + "|Open port 443>*\nRequested by bob · 30m ago · 30m left",
-			"*<" + e.slackPage(a) + "|Rotate &lt;db&gt; keys>*\nRequested by alice · 1h 30m ago · 22h 30m left",
+			"*<" + e.slackPage(b) + "|Open port 443>*\nRequested by bob · 30m ago · 30m left · in <#C0APPROVALS>",
+			// Carol is not an approver: no link to the page, which decides for
+			// whoever opens it; the channel reference only.
+			"*Rotate &lt;db&gt; keys*\nRequested by alice · 1h 30m ago · 22h 30m left · in <#C0APPROVALS>",
 		},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -54,8 +56,8 @@ func TestListMine(t *testing.T) {
 		Text:         "2 requests are waiting for your decision.",
 		Lines: []string{
 			"*2 requests are waiting for your decision.*",
-			"*<" + e.slackPage(byID) + "|Carol by Slack ID>*\nRequested by ci-pipeline · 1m ago · 1h 59m left",
-			"*<" + e.slackPage(byEmail) + "|Carol by email>*\nRequested by ci-pipeline · 3m ago · 1h 57m left",
+			"*<" + e.slackPage(byID) + "|Carol by Slack ID>*\nRequested by ci-pipeline · 1m ago · 1h 59m left · in <#C0APPROVALS>",
+			"*<" + e.slackPage(byEmail) + "|Carol by email>*\nRequested by ci-pipeline · 3m ago · 1h 57m left · in <#C0APPROVALS>",
 		},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -80,7 +82,7 @@ func TestListPaginates(t *testing.T) {
 		t.Fatalf("got %d blocks, want a heading, 10 requests and a count of the rest:\n%s", len(got.Lines), strings.Join(got.Lines, "\n"))
 	}
 	for i, line := range got.Lines[1:11] {
-		if title := fmt.Sprintf("|Request %02d>", 12-i); !strings.Contains(line, title) {
+		if title := fmt.Sprintf("|Request %02d>*", 12-i); !strings.Contains(line, title) {
 			t.Errorf("item %d is %q, want request %q (newest first)", i+1, line, title)
 		}
 	}
@@ -269,6 +271,7 @@ func TestRoutes(t *testing.T) {
 		{"GET commands", http.MethodGet, "/slack/commands", "", nil, http.StatusMethodNotAllowed},
 		{"unknown path", http.MethodPost, "/slack/events", "", sign(testSecret, time.Now(), ""), http.StatusNotFound},
 		{"body too large", http.MethodPost, "/slack/interactions", big, sign(testSecret, time.Now(), big), http.StatusRequestEntityTooLarge},
+		{"SSL check", http.MethodPost, "/slack/commands", "ssl_check=1&token=x", sign(testSecret, time.Now(), "ssl_check=1&token=x"), http.StatusOK},
 		{"malformed payload", http.MethodPost, "/slack/interactions", "payload=%7B", sign(testSecret, time.Now(), "payload=%7B"), http.StatusBadRequest},
 	}
 	for _, tt := range tests {
@@ -278,6 +281,9 @@ func TestRoutes(t *testing.T) {
 			e.handler.ServeHTTP(w, req)
 			if w.Code != tt.want {
 				t.Errorf("status %d, want %d", w.Code, tt.want)
+			}
+			if tt.want == http.StatusOK && w.Body.Len() != 0 {
+				t.Errorf("body %q, want none", w.Body)
 			}
 		})
 	}
@@ -301,7 +307,7 @@ func TestListMineWhenSlackHangs(t *testing.T) {
 	// Without the email, only the request naming Carol's user ID is hers.
 	want := []string{
 		"*1 request is waiting for your decision.*",
-		"*<" + e.slackPage(byID) + "|Carol by Slack ID>*\nRequested by ci-pipeline · 2m ago · 1h 58m left",
+		"*<" + e.slackPage(byID) + "|Carol by Slack ID>*\nRequested by ci-pipeline · 2m ago · 1h 58m left · in <#C0APPROVALS>",
 	}
 	if diff := cmp.Diff(want, got.Lines); diff != "" {
 		t.Errorf("/approvals mine (-want +got):\n%s", diff)
