@@ -26,7 +26,8 @@ import (
 	"github.com/aws/jsii-runtime-go"
 )
 
-// Names shared with the Lambdas' DynamoDB adapter.
+// Names shared with the Lambdas' DynamoDB adapter (bot/dynamo, whose
+// CreateTable makes the same table for tests).
 const (
 	// TablePartitionKey is the table's string partition key.
 	TablePartitionKey = "pk"
@@ -37,8 +38,13 @@ const (
 	// PendingPartitionKey is the pending index's string partition key, set only
 	// on pending requests and removed when they are decided.
 	PendingPartitionKey = "pendingPK"
-	// PendingSortKey is the pending index's string sort key.
-	PendingSortKey = "createdAt"
+	// UndeliveredIndex is the sparse global secondary index of closed requests
+	// whose outcome has not reached their workflow yet.
+	UndeliveredIndex = "undelivered"
+	// UndeliveredPartitionKey is the undelivered index's string partition key.
+	UndeliveredPartitionKey = "undeliveredPK"
+	// IndexSortKey is both indexes' string sort key.
+	IndexSortKey = "createdAt"
 )
 
 // Lambda names: each is built by scripts/build into <DistDir>/<name>/bootstrap.
@@ -52,6 +58,9 @@ const (
 const (
 	// ErrorRejected is the error the callback fails the task with on reject.
 	ErrorRejected = "Rejected"
+	// ErrorExpired is the error the Lambdas fail the task with when the
+	// request's own timeout passes before anyone decides.
+	ErrorExpired = "Expired"
 )
 
 // Stack is the approvalbot stack and the resources other code may refer to.
@@ -96,6 +105,9 @@ func New(scope constructs.Construct, cfg Config, props *awscdk.StackProps) (*Sta
 	s.addLambdas()
 	s.addStateMachine()
 	s.addOutputs()
+	for _, c := range []constructs.IConstruct{s.Notifier, s.Callback, s.Slack, s.StateMachine} {
+		s.dependOnPolicyOnly(c)
+	}
 	return s, nil
 }
 
@@ -112,12 +124,16 @@ func (s *Stack) addTable() {
 		// stack is destroyed.
 		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
 	})
-	s.Table.AddGlobalSecondaryIndex(&awsdynamodb.GlobalSecondaryIndexProps{
-		IndexName:      jsii.String(PendingIndex),
-		PartitionKey:   &awsdynamodb.Attribute{Name: jsii.String(PendingPartitionKey), Type: awsdynamodb.AttributeType_STRING},
-		SortKey:        &awsdynamodb.Attribute{Name: jsii.String(PendingSortKey), Type: awsdynamodb.AttributeType_STRING},
-		ProjectionType: awsdynamodb.ProjectionType_ALL,
-	})
+	// Sparse indexes: only items carrying the index's partition key appear.
+	// Keys only: the adapter reads each listed request from the table.
+	for _, ix := range [][2]string{{PendingIndex, PendingPartitionKey}, {UndeliveredIndex, UndeliveredPartitionKey}} {
+		s.Table.AddGlobalSecondaryIndex(&awsdynamodb.GlobalSecondaryIndexProps{
+			IndexName:      jsii.String(ix[0]),
+			PartitionKey:   &awsdynamodb.Attribute{Name: jsii.String(ix[1]), Type: awsdynamodb.AttributeType_STRING},
+			SortKey:        &awsdynamodb.Attribute{Name: jsii.String(IndexSortKey), Type: awsdynamodb.AttributeType_STRING},
+			ProjectionType: awsdynamodb.ProjectionType_KEYS_ONLY,
+		})
+	}
 }
 
 // addPages adds the private bucket of one-time pages and the CloudFront
@@ -395,7 +411,7 @@ func (s *Stack) addStateMachine() {
 		ResultPath: jsii.String("$.error"),
 	})
 	ask.AddCatch(timedOut, &awsstepfunctions.CatchProps{
-		Errors:     jsii.Strings(*awsstepfunctions.Errors_TIMEOUT()),
+		Errors:     jsii.Strings(*awsstepfunctions.Errors_TIMEOUT(), ErrorExpired),
 		ResultPath: jsii.String("$.error"),
 	})
 
@@ -420,6 +436,26 @@ func (s *Stack) addOutputs() {
 	out("SlackSecretARN", "Secret to fill with the Slack bot token and signing secret", s.SlackSecret.SecretArn())
 	out("ApprovalsTable", "DynamoDB table of requests and tokens", s.Table.TableName())
 	out("PagesBucket", "S3 bucket of the one-time pages", s.Bucket.BucketName())
+}
+
+// dependOnPolicyOnly trims the DependsOn that CDK renders for a function or
+// state machine (its role's default policy and the role itself) to the policy:
+// the role is already a dependency through the GetAtt of its ARN, and cfn-lint
+// warns about the redundant entry (W3005).
+func (s *Stack) dependOnPolicyOnly(c constructs.IConstruct) {
+	var role awsiam.IRole
+	switch r := c.(type) {
+	case awslambda.Function:
+		role = r.Role()
+	case awsstepfunctions.StateMachine:
+		role = r.Role()
+	}
+	policy := role.Node().TryFindChild(jsii.String("DefaultPolicy"))
+	if policy == nil {
+		return
+	}
+	id := s.Stack.GetLogicalId(policy.Node().DefaultChild().(awscdk.CfnElement))
+	c.Node().DefaultChild().(awscdk.CfnResource).AddOverride(jsii.String("DependsOn"), []*string{id})
 }
 
 func retentionDays(days int) awslogs.RetentionDays {

@@ -181,18 +181,30 @@ func TestTable(t *testing.T) {
 		"BillingMode":                      "PAY_PER_REQUEST",
 		"TimeToLiveSpecification":          map[string]any{"AttributeName": "ttl", "Enabled": true},
 		"PointInTimeRecoverySpecification": map[string]any{"PointInTimeRecoveryEnabled": true},
-		"GlobalSecondaryIndexes": []any{map[string]any{
-			"IndexName": "pending",
-			"KeySchema": []any{
-				map[string]any{"AttributeName": "pendingPK", "KeyType": "HASH"},
-				map[string]any{"AttributeName": "createdAt", "KeyType": "RANGE"},
+		"GlobalSecondaryIndexes": []any{
+			map[string]any{
+				"IndexName": "pending",
+				"KeySchema": []any{
+					map[string]any{"AttributeName": "pendingPK", "KeyType": "HASH"},
+					map[string]any{"AttributeName": "createdAt", "KeyType": "RANGE"},
+				},
+				"Projection": map[string]any{"ProjectionType": "KEYS_ONLY"},
 			},
-			"Projection": map[string]any{"ProjectionType": "ALL"},
-		}},
-		"AttributeDefinitions": assertions.Match_ArrayWith(&[]any{
+			map[string]any{
+				"IndexName": "undelivered",
+				"KeySchema": []any{
+					map[string]any{"AttributeName": "undeliveredPK", "KeyType": "HASH"},
+					map[string]any{"AttributeName": "createdAt", "KeyType": "RANGE"},
+				},
+				"Projection": map[string]any{"ProjectionType": "KEYS_ONLY"},
+			},
+		},
+		"AttributeDefinitions": []any{
+			map[string]any{"AttributeName": "pk", "AttributeType": "S"},
 			map[string]any{"AttributeName": "pendingPK", "AttributeType": "S"},
 			map[string]any{"AttributeName": "createdAt", "AttributeType": "S"},
-		}),
+			map[string]any{"AttributeName": "undeliveredPK", "AttributeType": "S"},
+		},
 	})
 	id, _ := s.resource(t, "AWS::DynamoDB::Table", func(map[string]any) bool { return true })
 	res := s.doc["Resources"].(map[string]any)[id].(map[string]any)
@@ -442,7 +454,7 @@ func TestStateMachine(t *testing.T) {
 		{"Next", ask["Next"], "Approved"},
 		{"Catch", ask["Catch"], []any{
 			map[string]any{"ErrorEquals": []any{"Rejected"}, "ResultPath": "$.error", "Next": "Rejected"},
-			map[string]any{"ErrorEquals": []any{"States.Timeout"}, "ResultPath": "$.error", "Next": "Timed out"},
+			map[string]any{"ErrorEquals": []any{"States.Timeout", "Expired"}, "ResultPath": "$.error", "Next": "Timed out"},
 		}},
 		{"Approved", states["Approved"].(map[string]any)["Type"], "Succeed"},
 		{"Rejected", states["Rejected"], map[string]any{"Type": "Fail", "Comment": "Rejected: the cause is the decision as JSON", "Error": "Rejected", "CausePath": "$.error.Cause"}},
@@ -714,5 +726,41 @@ func TestNewRejects(t *testing.T) {
 				t.Errorf("New error = %v, want one containing %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// synthApp synthesizes a whole app with the default validation rules on, as
+// `cdk synth` does with cdk.json, after edit has had its way with the stack.
+// It returns the error the synthesis raised, if any.
+func synthApp(t *testing.T, edit func(*Stack)) (err error) {
+	t.Helper()
+	app := awscdk.NewApp(&awscdk.AppProps{
+		Context: &map[string]any{"@aws-cdk/core:validateAgainstDefaultRules": true},
+		Outdir:  jsii.String(t.TempDir()),
+	})
+	st, err := New(app, baseConfig(), nil)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	edit(st)
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	app.Synth(nil)
+	return nil
+}
+
+func TestDefaultRules(t *testing.T) {
+	if err := synthApp(t, func(*Stack) {}); err != nil {
+		t.Fatalf("synth with the default validation rules: %v", err)
+	}
+	// The rules really run: a Lambda with less memory than AWS allows fails.
+	err := synthApp(t, func(s *Stack) {
+		s.Notifier.Node().DefaultChild().(awscdk.CfnResource).AddPropertyOverride(jsii.String("MemorySize"), 64)
+	})
+	if err == nil || !strings.Contains(err.Error(), "Validation failed") {
+		t.Errorf("synth of a 64 MB Lambda: got error %v, want a validation failure", err)
 	}
 }
