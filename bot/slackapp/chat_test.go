@@ -244,3 +244,28 @@ func TestUpdateAfterDecision(t *testing.T) {
 		})
 	}
 }
+
+// TestSlackDownKeepsDecision: when chat.update fails, the decision still
+// reaches the workflow, and the update is tried again.
+func TestSlackDownKeepsDecision(t *testing.T) {
+	e := newEnv(t)
+	r := e.create(deployRequest())
+	e.slack.mu.Lock()
+	e.slack.down = true
+	e.slack.mu.Unlock()
+
+	e.click(r.ID, ActionApprove, "U0BOB0001", nil)
+
+	if got := e.request(r.ID); got.Status != approval.StatusApproved || !got.Delivered {
+		t.Errorf("status %s, delivered %v; want approved and delivered", got.Status, got.Delivered)
+	}
+	if got := len(e.workflow.Delivered()); got != 1 {
+		t.Errorf("workflow got %d outcomes, want 1", got)
+	}
+	if got := len(e.slack.messages("chat.update")); got < 2 {
+		t.Errorf("chat.update tried %d times, want it retried", got)
+	}
+	if got := e.slack.messages("chat.postEphemeral"); len(got) != 0 {
+		t.Errorf("the approver was told %+v, want nothing: the decision succeeded", got)
+	}
+}

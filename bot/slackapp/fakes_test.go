@@ -52,6 +52,7 @@ type fakeSlack struct {
 	wsURL     string // what apps.connections.open answers (Socket Mode tests)
 	changed   chan struct{}
 	hang      bool // users.info answers only when the caller gives up
+	down      bool // chat.update fails as when Slack is down
 }
 
 func newFakeSlack(t *testing.T) (*fakeSlack, *slack.Client) {
@@ -104,6 +105,12 @@ func (f *fakeSlack) record(method string) http.HandlerFunc {
 		select {
 		case f.changed <- struct{}{}:
 		default:
+		}
+		if f.down && method == "chat.update" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			json.NewEncoder(w).Encode(map[string]any{"ok": false, "error": "service_unavailable"})
+			return
 		}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": m.Channel, "ts": m.TS, "message_ts": m.TS})
@@ -248,7 +255,7 @@ func newEnv(t *testing.T) *env {
 		render:   &renderer{tokens: map[string]string{}},
 		clock:    &clock{t: time.Date(2026, 11, 25, 9, 30, 0, 0, time.UTC)},
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	e.svc = &approval.Service{
 		Store:               e.store,
 		Pages:               e.pages,
