@@ -312,11 +312,11 @@ func (s *Service) deliver(ctx context.Context, r *Request) *Request {
 		return r
 	}
 	defer s.endDelivery(r.ID)
-	if now, err := s.Store.GetRequest(ctx, r.ID); err == nil {
-		if now.Delivered {
-			return now
+	if cur, err := s.Store.GetRequest(ctx, r.ID); err == nil {
+		if cur.Delivered {
+			return cur // delivered by another attempt meanwhile
 		}
-		r = now
+		r = cur
 	}
 	if s.Workflow == nil {
 		if err := s.Store.MarkDelivered(ctx, r.ID); err != nil {
