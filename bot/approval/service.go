@@ -334,6 +334,11 @@ func (s *Service) deliver(ctx context.Context, r *Request) *Request {
 		r.Delivered = true
 		s.log().Info("outcome delivered", "request_id", r.ID, "decision", r.Status)
 	case errors.Is(err, ErrWorkflowGone):
+		// Another process may have delivered it first, which closes the task:
+		// that is no reason to close the request as expired.
+		if cur, gerr := s.Store.GetRequest(ctx, r.ID); gerr == nil && cur.Delivered {
+			return cur
+		}
 		s.log().Warn("workflow no longer waiting; request closed as expired", "request_id", r.ID)
 		gone, gerr := s.Store.MarkWorkflowGone(ctx, r.ID)
 		if gerr != nil {
