@@ -928,3 +928,33 @@ func TestResultJSON(t *testing.T) {
 		})
 	}
 }
+
+// racingWorkflow stands for a workflow that another process has just been told
+// the outcome: its task is closed (ErrWorkflowGone) and the store already says
+// delivered.
+type racingWorkflow struct {
+	store *memory.Store
+}
+
+func (w racingWorkflow) Deliver(ctx context.Context, r *approval.Request) error {
+	if err := w.store.MarkDelivered(ctx, r.ID); err != nil {
+		return err
+	}
+	return approval.ErrWorkflowGone
+}
+
+func TestDeliveredElsewhereIsNotWorkflowGone(t *testing.T) {
+	h := newHarness(t, false)
+	h.svc.Workflow = racingWorkflow{h.store}
+	r := h.create(t, validInput())
+	got, err := h.svc.Decide(t.Context(), approval.DecideInput{Token: h.tokens(t, r)[0], Choice: approval.Approve})
+	if err != nil {
+		t.Fatalf("Decide: %v", err)
+	}
+	if got.Status != approval.StatusApproved || !got.Delivered {
+		t.Errorf("Decide: got status %q delivered %v, want approved and delivered", got.Status, got.Delivered)
+	}
+	if stored := h.get(t, r.ID); stored.Status != approval.StatusApproved {
+		t.Errorf("stored status: got %q, want approved", stored.Status)
+	}
+}
