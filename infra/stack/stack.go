@@ -61,6 +61,8 @@ const (
 	// ErrorExpired is the error the Lambdas fail the task with when the
 	// request's own timeout passes before anyone decides.
 	ErrorExpired = "Expired"
+	// ErrorNotifier is the notifier's error when sending failed on its side.
+	ErrorNotifier = "NotifierError"
 )
 
 // Stack is the approvalbot stack and the resources other code may refer to.
@@ -324,11 +326,14 @@ func (s *Stack) addLambdas() {
 	// token, claimed once in a conditional DynamoDB write; the Slack routes by
 	// Slack's v0 HMAC signature with the signing secret.
 	s.Callback = s.function("Callback", CallbackName, "approvalbot callback: one-time page decisions", 256, 15*time.Second, env(nil))
-	s.CallbackURL = s.Callback.AddFunctionUrl(&awslambda.FunctionUrlOptions{AuthType: awslambda.FunctionUrlAuthType_NONE})
+	// RESPONSE_STREAM: the handlers are served with lambdaurl.Start, which
+	// streams its responses.
+	url := &awslambda.FunctionUrlOptions{AuthType: awslambda.FunctionUrlAuthType_NONE, InvokeMode: awslambda.InvokeMode_RESPONSE_STREAM}
+	s.CallbackURL = s.Callback.AddFunctionUrl(url)
 
 	s.Slack = s.function("Slack", SlackName, "approvalbot Slack: /approvals and buttons", 256, 15*time.Second,
 		env(map[string]*string{"CALLBACK_URL": origin(s.CallbackURL.Url())}))
-	s.SlackURL = s.Slack.AddFunctionUrl(&awslambda.FunctionUrlOptions{AuthType: awslambda.FunctionUrlAuthType_NONE})
+	s.SlackURL = s.Slack.AddFunctionUrl(url)
 
 	s.Notifier = s.function("Notifier", NotifierName, "approvalbot notifier: publishes pages, emails approvers, posts to Slack", 256, 30*time.Second,
 		env(map[string]*string{"CALLBACK_URL": origin(s.CallbackURL.Url())}))
@@ -405,6 +410,14 @@ func (s *Stack) addStateMachine() {
 		TaskTimeout:      awsstepfunctions.Timeout_Duration(awscdk.Duration_Seconds(jsii.Number(s.Config.TaskTimeout.Seconds()))),
 		HeartbeatTimeout: awsstepfunctions.Timeout_Duration(awscdk.Duration_Seconds(jsii.Number(s.Config.Heartbeat.Seconds()))),
 		ResultPath:       jsii.String("$.decision"),
+	})
+	// The notifier is idempotent on the task token, so a failure on its side
+	// (store, S3, mail) is safe to retry.
+	ask.AddRetry(&awsstepfunctions.RetryProps{
+		Errors:      jsii.Strings(ErrorNotifier),
+		Interval:    awscdk.Duration_Seconds(jsii.Number(5)),
+		MaxAttempts: jsii.Number(3),
+		BackoffRate: jsii.Number(2),
 	})
 	ask.AddCatch(rejected, &awsstepfunctions.CatchProps{
 		Errors:     jsii.Strings(ErrorRejected),

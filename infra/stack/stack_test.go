@@ -394,6 +394,7 @@ func TestFunctionURLs(t *testing.T) {
 		id, _ := s.function(t, name)
 		has(t, s, "AWS::Lambda::Url", map[string]any{
 			"AuthType":          "NONE",
+			"InvokeMode":        "RESPONSE_STREAM",
 			"TargetFunctionArn": map[string]any{"Fn::GetAtt": []any{id, "Arn"}},
 		})
 	}
@@ -464,6 +465,16 @@ func TestStateMachine(t *testing.T) {
 		if diff := cmp.Diff(c.want, c.got); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", c.what, diff)
 		}
+	}
+	retried := false
+	for _, r := range ask["Retry"].([]any) {
+		r := r.(map[string]any)
+		if cmp.Equal(r["ErrorEquals"], []any{"NotifierError"}) {
+			retried = r["MaxAttempts"] == 3.0
+		}
+	}
+	if !retried {
+		t.Errorf("Retry: got %v, want NotifierError retried 3 times", ask["Retry"])
 	}
 }
 
