@@ -275,8 +275,10 @@ func (s *Service) claim(ctx context.Context, hash string, c Choice, comment, by 
 		}
 		if r.Status == StatusPending && r.ExpiredAt(d.At) {
 			r = s.expire(ctx, r)
-		} else if r.Status != StatusPending && !r.Delivered {
+		} else if r.Status != StatusPending && !r.Delivered && r.closedAt().Before(d.At.Add(-RedeliverGrace)) {
 			// A decision whose delivery failed earlier: this attempt delivers it.
+			// Within the grace period the winner (perhaps in another process) may
+			// still be delivering it; a second send would find the task closed.
 			r = s.finish(ctx, r)
 		}
 		if r.Status.Decided() {
@@ -286,6 +288,19 @@ func (s *Service) claim(ctx context.Context, hash string, c Choice, comment, by 
 	default:
 		return nil, fmt.Errorf("claim: %w", err)
 	}
+}
+
+// RedeliverGrace is how long after a request closed a later attempt on it may
+// take over an undelivered outcome. It keeps a second process from sending the
+// outcome while the first is still sending it.
+const RedeliverGrace = 30 * time.Second
+
+// closedAt is when the request left pending: its decision, or its expiry.
+func (r *Request) closedAt() time.Time {
+	if r.Decision != nil && r.Status.Decided() {
+		return r.Decision.At
+	}
+	return r.ExpiresAt
 }
 
 // finish hands the outcome of a closed request on: it delivers it to the workflow,

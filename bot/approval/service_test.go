@@ -958,3 +958,25 @@ func TestDeliveredElsewhereIsNotWorkflowGone(t *testing.T) {
 		t.Errorf("stored status: got %q, want approved", stored.Status)
 	}
 }
+
+func TestLaterDecideWithinGraceLeavesDeliveryToWinner(t *testing.T) {
+	h := newHarness(t, false)
+	r := h.create(t, validInput())
+	toks := h.tokens(t, r)
+	h.workflow.SetErr(errors.New("connection refused"))
+	if _, err := h.svc.Decide(t.Context(), approval.DecideInput{Token: toks[0], Choice: approval.Approve}); err != nil {
+		t.Fatalf("Decide: %v", err)
+	}
+	h.workflow.SetErr(nil)
+	h.clock.Advance(approval.RedeliverGrace / 2)
+	got, err := h.svc.Decide(t.Context(), approval.DecideInput{Token: toks[1], Choice: approval.Reject})
+	if !errors.Is(err, approval.ErrAlreadyDecided) {
+		t.Fatalf("later Decide: got %v, want ErrAlreadyDecided", err)
+	}
+	if got.Delivered {
+		t.Errorf("later Decide within the grace period delivered the outcome; want it left to the winner")
+	}
+	if n := len(h.workflow.Delivered()); n != 0 {
+		t.Errorf("workflow deliveries: got %d, want 0", n)
+	}
+}
