@@ -25,8 +25,8 @@ type App struct {
 	Config Config
 	// AWS is the SDK configuration the adapters were made from.
 	AWS aws.Config
-	// Service runs the approvals. Service.Chat is nil: a Lambda that talks to
-	// Slack (SLACK_SECRET_ARN set) sets it before the first call.
+	// Service runs the approvals. Service.Chat is set by ConnectSlack when
+	// Slack is configured, and nil otherwise.
 	Service *approval.Service
 	Log     *slog.Logger
 }
@@ -43,7 +43,8 @@ func LoadAWS(ctx context.Context) (aws.Config, error) {
 }
 
 // FromEnv reads the configuration through getenv, loads the SDK's default
-// configuration and wires the App: what a Lambda main does first.
+// configuration and wires the App, with Slack when the environment configures
+// it (ConnectSlack): what a Lambda main does first.
 func FromEnv(ctx context.Context, getenv func(string) string, log *slog.Logger) (*App, error) {
 	cfg, err := ConfigFromEnv(getenv)
 	if err != nil {
@@ -53,7 +54,14 @@ func FromEnv(ctx context.Context, getenv func(string) string, log *slog.Logger) 
 	if err != nil {
 		return nil, err
 	}
-	return New(cfg, awsCfg, log)
+	app, err := New(cfg, awsCfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := app.ConnectSlack(ctx, getenv, nil); err != nil {
+		return nil, err
+	}
+	return app, nil
 }
 
 // New wires the service on DynamoDB, S3, SES v2 and Step Functions. S3 uses

@@ -13,6 +13,8 @@ import (
 	"approvalbot/pages"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/google/go-cmp/cmp"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -217,5 +219,42 @@ func TestNotifyLogsNoTaskToken(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), approval.ShortHash(token)) {
 		t.Errorf("the logs do not correlate by the task's short hash:\n%s", buf.String())
+	}
+}
+
+// fakeSecrets answers GetSecretValue with a fixed secret.
+type fakeSecrets struct {
+	secret string
+	asked  []string
+}
+
+func (f *fakeSecrets) GetSecretValue(_ context.Context, in *secretsmanager.GetSecretValueInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error) {
+	f.asked = append(f.asked, aws.ToString(in.SecretId))
+	return &secretsmanager.GetSecretValueOutput{SecretString: aws.String(f.secret)}, nil
+}
+
+func TestConnectSlack(t *testing.T) {
+	ctx := context.Background()
+	a, _, _ := memoryApp(t)
+	if err := a.ConnectSlack(ctx, env(nil), &fakeSecrets{}); err != nil || a.Service.Chat != nil {
+		t.Fatalf("without Slack variables: err %v, chat %v; want nil, nil", err, a.Service.Chat)
+	}
+
+	sm := &fakeSecrets{secret: `{"botToken":"xoxb-1","signingSecret":"s"}`}
+	const arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:slack"
+	if err := a.ConnectSlack(ctx, env(map[string]string{EnvSlackSecretARN: arn, "SLACK_DEFAULT_CHANNEL": "C0123456"}), sm); err != nil {
+		t.Fatalf("ConnectSlack: %v", err)
+	}
+	if a.Service.Chat == nil || a.Service.DefaultSlackChannel != "C0123456" {
+		t.Errorf("chat %v, default channel %q; want a chat on C0123456", a.Service.Chat, a.Service.DefaultSlackChannel)
+	}
+	if diff := cmp.Diff([]string{arn}, sm.asked); diff != "" {
+		t.Errorf("secrets read (-want +got):\n%s", diff)
+	}
+
+	b, _, _ := memoryApp(t)
+	bad := &fakeSecrets{secret: `{"signingSecret":"s"}`}
+	if err := b.ConnectSlack(ctx, env(map[string]string{EnvSlackSecretARN: arn}), bad); err == nil || !strings.Contains(err.Error(), "botToken") {
+		t.Errorf("secret without bot token: err %v, want one naming botToken", err)
 	}
 }
