@@ -28,7 +28,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	for _, name := range []string{NotifierName, CallbackName, SlackName} {
-		if err := os.MkdirAll(filepath.Join(dir, name), 0o755); err == nil {
+		err := os.MkdirAll(filepath.Join(dir, name), 0o755)
+		if err == nil {
 			err = os.WriteFile(filepath.Join(dir, name, "bootstrap"), []byte("#!/bin/sh\n# "+name+"\n"), 0o755)
 		}
 		if err != nil {
@@ -353,8 +354,15 @@ func TestLambdas(t *testing.T) {
 				}
 			}
 			if cb, ok := vars["CALLBACK_URL"]; ok {
-				if got := render(cb); !strings.HasPrefix(got, "https://") || strings.HasSuffix(got, "/") {
-					t.Errorf("CALLBACK_URL: got %q, want https://<host> without a trailing slash", got)
+				// https:// + the host of the callback's function URL
+				// ("https://<host>/" split on "/", item 2), no trailing slash.
+				urlID, _ := s.resource(t, "AWS::Lambda::Url", func(p map[string]any) bool {
+					return strings.Contains(render(p["TargetFunctionArn"]), "Callback")
+				})
+				want := map[string]any{"Fn::Join": []any{"", []any{"https://", map[string]any{"Fn::Select": []any{2.0,
+					map[string]any{"Fn::Split": []any{"/", map[string]any{"Fn::GetAtt": []any{urlID, "FunctionUrl"}}}}}}}}}
+				if diff := cmp.Diff(want, cb); diff != "" {
+					t.Errorf("CALLBACK_URL (-want +got):\n%s", diff)
 				}
 			}
 		})
