@@ -188,4 +188,3 @@ func TestNewSMTPChecksConfig(t *testing.T) {
 		}
 	}
 }
-
