@@ -44,9 +44,19 @@ func run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	return nil
 }
 
-// setup builds the Slack handler over the AWS form of the service.
+// setup builds the Slack handler over the AWS form of the service. It reads
+// the Slack secret once, here, rather than through awsapp.FromEnv, because the
+// routes need the signing secret and the client too.
 func setup(ctx context.Context, getenv func(string) string, log *slog.Logger) (http.Handler, error) {
-	app, err := awsapp.FromEnv(ctx, getenv, log)
+	cfg, err := awsapp.ConfigFromEnv(getenv)
+	if err != nil {
+		return nil, err
+	}
+	awsCfg, err := awsapp.LoadAWS(ctx)
+	if err != nil {
+		return nil, err
+	}
+	app, err := awsapp.New(cfg, awsCfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -57,7 +67,7 @@ func setup(ctx context.Context, getenv func(string) string, log *slog.Logger) (h
 	if sc.SecretARN == "" && (sc.BotToken == "" || sc.SigningSecret == "") {
 		return nil, fmt.Errorf("SLACK_SECRET_ARN (or SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET) is required")
 	}
-	if err := slacksecret.Load(ctx, secretsmanager.NewFromConfig(app.AWS), &sc); err != nil {
+	if err := slacksecret.Load(ctx, secretsmanager.NewFromConfig(awsCfg), &sc); err != nil {
 		return nil, err
 	}
 	if sc.SigningSecret == "" {
