@@ -325,6 +325,10 @@ func (s *Stack) addLambdas() {
 	// authenticate each request themselves: the callback by the one-time
 	// token, claimed once in a conditional DynamoDB write; the Slack routes by
 	// Slack's v0 HMAC signature with the signing secret.
+	// The callback gets no CALLBACK_URL: its own function URL depends on the
+	// function, so naming it in the function's environment is a dependency
+	// cycle CloudFormation rejects. It learns its address from the requests
+	// it serves (the function URL's Host).
 	s.Callback = s.function("Callback", CallbackName, "approvalbot callback: one-time page decisions", 256, 15*time.Second, env(nil))
 	// RESPONSE_STREAM: the handlers are served with lambdaurl.Start, which
 	// streams its responses.
