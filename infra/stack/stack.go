@@ -327,8 +327,8 @@ func (s *Stack) addLambdas() {
 	// Slack's v0 HMAC signature with the signing secret.
 	// The callback gets no CALLBACK_URL: its own function URL depends on the
 	// function, so naming it in the function's environment is a dependency
-	// cycle CloudFormation rejects. It learns its address from the requests
-	// it serves (the function URL's Host).
+	// cycle CloudFormation rejects. It has to take its address from the
+	// requests it serves (the function URL's Host header).
 	s.Callback = s.function("Callback", CallbackName, "approvalbot callback: one-time page decisions", 256, 15*time.Second, env(nil))
 	// RESPONSE_STREAM: the handlers are served with lambdaurl.Start, which
 	// streams its responses.
