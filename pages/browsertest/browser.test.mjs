@@ -1,0 +1,484 @@
+// browser.test.mjs drives approvalbot's one-time page in headless Chromium the
+// way a person uses it: mouse, keyboard, phone and desktop sizes, with and
+// without JavaScript. It is started by browser_test.go, which runs the bot,
+// creates the requests and passes their page links in a JSON file:
+//
+//   node browser.test.mjs config.json
+//
+// config: {
+//   origin:      "http://127.0.0.1:PORT",   the bot (every request must go there)
+//   chromium:    "/usr/bin/chromium",
+//   screenshots: "/abs/dir",
+//   title:       the title of every request,
+//   requests:    { <scenario>: { id, pages: [url, ...] } },
+//   previews:    [{ name, url }]  result pages the bot cannot be made to show on
+//                demand (expired, gone, error), served by the Go test at previewOrigin
+//   previewOrigin
+// }
+//
+// It checks what happens in the browser and, through GET /api/requests/{id},
+// what the bot recorded. It prints one line per failure and exits 1 if any.
+import { chromium } from 'playwright-core';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const cfg = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
+const PHONE = { width: 375, height: 812 };
+const DESKTOP = { width: 1280, height: 800 };
+const TIMEOUT = 15000;
+
+const failures = [];
+function fail(msg) {
+  failures.push(msg);
+  console.error('FAIL ' + msg);
+}
+function check(cond, msg) {
+  if (!cond) fail(msg);
+}
+function log(msg) {
+  console.error(msg);
+}
+
+fs.mkdirSync(cfg.screenshots, { recursive: true });
+const shots = [];
+
+const browser = await chromium.launch({
+  executablePath: cfg.chromium || '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+});
+
+// allowed reports whether the browser may load url in a scenario.
+function allowed(url, origins) {
+  if (url.startsWith('data:') || url.startsWith('about:')) return true;
+  return origins.some((o) => url === o || url.startsWith(o + '/'));
+}
+
+// open makes a fresh browser context (no shared cookies or cache) and records
+// every request, POST to /decide, console error and CSP violation in it.
+async function open(name, { viewport = PHONE, javaScriptEnabled = true, origins = [cfg.origin] } = {}) {
+  const context = await browser.newContext({ viewport, javaScriptEnabled, locale: 'en-US', timezoneId: 'UTC' });
+  context.setDefaultTimeout(TIMEOUT);
+  const rec = { posts: [], requests: [], submits: [] };
+  context.on('request', (req) => {
+    const url = req.url();
+    rec.requests.push(req.method() + ' ' + url);
+    check(allowed(url, origins), `${name}: request to a host other than the bot's: ${url}`);
+    if (req.method() === 'POST') rec.posts.push(url);
+  });
+  context.on('response', (res) => check(res.status() < 500, `${name}: ${res.status()} from ${res.url()}`));
+  if (javaScriptEnabled) {
+    // Injected by the test, not by the page, so the page's CSP does not apply.
+    await context.addInitScript(() => {
+      document.addEventListener('securitypolicyviolation', (e) => {
+        console.error('CSP violation: ' + e.violatedDirective + ' blocked ' + e.blockedURI);
+      });
+      // Report the page's state each time it submits a form from script.
+      const submit = HTMLFormElement.prototype.submit;
+      HTMLFormElement.prototype.submit = function () {
+        const state = {
+          disabled: [...document.querySelectorAll('button')].every((b) => b.disabled),
+          status: (document.querySelector('#sending') || {}).textContent || '',
+        };
+        console.info('browsertest-submit ' + JSON.stringify(state));
+        return submit.call(this);
+      };
+    });
+  }
+  const page = await context.newPage();
+  page.on('console', (msg) => {
+    const text = msg.text();
+    if (text.startsWith('browsertest-submit ')) {
+      rec.submits.push(JSON.parse(text.slice('browsertest-submit '.length)));
+      return;
+    }
+    // A result page may come with a 4xx status (not found, already decided,
+    // invalid); Chromium logs that as an error. The statuses are checked where
+    // they matter; a 5xx is never expected.
+    const clientError = /the server responded with a status of 4\d\d/.test(text);
+    if ((msg.type() === 'error' && !clientError) || /Content[- ]Security[- ]Policy/i.test(text)) {
+      fail(`${name}: console ${msg.type()}: ${text}`);
+    }
+  });
+  page.on('pageerror', (err) => fail(`${name}: uncaught page error: ${err.message}`));
+  return { context, page, rec };
+}
+
+// layout checks what a person sees at the current size: nothing wider than the
+// viewport, buttons at least 44 px high, text at least 16 px, contrast at least
+// 4.5:1 for every visible piece of text.
+async function layout(page, name) {
+  const r = await page.evaluate(() => {
+    const out = { overflow: 0, wide: [], small: [], low: [], short: [] };
+    const de = document.documentElement;
+    out.overflow = de.scrollWidth - de.clientWidth;
+    const visible = (el) => {
+      const s = getComputedStyle(el);
+      const b = el.getBoundingClientRect();
+      return s.visibility !== 'hidden' && s.display !== 'none' && b.width > 0 && b.height > 0;
+    };
+    const parse = (c) => {
+      const m = c.match(/rgba?\(([^)]+)\)/);
+      if (!m) return [0, 0, 0, 0];
+      const p = m[1].split(/[ ,/]+/).filter(Boolean).map(Number);
+      return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1];
+    };
+    const lum = ([r, g, b]) => {
+      const f = (v) => {
+        v /= 255;
+        return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+      };
+      return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    const background = (el) => {
+      for (let e = el; e; e = e.parentElement) {
+        const c = parse(getComputedStyle(e).backgroundColor);
+        if (c[3] > 0.5) return c;
+      }
+      return [255, 255, 255, 1];
+    };
+    const label = (el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + (el.className ? '.' + String(el.className).replace(/ /g, '.') : '');
+    for (const el of document.querySelectorAll('body *')) {
+      if (!visible(el) || el.closest('dialog:not([open])')) continue;
+      const b = el.getBoundingClientRect();
+      if (b.right > de.clientWidth + 0.5 || b.left < -0.5) out.wide.push(label(el) + ` (${Math.round(b.left)}..${Math.round(b.right)})`);
+      if (el.matches('button, .btn, input[type=submit]') && b.height < 44) out.short.push(label(el) + ` ${b.height}px`);
+      const ownText = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim() !== '');
+      if (!ownText || el.disabled) continue;
+      const s = getComputedStyle(el);
+      if (parseFloat(s.fontSize) < 16) out.small.push(label(el) + ' ' + s.fontSize);
+      const fg = lum(parse(s.color));
+      const bg = lum(background(el));
+      const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+      if (ratio < 4.5) out.low.push(label(el) + ' ' + ratio.toFixed(2));
+    }
+    return out;
+  });
+  check(r.overflow <= 0, `${name}: scrolls horizontally by ${r.overflow}px`);
+  check(r.wide.length === 0, `${name}: wider than the screen: ${r.wide.join(', ')}`);
+  check(r.short.length === 0, `${name}: buttons lower than 44px: ${r.short.join(', ')}`);
+  check(r.small.length === 0, `${name}: text smaller than 16px: ${r.small.join(', ')}`);
+  check(r.low.length === 0, `${name}: contrast below 4.5:1: ${r.low.join(', ')}`);
+}
+
+// both checks the layout and takes a full-page screenshot at phone and desktop
+// size, leaving the page at phone size.
+async function both(page, name) {
+  for (const [size, vp] of [['375x812', PHONE], ['1280x800', DESKTOP]]) {
+    await page.setViewportSize(vp);
+    await layout(page, `${name}@${size}`);
+    await shot(page, `${name}-${size}`);
+  }
+  await page.setViewportSize(PHONE);
+}
+
+async function shot(page, name) {
+  const file = path.join(cfg.screenshots, name + '.png');
+  await page.screenshot({ path: file, fullPage: true });
+  shots.push(file);
+}
+
+async function api(id) {
+  const res = await fetch(`${cfg.origin}/api/requests/${id}`);
+  check(res.ok, `GET /api/requests/${id}: status ${res.status}`);
+  return res.ok ? res.json() : {};
+}
+
+async function dialogOpen(page) {
+  await page.waitForSelector('dialog#confirm[open]');
+}
+async function dialogClosed(page) {
+  await page.waitForSelector('dialog#confirm:not([open])', { state: 'attached' });
+}
+// result waits for a result page and returns its heading.
+async function result(page) {
+  await page.waitForSelector('p.status');
+  return (await page.textContent('h1')).trim();
+}
+// crlf undoes the CRLF line breaks that browsers submit for a textarea.
+const crlf = (s) => (typeof s === 'string' ? s.replace(/\r\n/g, '\n') : s);
+const active = (page) => page.evaluate(() => {
+  const a = document.activeElement;
+  return a ? a.id || a.getAttribute('value') || a.tagName.toLowerCase() : '';
+});
+const focusRing = (page) => page.evaluate(() => {
+  const s = getComputedStyle(document.activeElement);
+  return s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) >= 2;
+});
+
+const scenarios = {
+  // Cancel and Escape leave everything as it was; OK decides, with the comment.
+  async dismiss() {
+    const req = cfg.requests.dismiss;
+    const { context, page, rec } = await open('dismiss');
+    await page.goto(req.pages[0]);
+    check((await page.title()).includes(cfg.title), `dismiss: <title> ${await page.title()} does not name the request`);
+    await both(page, 'page');
+    const comment = 'Looks good to me.\nShip it after lunch.';
+    await page.fill('#comment', comment);
+
+    await page.click('button[value=approve]');
+    await dialogOpen(page);
+    const heading = await page.textContent('#confirm-title');
+    check(heading.includes('Approve') && heading.includes(cfg.title), `dismiss: dialog heading ${JSON.stringify(heading)} does not name the action and the title`);
+    check((await page.textContent('#confirm-comment')).includes('Ship it after lunch'), 'dismiss: dialog does not show the comment');
+    await layout(page, 'dialog@375x812');
+    await shot(page, 'dialog-375x812');
+    await page.setViewportSize(DESKTOP);
+    await shot(page, 'dialog-1280x800');
+    await page.setViewportSize(PHONE);
+    await page.click('#confirm-cancel');
+    await dialogClosed(page);
+    check(await active(page) === 'approve', `dismiss: focus after Cancel is on ${await active(page)}, want the Approve button`);
+
+    await page.click('button[value=reject]');
+    await dialogOpen(page);
+    check((await page.textContent('#confirm-title')).includes('Reject'), 'dismiss: dialog for Reject does not say Reject');
+    await page.keyboard.press('Escape');
+    await dialogClosed(page);
+
+    check(rec.posts.length === 0, `dismiss: ${rec.posts.length} POSTs after Cancel and Escape, want 0`);
+    const enabled = await page.evaluate(() => [...document.querySelectorAll('button[name=decision]')].every((b) => !b.disabled));
+    check(enabled, 'dismiss: buttons not usable again after Cancel');
+    check(await page.inputValue('#comment') === comment, 'dismiss: comment lost after Cancel');
+    const pending = await api(req.id);
+    check(pending.status === 'pending', `dismiss: status after Cancel/Escape is ${pending.status}, want pending`);
+
+    await page.click('button[value=approve]');
+    await dialogOpen(page);
+    await page.click('#confirm-ok');
+    const h = await result(page);
+    check(/approved/i.test(h), `dismiss: result heading ${JSON.stringify(h)}, want Approved`);
+    check(rec.posts.length === 1, `dismiss: ${rec.posts.length} POSTs, want 1`);
+    check((await page.textContent('body')).includes('Ship it after lunch'), 'dismiss: result page does not show the comment');
+    await both(page, 'result-approved');
+    const done = await api(req.id);
+    check(done.status === 'approved', `dismiss: status ${done.status}, want approved`);
+    check(done.decision && crlf(done.decision.comment) === comment, `dismiss: recorded comment ${JSON.stringify(done.decision && done.decision.comment)}, want ${JSON.stringify(comment)}`);
+
+    // The page is gone once decided.
+    const res = await page.goto(req.pages[0]);
+    check(res.status() === 404 || res.status() === 410, `dismiss: page after the decision answers ${res.status()}, want 404`);
+    const gone = await result(page);
+    check(/no longer valid/i.test(gone), `dismiss: reopened page says ${JSON.stringify(gone)}, want "This link is no longer valid"`);
+    await both(page, 'result-not-found');
+    await context.close();
+  },
+
+  // A double click on OK sends one request; the buttons stay disabled while it
+  // is in flight.
+  async double() {
+    const req = cfg.requests.double;
+    const { context, page, rec } = await open('double', { viewport: DESKTOP });
+    await page.goto(req.pages[0]);
+    // A double click on Approve opens the dialog and decides nothing.
+    await page.dblclick('button[value=approve]');
+    await dialogOpen(page);
+    check(rec.posts.length === 0, `double: double click on Approve sent ${rec.posts.length} POSTs, want 0`);
+
+    // Hold the decision in flight until the buttons have been pressed again.
+    // The page is then mid-navigation, where Playwright's DOM calls would wait
+    // for it to finish: the state at submit time is reported by the init
+    // script (see open), and the presses are raw mouse and keyboard input.
+    let release;
+    const held = new Promise((resolve) => {
+      release = resolve;
+    });
+    let arrived;
+    const inFlight = new Promise((resolve) => {
+      arrived = resolve;
+    });
+    let routed = 0;
+    await page.route('**/decide', async (route) => {
+      routed++;
+      arrived();
+      await held;
+      await route.continue();
+    });
+    const approveBox = await page.locator('button[value=approve]').boundingBox();
+    const rejectBox = await page.locator('button[value=reject]').boundingBox();
+    try {
+      await page.dblclick('#confirm-ok', { noWaitAfter: true });
+      await inFlight;
+      for (const box of [approveBox, rejectBox, approveBox]) {
+        await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+      }
+      await page.keyboard.press('Enter');
+      await page.keyboard.press('Space');
+    } finally {
+      release();
+    }
+    const h = await result(page);
+    check(/approved/i.test(h), `double: result heading ${JSON.stringify(h)}, want Approved`);
+    check(rec.posts.length === 1 && routed === 1, `double: ${rec.posts.length} POSTs (${routed} routed), want exactly 1`);
+    check(rec.submits.length === 1, `double: the page submitted ${rec.submits.length} times, want once`);
+    const at = rec.submits[0] || {};
+    check(at.disabled === true, 'double: buttons not disabled while the decision is in flight');
+    check(/Sending/.test(at.status || ''), 'double: no "Sending" status while in flight');
+    const done = await api(req.id);
+    check(done.status === 'approved', `double: status ${done.status}, want approved`);
+    await context.close();
+  },
+
+  // Tab, Enter and Escape alone: focus visible, dialog operable.
+  async keyboard() {
+    const req = cfg.requests.keyboard;
+    const { context, page, rec } = await open('keyboard', { viewport: DESKTOP });
+    await page.goto(req.pages[0]);
+    for (let i = 0; i < 40 && (await active(page)) !== 'comment'; i++) {
+      await page.keyboard.press('Tab');
+    }
+    check(await active(page) === 'comment', 'keyboard: Tab never reached the comment field');
+    check(await focusRing(page), 'keyboard: no visible focus on the comment field');
+    const comment = 'Approved from the keyboard';
+    await page.keyboard.type(comment);
+    await page.keyboard.press('Tab');
+    check(await active(page) === 'approve', `keyboard: Tab after the comment focuses ${await active(page)}, want Approve`);
+    check(await focusRing(page), 'keyboard: no visible focus on the Approve button');
+    await shot(page, 'focus-1280x800');
+    await page.keyboard.press('Enter');
+    await dialogOpen(page);
+    check(await active(page) === 'confirm-cancel', `keyboard: focus in the dialog is on ${await active(page)}, want Cancel`);
+    await page.keyboard.press('Escape');
+    await dialogClosed(page);
+    check(await active(page) === 'approve', `keyboard: focus after Escape is on ${await active(page)}, want Approve`);
+    check(rec.posts.length === 0, 'keyboard: Escape sent a request');
+    await page.keyboard.press('Enter');
+    await dialogOpen(page);
+    await page.keyboard.press('Tab');
+    check(await active(page) === 'confirm-ok', `keyboard: Tab in the dialog focuses ${await active(page)}, want the confirm button`);
+    check(await focusRing(page), 'keyboard: no visible focus on the confirm button');
+    await page.keyboard.press('Enter');
+    const h = await result(page);
+    check(/approved/i.test(h), `keyboard: result heading ${JSON.stringify(h)}, want Approved`);
+    const done = await api(req.id);
+    check(done.status === 'approved' && done.decision && crlf(done.decision.comment) === comment,
+      `keyboard: recorded ${done.status} with comment ${JSON.stringify(done.decision && done.decision.comment)}`);
+    await context.close();
+  },
+
+  async reject() {
+    const req = cfg.requests.reject;
+    const { context, page } = await open('reject');
+    await page.goto(req.pages[0]);
+    await page.click('button[value=reject]');
+    await dialogOpen(page);
+    check((await page.textContent('#confirm-ok')).includes('reject'), 'reject: confirm button does not say reject');
+    await page.click('#confirm-ok');
+    const h = await result(page);
+    check(/rejected/i.test(h), `reject: result heading ${JSON.stringify(h)}, want Rejected`);
+    await both(page, 'result-rejected');
+    const done = await api(req.id);
+    check(done.status === 'rejected', `reject: status ${done.status}, want rejected`);
+    await context.close();
+  },
+
+  // Two approvers with the page open at once: the second answer is refused.
+  async race() {
+    const req = cfg.requests.race;
+    const a = await open('race-a');
+    const b = await open('race-b');
+    await a.page.goto(req.pages[0]);
+    await b.page.goto(req.pages[1]);
+    await a.page.click('button[value=approve]');
+    await dialogOpen(a.page);
+    await a.page.click('#confirm-ok');
+    check(/approved/i.test(await result(a.page)), 'race: first answer not approved');
+    await b.page.click('button[value=reject]');
+    await dialogOpen(b.page);
+    await b.page.click('#confirm-ok');
+    const h = await result(b.page);
+    check(/already decided/i.test(h), `race: second answer shows ${JSON.stringify(h)}, want already decided`);
+    check(/already decided by \S+@\S+ at /i.test(await b.page.textContent('body')), 'race: second answer does not say by whom and when');
+    await both(b.page, 'result-already-decided');
+    const done = await api(req.id);
+    check(done.status === 'approved', `race: status ${done.status}, want approved`);
+    await a.context.close();
+    await b.context.close();
+  },
+
+  // A decision value the bot does not know gets a readable 4xx page.
+  async invalid() {
+    const req = cfg.requests.invalid;
+    const { context, page } = await open('invalid');
+    await page.goto(req.pages[0]);
+    await page.evaluate(() => {
+      document.querySelector('button[value=reject]').value = 'maybe';
+    });
+    await page.click('button[value=maybe]');
+    await dialogOpen(page);
+    const response = page.waitForResponse((r) => r.request().method() === 'POST');
+    await page.click('#confirm-ok');
+    const status = (await response).status();
+    check(status >= 400 && status < 500, `invalid: /decide answered ${status}, want 4xx`);
+    await result(page);
+    await both(page, 'result-invalid');
+    const still = await api(req.id);
+    check(still.status === 'pending', `invalid: status ${still.status}, want pending`);
+    await context.close();
+  },
+
+  // Without JavaScript the server asks for confirmation; the comment is carried.
+  async nojs() {
+    const req = cfg.requests.nojs;
+    const { context, page, rec } = await open('nojs', { javaScriptEnabled: false });
+    await page.goto(req.pages[0]);
+    const comment = 'Carried without JavaScript';
+    await page.fill('#comment', comment);
+    await page.click('button[value=approve]');
+    await page.waitForSelector('input[name=confirmed][value="1"]', { state: 'attached' });
+    const h = (await page.textContent('h1')).trim();
+    check(h.includes('Approve') && h.includes(cfg.title), `nojs: confirmation heading ${JSON.stringify(h)}`);
+    check(await page.inputValue('#comment') === comment, 'nojs: comment not carried to the confirmation page');
+    await both(page, 'confirm');
+    const pending = await api(req.id);
+    check(pending.status === 'pending', `nojs: status before confirming is ${pending.status}, want pending`);
+    await page.click('form button[type=submit]');
+    const r = await result(page);
+    check(/approved/i.test(r), `nojs: result heading ${JSON.stringify(r)}, want Approved`);
+    check(rec.posts.length === 2, `nojs: ${rec.posts.length} POSTs, want 2`);
+    const done = await api(req.id);
+    check(done.status === 'approved' && done.decision && crlf(done.decision.comment) === comment,
+      `nojs: recorded ${done.status} with comment ${JSON.stringify(done.decision && done.decision.comment)}`);
+    await context.close();
+  },
+
+  // Result pages the bot cannot be made to show on demand, rendered by the
+  // same templates and served by the test.
+  async previews() {
+    for (const p of cfg.previews || []) {
+      const { context, page } = await open(p.name, { origins: [cfg.previewOrigin] });
+      await page.goto(p.url);
+      await result(page);
+      await both(page, p.name);
+      await context.close();
+    }
+  },
+};
+
+const only = process.env.BROWSERTEST_ONLY ? process.env.BROWSERTEST_ONLY.split(',') : Object.keys(scenarios);
+for (const name of only) {
+  if (name !== 'previews' && !(cfg.requests && cfg.requests[name])) {
+    fail(`${name}: no request in the config`);
+    continue;
+  }
+  log(`scenario ${name}`);
+  let timer;
+  const watchdog = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error('scenario took longer than 90 s')), 90000);
+  });
+  try {
+    await Promise.race([scenarios[name](), watchdog]);
+  } catch (err) {
+    fail(`${name}: ${err.stack || err}`);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+await Promise.race([browser.close(), new Promise((r) => setTimeout(r, 10000))]);
+log(`screenshots (${shots.length}) in ${cfg.screenshots}`);
+if (failures.length) {
+  log(`${failures.length} failure(s)`);
+  process.exit(1);
+}
+log('all browser scenarios passed');
+process.exit(0);

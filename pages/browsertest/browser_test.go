@@ -1,0 +1,270 @@
+package browsertest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"approvalbot/pages"
+)
+
+// The browser tests need, on top of Go:
+//   - node (18 or newer) and npm;
+//   - Chromium at /usr/bin/chromium (Debian: apt-get install -y chromium), or the
+//     path in APPROVALBOT_CHROMIUM;
+//   - playwright-core, pinned in package.json: npm ci --prefix pages/browsertest
+//     (it downloads no browser).
+//
+// Screenshots go to APPROVALBOT_SCREENSHOTS, or pages/browsertest/screenshots;
+// the test logs the folder.
+
+const title = "Deploy v1.2 to prod"
+
+// scenario names the requests browser.test.mjs expects, with their approvers.
+var scenarios = map[string][]string{
+	"dismiss":  {"alice@example.com"},
+	"double":   {"alice@example.com"},
+	"keyboard": {"alice@example.com"},
+	"reject":   {"alice@example.com"},
+	"race":     {"alice@example.com", "bob@example.com"},
+	"invalid":  {"alice@example.com"},
+	"nojs":     {"alice@example.com"},
+}
+
+// request is one request as the browser script needs it.
+type request struct {
+	ID    string   `json:"id"`
+	Pages []string `json:"pages"` // one page link per approver, in order
+}
+
+// apiRequest is the part of the bot's GET /api/requests/{id} answer the test
+// reads.
+type apiRequest struct {
+	ID       string `json:"id"`
+	Status   string `json:"status"`
+	Decision *struct {
+		Decision string `json:"decision"`
+		By       string `json:"by"`
+		Channel  string `json:"channel"`
+		Comment  string `json:"comment"`
+	} `json:"decision"`
+}
+
+// bot is the approval bot under test, reached over HTTP on 127.0.0.1.
+type bot interface {
+	// Origin is the bot's scheme://host:port.
+	Origin() string
+	// Links returns the page link sent to each approver of request id.
+	Links(t *testing.T, id string, approvers []string) []string
+}
+
+func TestBrowser(t *testing.T) {
+	chromium, node := requireTools(t)
+	b := startBot(t)
+
+	cfg := map[string]any{
+		"origin":   b.Origin(),
+		"chromium": chromium,
+		"title":    title,
+	}
+	reqs := map[string]request{}
+	for name, approvers := range scenarios {
+		id := createRequest(t, b.Origin(), approvers)
+		reqs[name] = request{ID: id, Pages: b.Links(t, id, approvers)}
+	}
+	cfg["requests"] = reqs
+
+	preview := previewServer(t)
+	cfg["previewOrigin"] = preview.URL
+	var previews []map[string]string
+	for _, k := range []pages.ResultKind{pages.ResultExpired, pages.ResultGone, pages.ResultError} {
+		previews = append(previews, map[string]string{"name": "result-" + string(k), "url": preview.URL + "/result/" + string(k)})
+	}
+	cfg["previews"] = previews
+
+	shots := os.Getenv("APPROVALBOT_SCREENSHOTS")
+	if shots == "" {
+		shots = "screenshots"
+	}
+	shots, err := filepath.Abs(shots)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg["screenshots"] = shots
+	cfgFile := filepath.Join(t.TempDir(), "config.json")
+	data, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfgFile, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "browser.test.mjs", cfgFile)
+	cmd.Env = append(os.Environ(), "NODE_NO_WARNINGS=1")
+	lw := &lineWriter{t: t}
+	cmd.Stdout, cmd.Stderr = lw, lw
+	err = cmd.Run()
+	lw.flush()
+	if err != nil {
+		t.Fatalf("browser scenarios failed (%v); see the FAIL lines above", err)
+	}
+	t.Logf("screenshots: %s", shots)
+
+	// What the bot recorded, checked here too, independently of the script.
+	for name, want := range map[string]struct{ status, comment string }{
+		"dismiss":  {"approved", "Looks good to me.\nShip it after lunch."},
+		"double":   {"approved", ""},
+		"keyboard": {"approved", "Approved from the keyboard"},
+		"reject":   {"rejected", ""},
+		"race":     {"approved", ""},
+		"invalid":  {"pending", ""},
+		"nojs":     {"approved", "Carried without JavaScript"},
+	} {
+		got := getRequest(t, b.Origin(), reqs[name].ID)
+		if got.Status != want.status {
+			t.Errorf("%s: status %q, want %q", name, got.Status, want.status)
+		}
+		if want.comment != "" && (got.Decision == nil || strings.ReplaceAll(got.Decision.Comment, "\r\n", "\n") != want.comment) {
+			t.Errorf("%s: decision %+v, want comment %q", name, got.Decision, want.comment)
+		}
+	}
+	shotsWanted := []string{"page", "dialog", "confirm", "result-approved", "result-rejected", "result-already-decided",
+		"result-not-found", "result-invalid", "result-expired", "result-gone", "result-error"}
+	for _, s := range shotsWanted {
+		for _, size := range []string{"375x812", "1280x800"} {
+			if _, err := os.Stat(filepath.Join(shots, s+"-"+size+".png")); err != nil {
+				t.Errorf("screenshot missing: %v", err)
+			}
+		}
+	}
+}
+
+// requireTools returns the paths of Chromium and node, failing the test with
+// install instructions when one is missing.
+func requireTools(t *testing.T) (chromium, node string) {
+	t.Helper()
+	chromium = os.Getenv("APPROVALBOT_CHROMIUM")
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
+	if _, err := os.Stat(chromium); err != nil {
+		t.Fatalf("Chromium not found at %s (%v): install it with `apt-get install -y chromium` or set APPROVALBOT_CHROMIUM", chromium, err)
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("node not found (%v): install Node.js 18 or newer (Debian: apt-get install -y nodejs npm)", err)
+	}
+	if _, err := os.Stat(filepath.Join("node_modules", "playwright-core", "package.json")); err != nil {
+		t.Fatalf("playwright-core is not installed (%v): run `npm ci --prefix pages/browsertest`", err)
+	}
+	return chromium, node
+}
+
+// createRequest creates a request through the bot's API and returns its ID.
+func createRequest(t *testing.T, origin string, approvers []string) string {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{
+		"title":          title,
+		"details":        "Release notes:\n- faster checkout\n- new payment provider\n\nDiff: https://git.example.com/acme/shop/compare/v1.1.0...v1.2.0?diff=split&w=1&a_very_long_parameter_that_never_breaks=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+		"requester":      "ci@example.com",
+		"approvers":      approvers,
+		"timeoutSeconds": 3600,
+		"links":          []map[string]string{{"label": "Runbook", "url": "https://wiki.example.com/runbooks/deploy"}},
+	})
+	res, err := http.Post(origin+"/api/requests", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("create request: %v", err)
+	}
+	defer res.Body.Close()
+	var got apiRequest
+	if res.StatusCode != http.StatusCreated {
+		msg, _ := io.ReadAll(res.Body)
+		t.Fatalf("create request: %s: %s", res.Status, msg)
+	}
+	if err := json.NewDecoder(res.Body).Decode(&got); err != nil || got.ID == "" {
+		t.Fatalf("create request: bad answer (%v): %+v", err, got)
+	}
+	return got.ID
+}
+
+func getRequest(t *testing.T, origin, id string) apiRequest {
+	t.Helper()
+	res, err := http.Get(origin + "/api/requests/" + id)
+	if err != nil {
+		t.Fatalf("get request: %v", err)
+	}
+	defer res.Body.Close()
+	var got apiRequest
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("get request %s: %s", id, res.Status)
+	}
+	if err := json.NewDecoder(res.Body).Decode(&got); err != nil {
+		t.Fatalf("get request %s: %v", id, err)
+	}
+	return got
+}
+
+// previewServer serves the result pages that the bot cannot be made to show on
+// demand (expired needs time to pass, gone a workflow that stopped, error a
+// failure), rendered by the same templates, with the same headers.
+func previewServer(t *testing.T) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		kind := pages.ResultKind(strings.TrimPrefix(r.URL.Path, "/result/"))
+		v := pages.Result{Kind: kind}
+		if kind != pages.ResultError {
+			v.Request = previewRequest(kind)
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Content-Security-Policy", pages.ResultCSP(""))
+		w.Header().Set("Cache-Control", "no-store")
+		if err := pages.RenderResult(w, v); err != nil {
+			t.Errorf("render %s: %v", kind, err)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// lineWriter logs what it is given, line by line, as it arrives.
+type lineWriter struct {
+	t   *testing.T
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		w.t.Log(string(w.buf[:i]))
+		w.buf = w.buf[i+1:]
+	}
+}
+
+func (w *lineWriter) flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.buf) > 0 {
+		w.t.Log(string(w.buf))
+		w.buf = nil
+	}
+}
