@@ -233,6 +233,12 @@ const scenarios = {
     await page.click('button[value=reject]');
     await dialogOpen(page);
     check((await page.textContent('#confirm-title')).includes('Reject'), 'dismiss: dialog for Reject does not say Reject');
+    // The second click of a double click on Reject, landing on the confirm
+    // button, does not confirm.
+    await page.evaluate(() => {
+      document.getElementById('confirm-ok').dispatchEvent(new MouseEvent('click', { bubbles: true, detail: 2 }));
+    });
+    check(await page.evaluate(() => document.getElementById('confirm').open), 'dismiss: the second click of a double click confirmed');
     await page.keyboard.press('Escape');
     await dialogClosed(page);
 
