@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -26,7 +27,8 @@ import (
 //     (it downloads no browser).
 //
 // Screenshots go to APPROVALBOT_SCREENSHOTS, or pages/browsertest/screenshots;
-// the test logs the folder.
+// the test logs the folder. BROWSERTEST_ONLY=dismiss,nojs runs only the named
+// scenarios (for debugging).
 
 const title = "Deploy v1.2 to prod"
 
@@ -133,6 +135,9 @@ func TestBrowser(t *testing.T) {
 		"invalid":  {"pending", ""},
 		"nojs":     {"approved", "Carried without JavaScript"},
 	} {
+		if !selected(name) {
+			continue
+		}
 		got := getRequest(t, b.Origin(), reqs[name].ID)
 		if got.Status != want.status {
 			t.Errorf("%s: status %q, want %q", name, got.Status, want.status)
@@ -143,6 +148,9 @@ func TestBrowser(t *testing.T) {
 	}
 	shotsWanted := []string{"page", "dialog", "confirm", "result-approved", "result-rejected", "result-already-decided",
 		"result-not-found", "result-invalid", "result-expired", "result-gone", "result-error"}
+	if os.Getenv("BROWSERTEST_ONLY") != "" {
+		return // some screenshots were not taken
+	}
 	for _, s := range shotsWanted {
 		for _, size := range []string{"375x812", "1280x800"} {
 			if _, err := os.Stat(filepath.Join(shots, s+"-"+size+".png")); err != nil {
@@ -150,6 +158,13 @@ func TestBrowser(t *testing.T) {
 			}
 		}
 	}
+}
+
+// selected reports whether scenario name runs: all do unless BROWSERTEST_ONLY
+// (a comma-separated list, for debugging) names some.
+func selected(name string) bool {
+	only := os.Getenv("BROWSERTEST_ONLY")
+	return only == "" || slices.Contains(strings.Split(only, ","), name)
 }
 
 // requireTools returns the paths of Chromium and node, failing the test with
