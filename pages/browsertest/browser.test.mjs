@@ -448,6 +448,34 @@ const scenarios = {
     await context.close();
   },
 
+  // The page is opened at once, left open past the request's expiry (one
+  // minute), then used: the bot answers that the request expired.
+  async expired() {
+    const req = cfg.requests.expired;
+    const { context, page, rec } = await open('expired');
+    await page.goto(req.pages[0]);
+    const first = await api(req.id);
+    const deadline = Date.parse(first.expiresAt || '') || Date.now() + 61000;
+    check(first.status === 'pending', `expired: status at start ${first.status}, want pending`);
+    await page.fill('#comment', 'Too late');
+    // Wait (polling the bot) until the request is past its expiry.
+    let now = first;
+    while (Date.now() < deadline + 1000 || now.status === 'pending') {
+      if (Date.now() > deadline + 30000) break;
+      await new Promise((r) => setTimeout(r, 1000));
+      now = await api(req.id);
+    }
+    check(now.status === 'expired', `expired: status after the timeout ${now.status}, want expired`);
+    await page.click('button[value=approve]');
+    await dialogOpen(page);
+    await page.click('#confirm-ok');
+    const h = await result(page);
+    check(/expired/i.test(h), `expired: result heading ${JSON.stringify(h)}, want expired`);
+    check(rec.posts.length === 1, `expired: ${rec.posts.length} POSTs, want 1`);
+    await both(page, 'result-expired');
+    await context.close();
+  },
+
   // Result pages the bot cannot be made to show on demand, rendered by the
   // same templates and served by the test.
   async previews() {
@@ -461,25 +489,36 @@ const scenarios = {
   },
 };
 
-const only = process.env.BROWSERTEST_ONLY ? process.env.BROWSERTEST_ONLY.split(',') : Object.keys(scenarios);
-for (const name of only) {
+// runScenario runs one scenario with a time limit, turning any exception into a
+// failure.
+async function runScenario(name, limit) {
   if (name !== 'previews' && !(cfg.requests && cfg.requests[name])) {
     fail(`${name}: no request in the config`);
-    continue;
+    return;
   }
   log(`scenario ${name}`);
   let timer;
   const watchdog = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error('scenario took longer than 90 s')), 90000);
+    timer = setTimeout(() => reject(new Error(`scenario took longer than ${limit / 1000} s`)), limit);
   });
   try {
     await Promise.race([scenarios[name](), watchdog]);
+    log(`scenario ${name} done`);
   } catch (err) {
     fail(`${name}: ${err.stack || err}`);
   } finally {
     clearTimeout(timer);
   }
 }
+
+const only = process.env.BROWSERTEST_ONLY ? process.env.BROWSERTEST_ONLY.split(',') : Object.keys(scenarios);
+// The expiry scenario mostly waits for its request to expire: it runs alongside
+// the others.
+const slow = only.includes('expired') ? runScenario('expired', 150000) : Promise.resolve();
+for (const name of only.filter((n) => n !== 'expired')) {
+  await runScenario(name, 90000);
+}
+await slow;
 await Promise.race([browser.close(), new Promise((r) => setTimeout(r, 10000))]);
 log(`screenshots (${shots.length}) in ${cfg.screenshots}`);
 if (failures.length) {

@@ -43,7 +43,12 @@ var scenarios = map[string][]string{
 	"race":     {"race-alice@example.com", "race-bob@example.com"},
 	"invalid":  {"invalid-alice@example.com"},
 	"nojs":     {"nojs-alice@example.com"},
+	"expired":  {"expired-alice@example.com"},
 }
+
+// expiring is the scenario whose request gets the shortest timeout the bot
+// allows (one minute): the page is opened at once and used after it expired.
+const expiring = "expired"
 
 // request is one request as the browser script needs it.
 type request struct {
@@ -83,7 +88,11 @@ func TestBrowser(t *testing.T) {
 	}
 	reqs := map[string]request{}
 	for name, approvers := range scenarios {
-		id := createRequest(t, b.Origin(), approvers)
+		timeout := 3600
+		if name == expiring {
+			timeout = 60
+		}
+		id := createRequest(t, b.Origin(), approvers, timeout)
 		reqs[name] = request{ID: id, Pages: b.Links(t, approvers)}
 	}
 	cfg["requests"] = reqs
@@ -91,7 +100,7 @@ func TestBrowser(t *testing.T) {
 	preview := previewServer(t)
 	cfg["previewOrigin"] = preview.URL
 	var previews []map[string]string
-	for _, k := range []pages.ResultKind{pages.ResultExpired, pages.ResultGone, pages.ResultError} {
+	for _, k := range []pages.ResultKind{pages.ResultGone, pages.ResultError} {
 		previews = append(previews, map[string]string{"name": "result-" + string(k), "url": preview.URL + "/result/" + string(k)})
 	}
 	cfg["previews"] = previews
@@ -136,6 +145,7 @@ func TestBrowser(t *testing.T) {
 		"race":     {"approved", ""},
 		"invalid":  {"pending", ""},
 		"nojs":     {"approved", "Carried without JavaScript"},
+		"expired":  {"expired", ""},
 	} {
 		if !selected(name) {
 			continue
@@ -191,14 +201,14 @@ func requireTools(t *testing.T) (chromium, node string) {
 }
 
 // createRequest creates a request through the bot's API and returns its ID.
-func createRequest(t *testing.T, origin string, approvers []string) string {
+func createRequest(t *testing.T, origin string, approvers []string, timeoutSeconds int) string {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{
 		"title":          title,
 		"details":        "Release notes:\n- faster checkout\n- new payment provider\n\nDiff: https://git.example.com/acme/shop/compare/v1.1.0...v1.2.0?diff=split&w=1&a_very_long_parameter_that_never_breaks=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
 		"requester":      "ci@example.com",
 		"approvers":      approvers,
-		"timeoutSeconds": 3600,
+		"timeoutSeconds": timeoutSeconds,
 		"links":          []map[string]string{{"label": "Runbook", "url": "https://wiki.example.com/runbooks/deploy"}},
 	})
 	res, err := http.Post(origin+"/api/requests", "application/json", bytes.NewReader(body))

@@ -172,7 +172,7 @@ func (b *standIn) get(w http.ResponseWriter, r *http.Request) {
 }
 
 func apiView(r *approval.Request) map[string]any {
-	v := map[string]any{"id": r.ID, "status": r.Status}
+	v := map[string]any{"id": r.ID, "status": r.Status, "expiresAt": r.ExpiresAt}
 	if d := r.Decision; d != nil {
 		v["decision"] = map[string]any{"decision": r.Status, "by": d.By, "channel": d.Channel, "comment": d.Comment, "at": d.At}
 	}
