@@ -1,0 +1,475 @@
+package awsflow_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"approvalbot/bot/approval"
+	"approvalbot/bot/awsapp"
+	"approvalbot/bot/awsflow"
+	"approvalbot/bot/mototest"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+// flow is the AWS form running on moto: Step Functions invokes the notifier
+// (this process, through the proxy), the pages are served from the S3 bucket
+// and the callback through a function-URL stand-in, both on one loopback site.
+type flow struct {
+	moto  *mototest.Server
+	proxy *awsflow.Proxy
+	site  *awsflow.Site
+	app   *awsapp.App
+	sfn   *sfn.Client
+	s3    *s3.Client
+	web   *http.Client
+
+	notified chan error // one value per notifier invocation
+}
+
+const (
+	successTarget = "AWSStepFunctions.SendTaskSuccess"
+	failureTarget = "AWSStepFunctions.SendTaskFailure"
+)
+
+func startFlow(t *testing.T) *flow {
+	t.Helper()
+	ctx := context.Background()
+	proxy, err := awsflow.NewProxy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
+	srv := mototest.StartWith(t, mototest.Options{Env: []string{"MOTO_PORT=" + strconv.Itoa(proxy.Port())}})
+	if err := proxy.SetBackend(srv.URL); err != nil {
+		t.Fatal(err)
+	}
+	srv.EnableStepFunctionsExecution(t)
+	proxy.Record(successTarget)
+	proxy.Record(failureTarget)
+
+	site, err := awsflow.NewSite("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { site.Close() })
+
+	// Every AWS call of this process goes through the proxy, which forwards it to
+	// moto and keeps the Step Functions calls for the assertions.
+	awsCfg := srv.Config(t)
+	awsCfg.BaseEndpoint = aws.String(proxy.URL())
+	cfg := awsapp.Config{
+		Table: mototest.UniqueName("approvals"), Bucket: mototest.UniqueName("pages"), PagesPrefix: "p/",
+		PagesBaseURL: site.URL(), CallbackURL: site.URL(), MailFrom: "approvals@example.com",
+	}
+	if err := awsflow.CreateResources(ctx, awsCfg, cfg); err != nil {
+		t.Fatal(err)
+	}
+	app, err := awsapp.New(cfg, awsCfg, slog.New(slog.NewJSONHandler(t.Output(), nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &flow{
+		moto: srv, proxy: proxy, site: site, app: app,
+		sfn:      sfn.NewFromConfig(awsCfg),
+		s3:       s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = true }),
+		web:      &http.Client{Timeout: 30 * time.Second},
+		notified: make(chan error, 4),
+	}
+	notify := lambda.NewHandler(app.Notify)
+	proxy.Handle("notifier", func(ctx context.Context, payload []byte) ([]byte, error) {
+		out, err := notify.Invoke(ctx, payload)
+		f.notified <- err
+		return out, err
+	})
+	site.Serve(cfg.PagesPrefix, awsflow.BucketPages(f.s3, cfg.Bucket), awsflow.FunctionURL(app.CallbackHandler()))
+	return f
+}
+
+// execution is one run of a fresh approval state machine.
+type execution struct {
+	sm, arn string
+}
+
+// start runs the approval state machine on input and waits until the notifier
+// has answered; it returns the notifier's error.
+func (f *flow) start(t *testing.T, ctx context.Context, input string) (execution, error) {
+	t.Helper()
+	sm, err := awsflow.CreateStateMachine(ctx, f.sfn, mototest.UniqueName("approval"), awsflow.FunctionARN(mototest.Region, "notifier"), 10*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := f.sfn.StartExecution(ctx, &sfn.StartExecutionInput{
+		StateMachineArn: aws.String(sm), Name: aws.String(mototest.UniqueName("run")), Input: aws.String(input),
+	})
+	if err != nil {
+		t.Fatalf("StartExecution: %v", err)
+	}
+	e := execution{sm: sm, arn: aws.ToString(out.ExecutionArn)}
+	t.Cleanup(func() {
+		if err := awsflow.Discard(context.Background(), f.sfn, e.sm, e.arn); err != nil {
+			t.Error(err)
+		}
+	})
+	select {
+	case err := <-f.notified:
+		return e, err
+	case <-ctx.Done():
+		t.Fatalf("the notifier was not invoked: %v", ctx.Err())
+	}
+	return e, nil
+}
+
+func (f *flow) wait(t *testing.T, ctx context.Context, e execution) *sfn.DescribeExecutionOutput {
+	t.Helper()
+	out, err := awsflow.WaitExecution(ctx, f.sfn, e.arn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// pageLinks returns the page link mailed to each address since the test began.
+func (f *flow) pageLinks(t *testing.T, seen int) map[string]string {
+	t.Helper()
+	link := regexp.MustCompile(regexp.QuoteMeta(f.site.URL()) + `/p/[A-Za-z0-9_-]+`)
+	links := map[string]string{}
+	for _, m := range f.moto.SentEmails(t)[seen:] {
+		if m.From != f.app.Config.MailFrom {
+			t.Errorf("mail from %q, want %q", m.From, f.app.Config.MailFrom)
+		}
+		l := link.FindString(m.Body)
+		if l == "" {
+			t.Fatalf("no page link in the mail to %v:\n%s", m.To, m.Body)
+		}
+		for _, to := range m.To {
+			links[to] = l
+		}
+	}
+	return links
+}
+
+func (f *flow) pageKeys(t *testing.T, ctx context.Context) []string {
+	t.Helper()
+	out, err := f.s3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(f.app.Config.Bucket), Prefix: aws.String(f.app.Config.PagesPrefix)})
+	if err != nil {
+		t.Fatalf("ListObjectsV2: %v", err)
+	}
+	var keys []string
+	for _, o := range out.Contents {
+		keys = append(keys, aws.ToString(o.Key))
+	}
+	return keys
+}
+
+func input(title string, approvers ...string) string {
+	b, _ := json.Marshal(map[string]any{"request": map[string]any{
+		"title": title, "details": "Release 2.4 to production.", "requester": "ci@example.com",
+		"approvers": approvers, "timeoutSeconds": 3600,
+		"links": []map[string]string{{"label": "Changes", "url": "https://example.com/compare/v2.3...v2.4"}},
+	}})
+	return string(b)
+}
+
+func decodeResult(t *testing.T, s string) approval.Result {
+	t.Helper()
+	var r approval.Result
+	if err := json.Unmarshal([]byte(s), &r); err != nil {
+		t.Fatalf("decode result %q: %v", s, err)
+	}
+	return r
+}
+
+// lastSent decodes the cause or output of the last recorded call to target.
+func (f *flow) lastSent(t *testing.T, target string) (approval.Result, int) {
+	t.Helper()
+	sent := f.proxy.Recorded(target)
+	if len(sent) == 0 {
+		t.Fatalf("no %s was sent", target)
+	}
+	var in struct{ Output, Cause, Error string }
+	if err := json.Unmarshal(sent[len(sent)-1], &in); err != nil {
+		t.Fatal(err)
+	}
+	return decodeResult(t, in.Output+in.Cause), len(sent)
+}
+
+var ignoreTime = cmpopts.IgnoreFields(approval.Result{}, "DecidedAt", "RequestID")
+
+// One moto server for every case; executions run one at a time.
+func TestFlow(t *testing.T) {
+	f := startFlow(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	t.Run("approve", func(t *testing.T) { testApprove(t, ctx, f) })
+	t.Run("reject", func(t *testing.T) { testReject(t, ctx, f) })
+	t.Run("concurrent clicks", func(t *testing.T) { testConcurrentClicks(t, ctx, f) })
+	t.Run("click after stop", func(t *testing.T) { testClickAfterStop(t, ctx, f) })
+	t.Run("bad input", func(t *testing.T) { testBadInput(t, ctx, f) })
+}
+
+func testApprove(t *testing.T, ctx context.Context, f *flow) {
+	seen := len(f.moto.SentEmails(t))
+	e, err := f.start(t, ctx, input("Deploy v2.4", "alice@example.com", "bob@example.com"))
+	if err != nil {
+		t.Fatalf("notifier: %v", err)
+	}
+
+	// One page per approver on S3, one email each with the link to it.
+	if keys := f.pageKeys(t, ctx); len(keys) != 2 {
+		t.Fatalf("pages on S3 = %v, want 2", keys)
+	}
+	links := f.pageLinks(t, seen)
+	if len(links) != 2 || links["alice@example.com"] == "" || links["bob@example.com"] == "" || links["alice@example.com"] == links["bob@example.com"] {
+		t.Fatalf("page links by recipient = %v, want one for each approver", links)
+	}
+	page, err := awsflow.Get(ctx, f.web, links["alice@example.com"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page.Status != http.StatusOK || page.Header.Get("Content-Type") != "text/html; charset=utf-8" || page.Header.Get("Cache-Control") != "no-store" {
+		t.Errorf("page: status %d, Content-Type %q, Cache-Control %q", page.Status, page.Header.Get("Content-Type"), page.Header.Get("Cache-Control"))
+	}
+	if !strings.Contains(page.Body, "Deploy v2.4") || !strings.Contains(page.Body, f.app.Config.DecideURL()) {
+		t.Errorf("page does not show the title and post to %s:\n%s", f.app.Config.DecideURL(), page.Body)
+	}
+	// Opening the page decided nothing.
+	if d, _ := f.sfn.DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: aws.String(e.arn)}); d == nil || d.Status != types.ExecutionStatusRunning {
+		t.Fatalf("execution after opening the page: %+v, want RUNNING", d)
+	}
+
+	result, err := awsflow.Decide(ctx, f.web, links["alice@example.com"], "approve", "Looks good.")
+	if err != nil {
+		t.Fatalf("decide: %v", err)
+	}
+	if result.Status != http.StatusOK || !strings.Contains(result.Body, "approved") {
+		t.Errorf("result page: status %d:\n%s", result.Status, result.Body)
+	}
+
+	got := f.wait(t, ctx, e)
+	if got.Status != types.ExecutionStatusSucceeded {
+		t.Fatalf("execution %s (%s), want SUCCEEDED", got.Status, aws.ToString(got.Error))
+	}
+	want := approval.Result{Decision: "approved", DecidedBy: "alice@example.com", Channel: "email", Comment: "Looks good."}
+	out := decodeResult(t, aws.ToString(got.Output))
+	if diff := cmp.Diff(want, out, ignoreTime); diff != "" {
+		t.Errorf("execution output (-want +got):\n%s", diff)
+	}
+	if _, err := time.Parse(time.RFC3339, out.DecidedAt); err != nil || !approval.ValidID(out.RequestID) {
+		t.Errorf("output decidedAt %q, requestId %q: want RFC 3339 time and request ID", out.DecidedAt, out.RequestID)
+	}
+
+	// Every page of the request is gone; bob's link says so.
+	if keys := f.pageKeys(t, ctx); len(keys) != 0 {
+		t.Errorf("pages left on S3 after the decision: %v", keys)
+	}
+	if p, err := awsflow.Get(ctx, f.web, links["bob@example.com"]); err != nil || p.Status != http.StatusNotFound {
+		t.Errorf("bob's page after the decision: %v, %v; want 404", p, err)
+	}
+}
+
+func testReject(t *testing.T, ctx context.Context, f *flow) {
+	seen := len(f.moto.SentEmails(t))
+	e, err := f.start(t, ctx, input("Drop the old table", "carol@example.com"))
+	if err != nil {
+		t.Fatalf("notifier: %v", err)
+	}
+	links := f.pageLinks(t, seen)
+	result, err := awsflow.Decide(ctx, f.web, links["carol@example.com"], "reject", "Not on a Friday.")
+	if err != nil {
+		t.Fatalf("decide: %v", err)
+	}
+	if result.Status != http.StatusOK || !strings.Contains(result.Body, "rejected") {
+		t.Errorf("result page: status %d:\n%s", result.Status, result.Body)
+	}
+	got := f.wait(t, ctx, e)
+	errName, _, err := awsflow.Failure(ctx, f.sfn, got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != types.ExecutionStatusFailed || errName != "Rejected" {
+		t.Fatalf("execution %s with error %q, want FAILED with Rejected", got.Status, errName)
+	}
+	// moto 5.2.1 drops the cause of SendTaskFailure: check what was sent.
+	cause, _ := f.lastSent(t, failureTarget)
+	want := approval.Result{Decision: "rejected", DecidedBy: "carol@example.com", Channel: "email", Comment: "Not on a Friday."}
+	if diff := cmp.Diff(want, cause, ignoreTime); diff != "" {
+		t.Errorf("failure cause sent (-want +got):\n%s", diff)
+	}
+}
+
+func testConcurrentClicks(t *testing.T, ctx context.Context, f *flow) {
+	seen := len(f.moto.SentEmails(t))
+	successes, failures := len(f.proxy.Recorded(successTarget)), len(f.proxy.Recorded(failureTarget))
+	e, err := f.start(t, ctx, input("Rotate the keys", "dave@example.com", "erin@example.com"))
+	if err != nil {
+		t.Fatalf("notifier: %v", err)
+	}
+	links := f.pageLinks(t, seen)
+
+	// Both open their page and press their button; then both confirm at once.
+	who := map[string]string{"dave@example.com": "approve", "erin@example.com": "reject"}
+	confirms := map[string]awsflow.Form{}
+	for addr, choice := range who {
+		page, err := awsflow.Get(ctx, f.web, links[addr])
+		if err != nil {
+			t.Fatal(err)
+		}
+		form := findForm(t, page, func(fm awsflow.Form) bool { return len(fm.Buttons["decision"]) > 0 })
+		form.Fields.Set("decision", choice)
+		confirm, err := awsflow.PostForm(ctx, f.web, form.Action, form.Fields)
+		if err != nil {
+			t.Fatal(err)
+		}
+		confirms[addr] = findForm(t, confirm, func(fm awsflow.Form) bool { return fm.Fields.Get("confirmed") != "" })
+	}
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		results = map[string]*awsflow.Page{}
+	)
+	for addr, form := range confirms {
+		wg.Go(func() {
+			p, err := awsflow.PostForm(ctx, f.web, form.Action, form.Fields)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			results[addr] = p
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+
+	got := f.wait(t, ctx, e)
+	var winner string
+	switch got.Status {
+	case types.ExecutionStatusSucceeded:
+		winner = "dave@example.com"
+		if r := decodeResult(t, aws.ToString(got.Output)); r.DecidedBy != winner {
+			t.Errorf("output decided by %q, want %q", r.DecidedBy, winner)
+		}
+	case types.ExecutionStatusFailed:
+		winner = "erin@example.com"
+	default:
+		t.Fatalf("execution %s, want SUCCEEDED or FAILED", got.Status)
+	}
+	loser := map[string]string{"dave@example.com": "erin@example.com", "erin@example.com": "dave@example.com"}[winner]
+	if n := len(f.proxy.Recorded(successTarget)) - successes + len(f.proxy.Recorded(failureTarget)) - failures; n != 1 {
+		t.Errorf("%d decisions sent to Step Functions, want 1", n)
+	}
+	if p := results[winner]; p == nil || !strings.Contains(p.Body, map[string]string{"approve": "approved", "reject": "rejected"}[who[winner]]) {
+		t.Errorf("winner's result page: %+v", p)
+	}
+	if p := results[loser]; p == nil || p.Status >= 500 || !strings.Contains(strings.ToLower(p.Body), "already decided") {
+		t.Errorf("loser's result page, want \"already decided\": %+v", p)
+	}
+	r, err := f.app.Service.Get(ctx, approval.IDFromTaskToken(taskToken(t, f, e)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Decision == nil || r.Decision.By != winner {
+		t.Errorf("stored decision %+v, want by %s", r.Decision, winner)
+	}
+}
+
+func testClickAfterStop(t *testing.T, ctx context.Context, f *flow) {
+	seen := len(f.moto.SentEmails(t))
+	e, err := f.start(t, ctx, input("Open the firewall", "frank@example.com"))
+	if err != nil {
+		t.Fatalf("notifier: %v", err)
+	}
+	links := f.pageLinks(t, seen)
+	id := approval.IDFromTaskToken(taskToken(t, f, e))
+	if _, err := f.sfn.StopExecution(ctx, &sfn.StopExecutionInput{ExecutionArn: aws.String(e.arn), Error: aws.String("Canceled")}); err != nil {
+		t.Fatalf("StopExecution: %v", err)
+	}
+	// moto 5.2.1 keeps a stopped execution's task waiting and accepting its
+	// token; deleting the state machine makes moto answer InvalidToken, as AWS
+	// answers TaskTimedOut for the task of a stopped execution.
+	if _, err := f.sfn.DeleteStateMachine(ctx, &sfn.DeleteStateMachineInput{StateMachineArn: aws.String(e.sm)}); err != nil {
+		t.Fatal(err)
+	}
+	result, err := awsflow.Decide(ctx, f.web, links["frank@example.com"], "approve", "")
+	if err != nil {
+		t.Fatalf("decide: %v", err)
+	}
+	if result.Status >= 500 || !strings.Contains(result.Body, "no longer waiting") {
+		t.Errorf("result page: status %d, want \"no longer waiting\":\n%s", result.Status, result.Body)
+	}
+	r, err := f.app.Service.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != approval.StatusExpired {
+		t.Errorf("request status %s, want expired", r.Status)
+	}
+}
+
+func testBadInput(t *testing.T, ctx context.Context, f *flow) {
+	e, err := f.start(t, ctx, `{"request":{"title":"No one to ask","approvers":[],"timeoutSeconds":3600}}`)
+	if err == nil {
+		t.Fatal("the notifier accepted a request without approvers")
+	}
+	got := f.wait(t, ctx, e)
+	errName, cause, err := awsflow.Failure(ctx, f.sfn, got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != types.ExecutionStatusFailed || errName != "InvalidRequest" {
+		t.Fatalf("execution %s with error %q, want FAILED with InvalidRequest", got.Status, errName)
+	}
+	if !strings.Contains(cause, "request.approvers: at least one approver is required") {
+		t.Errorf("cause %q does not say what is wrong", cause)
+	}
+}
+
+func findForm(t *testing.T, p *awsflow.Page, match func(awsflow.Form) bool) awsflow.Form {
+	t.Helper()
+	forms, err := awsflow.Forms(p.URL, p.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fm := range forms {
+		if match(fm) {
+			return fm
+		}
+	}
+	t.Fatalf("no matching form on %s (status %d):\n%s", p.URL, p.Status, p.Body)
+	return awsflow.Form{}
+}
+
+// taskToken reads the task token the execution's notifier was given, from its
+// history.
+func taskToken(t *testing.T, f *flow, e execution) string {
+	t.Helper()
+	h, err := f.sfn.GetExecutionHistory(context.Background(), &sfn.GetExecutionHistoryInput{ExecutionArn: aws.String(e.arn)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range h.Events {
+		if d := ev.TaskScheduledEventDetails; d != nil {
+			var p struct{ Payload struct{ TaskToken string } }
+			if err := json.Unmarshal([]byte(aws.ToString(d.Parameters)), &p); err == nil && p.Payload.TaskToken != "" {
+				return p.Payload.TaskToken
+			}
+		}
+	}
+	t.Fatal("no task token in the execution history")
+	return ""
+}
