@@ -1,0 +1,263 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"approvalbot/bot/approval"
+)
+
+func (f *fixture) postJSON(body string, header ...string) *http.Response {
+	f.t.Helper()
+	return f.do("POST", "/api/requests", strings.NewReader(body), append([]string{"Content-Type", "application/json"}, header...)...)
+}
+
+func decode[T any](t *testing.T, resp *http.Response) T {
+	t.Helper()
+	var v T
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type = %q, want application/json", ct)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		t.Fatalf("decode answer: %v", err)
+	}
+	return v
+}
+
+func TestAPICreateGetList(t *testing.T) {
+	f := newFixture(t)
+	resp := f.postJSON(`{"title":"Deploy v1.2","details":"to prod","approvers":["Alice@example.com","bob@example.com"],
+		"requester":"ci","timeoutSeconds":3600,"links":[{"label":"diff","url":"https://example.com/diff"}],
+		"webhookURL":"https://hooks.example.com/x?key=s3cret","policy":"any"}`)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create: status %d, want 201: %s", resp.StatusCode, readBody(t, resp))
+	}
+	created := decode[RequestJSON](t, resp)
+	now := f.clock.Now()
+	want := RequestJSON{
+		ID: created.ID, Status: "pending", Title: "Deploy v1.2", Details: "to prod", Requester: "ci",
+		Approvers: []string{"alice@example.com", "bob@example.com"},
+		Links:     []linkJSON{{"diff", "https://example.com/diff"}}, Policy: "any",
+		CreatedAt: now, ExpiresAt: now.Add(time.Hour),
+	}
+	if diff := cmp.Diff(want, created); diff != "" {
+		t.Errorf("created (-want +got):\n%s", diff)
+	}
+	if got := resp.Header.Get("Location"); got != "/api/requests/"+created.ID {
+		t.Errorf("Location = %q", got)
+	}
+
+	got := decode[RequestJSON](t, f.do("GET", "/api/requests/"+created.ID, nil))
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("get (-want +got):\n%s", diff)
+	}
+
+	f.clock.Add(time.Second)
+	second := decode[RequestJSON](t, f.postJSON(`{"title":"Second","approvers":["carol@example.com"],"timeoutSeconds":60}`))
+	list := decode[ListJSON](t, f.do("GET", "/api/requests?status=pending", nil))
+	var ids []string
+	for _, r := range list.Requests {
+		ids = append(ids, r.ID)
+	}
+	if diff := cmp.Diff([]string{second.ID, created.ID}, ids); diff != "" {
+		t.Errorf("pending list, newest first (-want +got):\n%s", diff)
+	}
+
+	// Decide through a page, then the API shows the decision.
+	r, _ := f.store.GetRequest(context.Background(), created.ID)
+	html, _ := f.pages.Get(r.Recipients[0].PageKey)
+	if _, err := f.svc.Decide(context.Background(), approval.DecideInput{Token: tokenIn(t, html), Choice: approval.Approve, Comment: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	got = decode[RequestJSON](t, f.do("GET", "/api/requests/"+created.ID, nil))
+	wantDecision := &DecisionJSON{Decision: "approved", By: "alice@example.com", Channel: "email", Comment: "ok", At: f.clock.Now()}
+	if got.Status != "approved" || !cmp.Equal(got.Decision, wantDecision) {
+		t.Errorf("after approval: status %q, decision %+v; want approved, %+v", got.Status, got.Decision, wantDecision)
+	}
+	list = decode[ListJSON](t, f.do("GET", "/api/requests", nil))
+	if len(list.Requests) != 1 || list.Requests[0].ID != second.ID {
+		t.Errorf("pending after approval = %+v, want only the second request", list.Requests)
+	}
+}
+
+func TestAPIAnswersHoldNoSecrets(t *testing.T) {
+	f := newFixture(t)
+	resp := f.postJSON(`{"title":"T","approvers":["alice@example.com"],"timeoutSeconds":600,"webhookURL":"https://hooks.example.com/x?key=s3cret"}`)
+	body := readBody(t, resp)
+	var created RequestJSON
+	json.Unmarshal([]byte(body), &created)
+	r, err := f.store.GetRequest(context.Background(), created.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	html, _ := f.pages.Get(r.Recipients[0].PageKey)
+	secrets := []string{tokenIn(t, html), r.Recipients[0].TokenHash, r.Recipients[0].PageKey, "s3cret"}
+	for _, target := range []string{"/api/requests/" + r.ID, "/api/requests/" + r.ID + "?wait=0", "/api/requests?status=pending"} {
+		body += readBody(t, f.do("GET", target, nil))
+	}
+	for _, s := range secrets {
+		if strings.Contains(body, s) {
+			t.Errorf("an API answer holds a secret %q:\n%s", s[:4], body)
+		}
+		if strings.Contains(f.logs.String(), s) {
+			t.Errorf("a log line holds a secret %q", s[:4])
+		}
+	}
+}
+
+func TestAPIValidation(t *testing.T) {
+	f := newFixture(t)
+	valid := `"approvers":["alice@example.com"],"timeoutSeconds":600`
+	for _, tc := range []struct {
+		name, body, ctype string
+		status            int
+		field, text       string
+	}{
+		{"missing title", `{` + valid + `}`, "", 400, "title", "title is required"},
+		{"no approvers", `{"title":"T","approvers":[],"timeoutSeconds":600}`, "", 400, "approvers", "at least one approver"},
+		{"malformed email", `{"title":"T","approvers":["alice@"],"timeoutSeconds":600}`, "", 400, "approvers", "not a valid email"},
+		{"timeout too short", `{"title":"T","approvers":["a@example.com"],"timeoutSeconds":59}`, "", 400, "timeoutSeconds", "between 60"},
+		{"timeout too long", `{"title":"T","approvers":["a@example.com"],"timeoutSeconds":2592001}`, "", 400, "timeoutSeconds", "between 60"},
+		{"timeout huge", `{"title":"T","approvers":["a@example.com"],"timeoutSeconds":9223372036854775807}`, "", 400, "timeoutSeconds", "between 60"},
+		{"timeout not a number", `{"title":"T","approvers":["a@example.com"],"timeoutSeconds":"1h"}`, "", 400, "timeoutSeconds", "must be a JSON number"},
+		{"unknown field", `{"title":"T",` + valid + `,"tiemout":5}`, "", 400, "tiemout", `unknown field "tiemout"`},
+		{"unknown link field", `{"title":"T",` + valid + `,"links":[{"href":"https://x"}]}`, "", 400, "href", "unknown field"},
+		{"bad link", `{"title":"T",` + valid + `,"links":[{"url":"javascript:alert(1)"}]}`, "", 400, "links", "not an absolute http(s) URL"},
+		{"bad webhook", `{"title":"T",` + valid + `,"webhookURL":"ftp://x"}`, "", 400, "webhookURL", "not an absolute http(s) URL"},
+		{"bad policy", `{"title":"T",` + valid + `,"policy":"most"}`, "", 400, "policy", "unknown"},
+		{"not JSON", `title=T`, "", 400, "", "not valid JSON"},
+		{"trailing data", `{"title":"T",` + valid + `} {}`, "", 400, "", "one JSON object"},
+		{"empty", ``, "", 400, "", "empty"},
+		{"array", `[]`, "", 400, "", "must be a JSON object"},
+		{"too big", `{"title":"T",` + valid + `,"details":"` + strings.Repeat("x", MaxBody) + `"}`, "", 413, "", "64 KiB"},
+		{"form content type", `{"title":"T",` + valid + `}`, "application/x-www-form-urlencoded", 415, "", "application/json"},
+	} {
+		ct := tc.ctype
+		if ct == "" {
+			ct = "application/json; charset=utf-8"
+		}
+		resp := f.do("POST", "/api/requests", strings.NewReader(tc.body), "Content-Type", ct)
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s: status %d, want %d", tc.name, resp.StatusCode, tc.status)
+		}
+		got := decode[ErrorJSON](t, resp)
+		if got.Field != tc.field || !strings.Contains(got.Error, tc.text) {
+			t.Errorf("%s: answer %+v, want field %q and a message with %q", tc.name, got, tc.field, tc.text)
+		}
+	}
+	if all, _ := f.store.ListPending(context.Background()); len(all) != 0 {
+		t.Errorf("the store holds %d requests after refused input, want 0", len(all))
+	}
+	if keys := f.pages.Keys(); len(keys) != 0 {
+		t.Errorf("%d pages published after refused input, want 0", len(keys))
+	}
+}
+
+func TestAPIErrors(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct {
+		method, target string
+		status         int
+		allow          string
+	}{
+		{"GET", "/api/requests/abcdefghijklmnop", 404, ""},
+		{"GET", "/api/requests/bad", 404, ""},
+		{"GET", "/api/requests?status=approved", 400, ""},
+		{"GET", "/api/requests/abcdefghijklmnop?wait=soon", 400, ""},
+		{"DELETE", "/api/requests", 405, "GET, POST"},
+		{"POST", "/api/requests/abcdefghijklmnop", 405, "GET"},
+		{"GET", "/api/nothing", 404, ""},
+	} {
+		resp := f.do(tc.method, tc.target, nil)
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s %s: status %d, want %d", tc.method, tc.target, resp.StatusCode, tc.status)
+		}
+		if got := resp.Header.Get("Allow"); got != tc.allow {
+			t.Errorf("%s %s: Allow %q, want %q", tc.method, tc.target, got, tc.allow)
+		}
+		if e := decode[ErrorJSON](t, resp); e.Error == "" {
+			t.Errorf("%s %s: no error message", tc.method, tc.target)
+		}
+	}
+}
+
+func TestAPIWait(t *testing.T) {
+	f := newFixture(t)
+	_, tokens := f.create("")
+	r, _ := f.store.ListPending(context.Background())
+	id := r[0].ID
+
+	done := make(chan RequestJSON)
+	go func() {
+		done <- decode[RequestJSON](t, f.do("GET", "/api/requests/"+id+"?wait=30s", nil))
+	}()
+	// Decide once the waiter is (very likely) waiting; either order must work.
+	if _, err := f.svc.Decide(context.Background(), approval.DecideInput{Token: tokens["bob@example.com"], Choice: approval.Reject}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-done:
+		if got.Status != "rejected" || got.Decision == nil || got.Decision.By != "bob@example.com" {
+			t.Errorf("waiter got %+v, want rejected by bob", got)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the waiting caller did not get the decision")
+	}
+}
+
+func TestAPIWaitTimesOutWithCurrentState(t *testing.T) {
+	f := newFixture(t, func(c *Config, _ *approval.Service) { c.MaxWait = 50 * time.Millisecond })
+	f.create("")
+	r, _ := f.store.ListPending(context.Background())
+	resp := f.do("GET", "/api/requests/"+r[0].ID+"?wait=1h", nil)
+	if got := decode[RequestJSON](t, resp); resp.StatusCode != 200 || got.Status != "pending" {
+		t.Errorf("status %d, request %q; want 200 pending after the capped wait", resp.StatusCode, got.Status)
+	}
+}
+
+func TestAPIToken(t *testing.T) {
+	f := newFixture(t, func(c *Config, _ *approval.Service) { c.APIToken = "t0ken" })
+	body := `{"title":"T","approvers":["a@example.com"],"timeoutSeconds":600}`
+	for _, auth := range []string{"", "Bearer wrong", "t0ken", "Bearer t0ken2"} {
+		resp := f.postJSON(body, "Authorization", auth)
+		if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") == "" {
+			t.Errorf("Authorization %q: status %d, want 401 with WWW-Authenticate", auth, resp.StatusCode)
+		}
+	}
+	if resp := f.do("GET", "/api/requests", nil); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("list without token: status %d, want 401", resp.StatusCode)
+	}
+	if resp := f.postJSON(body, "Authorization", "Bearer t0ken"); resp.StatusCode != http.StatusCreated {
+		t.Errorf("with token: status %d, want 201", resp.StatusCode)
+	}
+	if resp := f.do("GET", "/healthz", nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("healthz needs no token: status %d", resp.StatusCode)
+	}
+}
+
+func TestAPIDisabled(t *testing.T) {
+	f := newFixture(t, func(c *Config, _ *approval.Service) { c.DisableAPI = true; c.Pages = nil })
+	_, tokens := f.create("")
+	for _, target := range []string{"/api/requests", "/api/requests/abcdefghijklmnop"} {
+		if resp := f.do("GET", target, nil); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("GET %s with the API disabled: status %d, want 404", target, resp.StatusCode)
+		}
+	}
+	if resp := f.postJSON(`{}`); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("POST /api/requests with the API disabled: status %d, want 404", resp.StatusCode)
+	}
+	r, _ := f.store.ListPending(context.Background())
+	if resp := f.do("GET", "/p/"+r[0].Recipients[0].PageKey, nil); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("page without a page source: status %d, want 404", resp.StatusCode)
+	}
+	resp := f.postForm(map[string][]string{"token": {tokens["alice@example.com"]}, "decision": {"approve"}, "confirmed": {"1"}})
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("/decide with the API disabled: status %d, want 200", resp.StatusCode)
+	}
+}

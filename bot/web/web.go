@@ -1,0 +1,83 @@
+// Package web is the HTTP surface of approvalbot: the one-time pages (/p/{page}),
+// the decision endpoint their forms post to (/decide), the local JSON API
+// (/api/requests...) and /healthz. The same handler serves the embedded mode and,
+// with the API disabled and pages on S3, the callback Lambda's function URL.
+package web
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"approvalbot/bot/approval"
+	"approvalbot/pages"
+)
+
+// MaxBody is the largest request body accepted, for forms and JSON alike.
+const MaxBody = 64 << 10
+
+// DefaultMaxWait caps how long GET /api/requests/{id}?wait= blocks.
+const DefaultMaxWait = 60 * time.Second
+
+// PageSource returns stored one-time pages by key, or an error matching
+// approval.ErrNotFound.
+type PageSource interface {
+	Page(ctx context.Context, key string) ([]byte, error)
+}
+
+// Config is what the handler serves and how.
+type Config struct {
+	// Service runs the decisions and requests. Required.
+	Service *approval.Service
+	// Pages serves GET /p/{page}; nil leaves the route out (pages live
+	// elsewhere, as on S3).
+	Pages PageSource
+	// PageURL gives the address of a page key, for the confirmation step's
+	// Cancel link; nil means no such link.
+	PageURL func(key string) string
+	// DecideURL is where the confirmation form posts; empty means
+	// Service.DecideURL.
+	DecideURL string
+	// DisableAPI leaves out every /api route (the callback Lambda serves only
+	// /decide).
+	DisableAPI bool
+	// APIToken, when set, is the bearer token every /api request must carry
+	// ("Authorization: Bearer <token>").
+	APIToken string
+	// Slack, when set, is mounted at /slack/ (it checks Slack's signatures itself).
+	Slack http.Handler
+	// MaxWait caps the ?wait= long poll; zero means DefaultMaxWait.
+	MaxWait time.Duration
+	// Log receives one line per request; nil discards.
+	Log *slog.Logger
+}
+
+// server holds the configuration the handlers share.
+type server struct {
+	cfg       Config
+	log       *slog.Logger
+	decideURL string
+	resultCSP string
+	pageCSP   string
+}
+
+// New returns the handler for cfg, with every route, the security headers and
+// one log line per request.
+func New(cfg Config) http.Handler {
+	s := &server{cfg: cfg, log: cfg.Log, decideURL: cfg.DecideURL}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.decideURL == "" && cfg.Service != nil {
+		s.decideURL = cfg.Service.DecideURL
+	}
+	if s.cfg.MaxWait <= 0 {
+		s.cfg.MaxWait = DefaultMaxWait
+	}
+	s.cfg.APIToken = strings.TrimSpace(s.cfg.APIToken)
+	s.resultCSP = pages.ResultCSP(s.decideURL)
+	s.pageCSP = pages.PageCSP(s.decideURL)
+	return s.edge(s.routes())
+}
