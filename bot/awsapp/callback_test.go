@@ -1,0 +1,107 @@
+package awsapp
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+
+	"approvalbot/bot/approval"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambdaurl"
+)
+
+// invokeURL sends the function URL event of testdata/function-url-post.json,
+// with method and the base64-encoded form, to the callback as lambdaurl does.
+func invokeURL(t *testing.T, a *App, method string, form url.Values) (int, http.Header, string) {
+	t.Helper()
+	raw, err := os.ReadFile("testdata/function-url-post.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev events.LambdaFunctionURLRequest
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		t.Fatal(err)
+	}
+	ev.RequestContext.HTTP.Method = method
+	ev.Body = base64.StdEncoding.EncodeToString([]byte(form.Encode()))
+	if method == http.MethodGet {
+		ev.Body, ev.IsBase64Encoded = "", false
+	}
+	resp, err := lambdaurl.Wrap(a.CallbackHandler())(context.Background(), &ev)
+	if err != nil {
+		t.Fatalf("invoke: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	h := http.Header{}
+	for k, v := range resp.Headers {
+		h.Set(k, v)
+	}
+	return resp.StatusCode, h, string(body)
+}
+
+func TestCallbackThroughFunctionURL(t *testing.T) {
+	a, _, mail := memoryApp(t)
+	a.Config.CallbackURL = "https://abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.on.aws"
+	if _, err := a.Notify(context.Background(), json.RawMessage(goodEvent)); err != nil {
+		t.Fatal(err)
+	}
+	sent := mail.Sent()[0]
+	token := tokenFromEmail(t, a, sent)
+
+	if status, _, _ := invokeURL(t, a, http.MethodGet, nil); status != http.StatusMethodNotAllowed {
+		t.Errorf("GET /decide = %d, want 405", status)
+	}
+	// Without confirmed=1 (no JavaScript) the callback asks first.
+	status, _, body := invokeURL(t, a, http.MethodPost, url.Values{"token": {token}, "decision": {"approve"}, "comment": {"fine & dandy"}})
+	if status != http.StatusOK || !strings.Contains(body, `name="confirmed"`) {
+		t.Fatalf("unconfirmed POST = %d, want the confirmation step:\n%s", status, body)
+	}
+	status, h, body := invokeURL(t, a, http.MethodPost, url.Values{"token": {token}, "decision": {"approve"}, "comment": {"fine & dandy"}, "confirmed": {"1"}})
+	if status != http.StatusOK || !strings.Contains(body, "Deploy v2") {
+		t.Errorf("confirmed POST = %d:\n%s", status, body)
+	}
+	if got := h.Get("Cache-Control"); got != "no-store" {
+		t.Errorf("Cache-Control = %q, want no-store", got)
+	}
+	r, err := a.Service.Get(context.Background(), approval.IDFromTaskToken("tt-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != approval.StatusApproved || r.Decision.Comment != "fine & dandy" || r.Decision.By != sent.To {
+		t.Errorf("request %s decided %+v; want approved by %s with the comment", r.Status, r.Decision, sent.To)
+	}
+}
+
+// tokenFromEmail follows the email's page link (on the in-memory pages) to the
+// token in the page's form.
+func tokenFromEmail(t *testing.T, a *App, e approval.Email) string {
+	t.Helper()
+	const marker = "https://pages.example.net/p/"
+	i := strings.Index(e.Text, marker)
+	if i < 0 {
+		t.Fatalf("no page link in the email:\n%s", e.Text)
+	}
+	key := e.Text[i+len(marker):]
+	if j := strings.IndexFunc(key, func(r rune) bool { return !strings.ContainsRune("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", r) }); j >= 0 {
+		key = key[:j]
+	}
+	page, ok := a.Service.Pages.(interface{ Get(string) ([]byte, bool) }).Get(key)
+	if !ok {
+		t.Fatalf("no page %s", key)
+	}
+	const field = `name="token" value="`
+	s := string(page)
+	k := strings.Index(s, field)
+	if k < 0 {
+		t.Fatalf("no token in the page:\n%s", s)
+	}
+	s = s[k+len(field):]
+	return s[:strings.IndexByte(s, '"')]
+}
