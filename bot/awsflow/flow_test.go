@@ -220,6 +220,32 @@ func TestFlow(t *testing.T) {
 	t.Run("concurrent clicks", func(t *testing.T) { testConcurrentClicks(t, ctx, f) })
 	t.Run("click after stop", func(t *testing.T) { testClickAfterStop(t, ctx, f) })
 	t.Run("bad input", func(t *testing.T) { testBadInput(t, ctx, f) })
+	t.Run("retried notification", func(t *testing.T) { testRetriedNotification(t, ctx, f) })
+}
+
+// A retried invocation for the same task token (a Lambda retry, or the state
+// machine's Retry) creates nothing new: same request, no second page or email.
+func testRetriedNotification(t *testing.T, ctx context.Context, f *flow) {
+	seen := len(f.moto.SentEmails(t))
+	pagesBefore := len(f.pageKeys(t, ctx))
+	ev := `{"taskToken":"retried-task-token","request":{"title":"Retry me","approvers":["gina@example.com"],"timeoutSeconds":600}}`
+	first, err := f.app.Notify(ctx, json.RawMessage(ev))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := f.app.Notify(ctx, json.RawMessage(ev))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !first.Created || second.Created || second.RequestID != first.RequestID {
+		t.Errorf("first %+v, second %+v; want one request created once", first, second)
+	}
+	if n := len(f.moto.SentEmails(t)) - seen; n != 1 {
+		t.Errorf("%d emails sent, want 1", n)
+	}
+	if n := len(f.pageKeys(t, ctx)) - pagesBefore; n != 1 {
+		t.Errorf("%d pages added, want 1", n)
+	}
 }
 
 func testApprove(t *testing.T, ctx context.Context, f *flow) {
