@@ -1,0 +1,331 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"approvalbot/bot/web"
+)
+
+// client talks to a running bot's API.
+type client struct {
+	server string // base URL
+	token  string // API bearer token
+	http   *http.Client
+}
+
+// clientFlags adds the flags every client command has.
+func clientFlags(fs *flag.FlagSet, getenv func(string) string) *client {
+	c := &client{http: &http.Client{Timeout: web.DefaultMaxWait + 15*time.Second}}
+	def := getenv("APPROVALBOT_SERVER")
+	if def == "" {
+		def = "http://" + envOr(getenv, "APPROVALBOT_ADDR", defaultAddr)
+	}
+	fs.StringVar(&c.server, "server", def, "")
+	c.token = strings.TrimSpace(getenv("APPROVALBOT_API_TOKEN"))
+	return c
+}
+
+// apiError is an answer other than 2xx.
+type apiError struct {
+	status int
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+// do sends one API call and decodes the answer into out.
+func (c *client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.server, "/")+path, body)
+	if err != nil {
+		return usageErr("server %q: %v", c.server, err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("cannot reach approvalbot at %s (is it running? start it with: go run ./bot): %w", c.server, errors.Unwrap(err))
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return fmt.Errorf("read answer: %w", err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var e web.ErrorJSON
+		if json.Unmarshal(b, &e) != nil || e.Error == "" {
+			e.Error = resp.Status
+		}
+		return &apiError{status: resp.StatusCode, msg: fmt.Sprintf("the server refused: %s", e.Error)}
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("the server's answer is not the expected JSON: %w", err)
+	}
+	return nil
+}
+
+// stringList is a repeatable flag; values may also be comma-separated.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
+}
+
+// linkList is the repeatable --link label=url flag.
+type linkList []map[string]string
+
+func (l *linkList) String() string { return fmt.Sprint(*l) }
+func (l *linkList) Set(v string) error {
+	label, u, ok := strings.Cut(v, "=")
+	if !ok || strings.Contains(label, "://") {
+		label, u = "", v
+	}
+	*l = append(*l, map[string]string{"label": strings.TrimSpace(label), "url": strings.TrimSpace(u)})
+	return nil
+}
+
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer, help func(io.Writer)) error {
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			help(stdout)
+			return &exitError{code: 0}
+		}
+		return usageErr("%v (see -h)", err)
+	}
+	return nil
+}
+
+// runRequest creates a request and, with --wait, waits for its outcome.
+func runRequest(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("request", flag.ContinueOnError)
+	c := clientFlags(fs, getenv)
+	var (
+		approvers stringList
+		links     linkList
+		in        = map[string]any{}
+	)
+	title := fs.String("title", "", "")
+	details := fs.String("details", "", "")
+	requester := fs.String("requester", getenv("USER"), "")
+	timeout := fs.Duration("timeout", time.Hour, "")
+	webhook := fs.String("webhook", "", "")
+	channel := fs.String("slack-channel", "", "")
+	policy := fs.String("policy", "", "")
+	wait := fs.Bool("wait", false, "")
+	asJSON := fs.Bool("json", false, "")
+	fs.Var(&approvers, "approver", "")
+	fs.Var(&links, "link", "")
+	if err := parseFlags(fs, args, stdout, printRequestHelp); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErr("request: unexpected argument %q (see request -h)", fs.Arg(0))
+	}
+	if *details == "-" {
+		b, err := io.ReadAll(io.LimitReader(os.Stdin, web.MaxBody))
+		if err != nil {
+			return usageErr("read details from stdin: %v", err)
+		}
+		*details = string(b)
+	}
+	if *timeout%time.Second != 0 {
+		return usageErr("--timeout must be whole seconds, got %s", *timeout)
+	}
+	in["title"], in["details"], in["requester"] = *title, *details, *requester
+	in["approvers"] = []string(approvers)
+	in["timeoutSeconds"] = int64(*timeout / time.Second)
+	if len(links) > 0 {
+		in["links"] = links
+	}
+	for k, v := range map[string]string{"webhookURL": *webhook, "slackChannel": *channel, "policy": *policy} {
+		if v != "" {
+			in[k] = v
+		}
+	}
+
+	var r web.RequestJSON
+	if err := c.do(ctx, "POST", "/api/requests", in, &r); err != nil {
+		return clientErr(err)
+	}
+	show(stdout, r, *asJSON)
+	if !*wait {
+		return nil
+	}
+	return waitFor(ctx, c, r.ID, stdout, stderr, *asJSON)
+}
+
+// waitFor long-polls the request until it is no longer pending. A server that
+// is briefly unreachable (restarting) is tried again for up to a minute.
+func waitFor(ctx context.Context, c *client, id string, stdout, stderr io.Writer, asJSON bool) error {
+	if !asJSON {
+		fmt.Fprintln(stderr, "waiting for a decision (Ctrl-C stops waiting; the request stays open)...")
+	}
+	var failingSince time.Time
+	for {
+		var r web.RequestJSON
+		err := c.do(ctx, "GET", "/api/requests/"+url.PathEscape(id)+"?wait=60s", nil, &r)
+		switch {
+		case ctx.Err() != nil:
+			return &exitError{code: exitUsage, err: fmt.Errorf("stopped waiting; request %s is still open", id)}
+		case err != nil:
+			var ae *apiError
+			if errors.As(err, &ae) {
+				return clientErr(err)
+			}
+			if failingSince.IsZero() {
+				failingSince = time.Now()
+			}
+			if time.Since(failingSince) > time.Minute {
+				return clientErr(err)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(2 * time.Second):
+			}
+			continue
+		}
+		failingSince = time.Time{}
+		if r.Status == "pending" {
+			continue
+		}
+		showOutcome(stdout, r, asJSON)
+		if r.Status == "approved" {
+			return nil
+		}
+		return &exitError{code: exitNotOK}
+	}
+}
+
+func clientErr(err error) error {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return err
+	}
+	return &exitError{code: exitUsage, err: err}
+}
+
+func show(w io.Writer, r web.RequestJSON, asJSON bool) {
+	if asJSON {
+		json.NewEncoder(w).Encode(r)
+		return
+	}
+	fmt.Fprintf(w, "id:         %s\n", r.ID)
+	fmt.Fprintf(w, "status:     %s\n", r.Status)
+	fmt.Fprintf(w, "title:      %s\n", r.Title)
+	fmt.Fprintf(w, "approvers:  %s\n", strings.Join(r.Approvers, ", "))
+	fmt.Fprintf(w, "expires:    %s\n", r.ExpiresAt.Local().Format(time.RFC3339))
+	if r.Decision != nil {
+		showDecision(w, r)
+	}
+}
+
+func showOutcome(w io.Writer, r web.RequestJSON, asJSON bool) {
+	if asJSON {
+		json.NewEncoder(w).Encode(r)
+		return
+	}
+	fmt.Fprintf(w, "status:     %s\n", r.Status)
+	if r.Decision != nil {
+		showDecision(w, r)
+	}
+}
+
+func showDecision(w io.Writer, r web.RequestJSON) {
+	d := r.Decision
+	fmt.Fprintf(w, "decision:   %s\n", d.Decision)
+	fmt.Fprintf(w, "by:         %s\n", d.By)
+	fmt.Fprintf(w, "at:         %s\n", d.At.Local().Format(time.RFC3339))
+	fmt.Fprintf(w, "channel:    %s\n", d.Channel)
+	if d.Comment != "" {
+		fmt.Fprintf(w, "comment:    %s\n", d.Comment)
+	}
+}
+
+// runGet shows one request, or waits for its outcome with --wait.
+func runGet(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("get", flag.ContinueOnError)
+	c := clientFlags(fs, getenv)
+	wait := fs.Bool("wait", false, "")
+	asJSON := fs.Bool("json", false, "")
+	// Allow the ID before or after the flags.
+	var id string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		id, args = args[0], args[1:]
+	}
+	if err := parseFlags(fs, args, stdout, printGetHelp); err != nil {
+		return err
+	}
+	if id == "" && fs.NArg() > 0 {
+		id = fs.Arg(0)
+	}
+	if id == "" || fs.NArg() > 1 {
+		return usageErr("get: want exactly one request ID (see get -h)")
+	}
+	if *wait {
+		return waitFor(ctx, c, id, stdout, stderr, *asJSON)
+	}
+	var r web.RequestJSON
+	if err := c.do(ctx, "GET", "/api/requests/"+url.PathEscape(id), nil, &r); err != nil {
+		return clientErr(err)
+	}
+	show(stdout, r, *asJSON)
+	return nil
+}
+
+// runList shows the pending requests, newest first.
+func runList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("list", flag.ContinueOnError)
+	c := clientFlags(fs, getenv)
+	asJSON := fs.Bool("json", false, "")
+	if err := parseFlags(fs, args, stdout, printListHelp); err != nil {
+		return err
+	}
+	var l web.ListJSON
+	if err := c.do(ctx, "GET", "/api/requests?status=pending", nil, &l); err != nil {
+		return clientErr(err)
+	}
+	if *asJSON {
+		json.NewEncoder(stdout).Encode(l)
+		return nil
+	}
+	if len(l.Requests) == 0 {
+		fmt.Fprintln(stdout, "no pending requests")
+		return nil
+	}
+	for _, r := range l.Requests {
+		fmt.Fprintf(stdout, "%s  expires %s  %s (by %s)\n", r.ID, r.ExpiresAt.Local().Format(time.RFC3339), r.Title, r.Requester)
+	}
+	return nil
+}

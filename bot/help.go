@@ -1,0 +1,81 @@
+package main
+
+import (
+	"fmt"
+	"io"
+)
+
+func printHelp(w io.Writer) {
+	fmt.Fprint(w, `approvalbot: a human decision inside an automated workflow, by email and Slack.
+
+Usage:
+  go run ./bot [flags]            run the bot (the default command; also "serve")
+  go run ./bot request [flags]    ask for a decision through a running bot
+  go run ./bot get ID [flags]     show a request (with --wait: wait for its outcome)
+  go run ./bot list [flags]       list the pending requests, newest first
+  go run ./bot <command> -h       help for a command
+
+Server flags (each falls back to its environment variable):
+  -addr host:port    listen address (APPROVALBOT_ADDR, default 127.0.0.1:8080)
+  -data folder       data folder: database, pages, outbox (APPROVALBOT_DATA, default ./.approvalbot)
+  -base-url URL      address used in links (APPROVALBOT_BASE_URL, default http:// + the listen address)
+
+Server environment:
+  APPROVALBOT_API_TOKEN       require "Authorization: Bearer <token>" on /api (the client sends it)
+  APPROVALBOT_SMTP_ADDR       send mail over SMTP to host:port instead of writing to the outbox
+  APPROVALBOT_SMTP_USER       SMTP user (AUTH PLAIN, over STARTTLS or port 465 TLS)
+  APPROVALBOT_SMTP_PASSWORD   SMTP password
+  APPROVALBOT_MAIL_FROM       sender address (default approvalbot@localhost)
+  APPROVALBOT_WEBHOOK_SECRET  sign webhook bodies: X-Approvalbot-Signature: sha256=<HMAC>
+  APPROVALBOT_LOG_LEVEL       debug, info (default), warn or error
+  SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_APP_TOKEN, SLACK_DEFAULT_CHANNEL, SLACK_API_URL
+                              Slack (see bot/slackapp/README.md); off when none is set
+
+Client environment (request, get, list):
+  APPROVALBOT_SERVER          the bot's URL (default http:// + APPROVALBOT_ADDR, or http://127.0.0.1:8080)
+  APPROVALBOT_API_TOKEN       sent as the bearer token when set
+
+Exit codes of request --wait and get --wait: 0 approved, 1 rejected or expired,
+2 usage error, refused input or server unreachable.
+`)
+}
+
+func printRequestHelp(w io.Writer) {
+	fmt.Fprint(w, `Usage: go run ./bot request --title T --approver EMAIL [--approver EMAIL ...] [flags]
+
+Creates a request through the running bot and prints its id and status. Each
+approver gets an email with a link to a one-time page; the first answer decides.
+
+Flags:
+  --title text            what is to be decided (required)
+  --details text          more about it; "-" reads stdin
+  --approver email        an approver (repeatable, or comma-separated); a Slack user ID (U...) works with Slack
+  --requester name        who asks (default $USER)
+  --link label=url        a link shown with the request (repeatable; a bare URL works too)
+  --timeout duration      how long the links work, 1m to 720h (default 1h)
+  --webhook url           POST the outcome there as JSON (retried until delivered)
+  --slack-channel id      post the request to this Slack channel (when Slack is configured)
+  --policy any            who decides: the first answer (the only policy so far)
+  --wait                  wait for the outcome and print who decided, when, how and the comment
+  --json                  print the API's JSON instead of text
+  --server url            the bot (APPROVALBOT_SERVER, default http://127.0.0.1:8080)
+
+Exit codes: 0 created (with --wait: approved), 1 rejected or expired (with --wait),
+2 usage error, refused input or server unreachable.
+`)
+}
+
+func printGetHelp(w io.Writer) {
+	fmt.Fprint(w, `Usage: go run ./bot get ID [--wait] [--json] [--server url]
+
+Shows a request; with --wait, waits until it is decided or expires.
+Exit codes as for request.
+`)
+}
+
+func printListHelp(w io.Writer) {
+	fmt.Fprint(w, `Usage: go run ./bot list [--json] [--server url]
+
+Lists the pending requests, newest first.
+`)
+}
