@@ -42,14 +42,28 @@ func LoadAWS(ctx context.Context) (aws.Config, error) {
 	return cfg, nil
 }
 
-// FromEnv reads the configuration through getenv, loads the SDK's default
-// configuration and wires the App, with Slack when the environment configures
-// it (ConnectSlack): what a Lambda main does first.
+// FromEnv reads the notifier's configuration through getenv (ConfigFromEnv),
+// loads the SDK's default configuration and wires the App, with Slack when the
+// environment configures it (ConnectSlack): what the notifier's main does first.
 func FromEnv(ctx context.Context, getenv func(string) string, log *slog.Logger) (*App, error) {
 	cfg, err := ConfigFromEnv(getenv)
 	if err != nil {
 		return nil, err
 	}
+	return fromEnv(ctx, cfg, getenv, log)
+}
+
+// CallbackFromEnv is FromEnv for the callback, which may run without
+// CALLBACK_URL (CallbackConfigFromEnv).
+func CallbackFromEnv(ctx context.Context, getenv func(string) string, log *slog.Logger) (*App, error) {
+	cfg, err := CallbackConfigFromEnv(getenv)
+	if err != nil {
+		return nil, err
+	}
+	return fromEnv(ctx, cfg, getenv, log)
+}
+
+func fromEnv(ctx context.Context, cfg Config, getenv func(string) string, log *slog.Logger) (*App, error) {
 	awsCfg, err := LoadAWS(ctx)
 	if err != nil {
 		return nil, err
@@ -66,8 +80,10 @@ func FromEnv(ctx context.Context, getenv func(string) string, log *slog.Logger) 
 
 // New wires the service on DynamoDB, S3, SES v2 and Step Functions. S3 uses
 // path-style addresses when the SDK is pointed at a custom endpoint (moto).
+// Without cfg.CallbackURL the App can decide but not notify (the callback's
+// case): Notify refuses.
 func New(cfg Config, awsCfg aws.Config, log *slog.Logger) (*App, error) {
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.validate(false); err != nil {
 		return nil, err
 	}
 	if log == nil {
@@ -92,8 +108,10 @@ func New(cfg Config, awsCfg aws.Config, log *slog.Logger) (*App, error) {
 		Renderer:  pages.Renderer{},
 		Mailer:    mailer,
 		Workflow:  sfn.New(awssfn.NewFromConfig(awsCfg)),
-		DecideURL: cfg.DecideURL(),
 		Log:       log,
+	}
+	if cfg.CallbackURL != "" {
+		svc.DecideURL = cfg.DecideURL()
 	}
 	return &App{Config: cfg, AWS: awsCfg, Service: svc, Log: log}, nil
 }

@@ -80,6 +80,34 @@ func TestConfigFromEnvErrors(t *testing.T) {
 	}
 }
 
+func TestCallbackConfigFromEnv(t *testing.T) {
+	m := fullEnv()
+	delete(m, EnvCallbackURL)
+	if _, err := ConfigFromEnv(env(m)); err == nil {
+		t.Error("ConfigFromEnv without CALLBACK_URL succeeded")
+	}
+	c, err := CallbackConfigFromEnv(env(m))
+	if err != nil {
+		t.Fatalf("CallbackConfigFromEnv without CALLBACK_URL: %v", err)
+	}
+	if got := c.DecideURL(); got != "/decide" {
+		t.Errorf("DecideURL = %q, want /decide", got)
+	}
+	delete(m, EnvTable)
+	if _, err := CallbackConfigFromEnv(env(m)); err == nil || !strings.Contains(err.Error(), EnvTable) {
+		t.Errorf("CallbackConfigFromEnv without %s: err %v, want one naming it", EnvTable, err)
+	}
+	// An App without CALLBACK_URL decides but does not notify.
+	a, err := New(c, aws.Config{Region: "us-east-1"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ne *NotifierError
+	if _, err := a.Notify(context.Background(), json.RawMessage(goodEvent)); !errors.As(err, &ne) || !strings.Contains(err.Error(), EnvCallbackURL) {
+		t.Errorf("Notify without CALLBACK_URL = %v, want a NotifierError naming it", err)
+	}
+}
+
 func TestDecodeNotifyEvent(t *testing.T) {
 	tests := []struct {
 		name, in  string

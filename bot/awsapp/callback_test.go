@@ -47,8 +47,9 @@ func invokeURL(t *testing.T, a *App, method string, form url.Values) (int, http.
 }
 
 func TestCallbackThroughFunctionURL(t *testing.T) {
+	// As deployed, the callback has no CALLBACK_URL: its confirmation step posts
+	// to the relative /decide, on the function URL the request came to.
 	a, _, mail := memoryApp(t)
-	a.Config.CallbackURL = "https://abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.on.aws"
 	if _, err := a.Notify(context.Background(), json.RawMessage(goodEvent)); err != nil {
 		t.Fatal(err)
 	}
@@ -59,11 +60,14 @@ func TestCallbackThroughFunctionURL(t *testing.T) {
 		t.Errorf("GET /decide = %d, want 405", status)
 	}
 	// Without confirmed=1 (no JavaScript) the callback asks first.
-	status, _, body := invokeURL(t, a, http.MethodPost, url.Values{"token": {token}, "decision": {"approve"}, "comment": {"fine & dandy"}})
-	if status != http.StatusOK || !strings.Contains(body, `name="confirmed"`) {
-		t.Fatalf("unconfirmed POST = %d, want the confirmation step:\n%s", status, body)
+	status, h, body := invokeURL(t, a, http.MethodPost, url.Values{"token": {token}, "decision": {"approve"}, "comment": {"fine & dandy"}})
+	if status != http.StatusOK || !strings.Contains(body, `name="confirmed"`) || !strings.Contains(body, `action="/decide"`) {
+		t.Fatalf("unconfirmed POST = %d, want the confirmation step posting to /decide:\n%s", status, body)
 	}
-	status, h, body := invokeURL(t, a, http.MethodPost, url.Values{"token": {token}, "decision": {"approve"}, "comment": {"fine & dandy"}, "confirmed": {"1"}})
+	if csp := h.Get("Content-Security-Policy"); !strings.Contains(csp, "form-action 'self'") {
+		t.Errorf("confirmation step's CSP %q does not allow posting back to itself", csp)
+	}
+	status, h, body = invokeURL(t, a, http.MethodPost, url.Values{"token": {token}, "decision": {"approve"}, "comment": {"fine & dandy"}, "confirmed": {"1"}})
 	if status != http.StatusOK || !strings.Contains(body, "Deploy v2") {
 		t.Errorf("confirmed POST = %d:\n%s", status, body)
 	}

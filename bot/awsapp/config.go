@@ -42,9 +42,25 @@ type Config struct {
 	SlackSecretARN   string
 }
 
-// ConfigFromEnv reads the configuration through getenv (os.Getenv in a Lambda)
-// and validates it. Its error names every missing or malformed variable.
+// ConfigFromEnv reads the notifier's configuration through getenv (os.Getenv in
+// a Lambda) and validates it. Its error names every missing or malformed
+// variable.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	c := readEnv(getenv)
+	return c, c.Validate()
+}
+
+// CallbackConfigFromEnv reads the callback's configuration: as ConfigFromEnv,
+// except that CALLBACK_URL may be missing. The callback cannot be told its own
+// function URL (in CloudFormation that is a dependency cycle), and needs none:
+// its confirmation step posts back to the relative /decide, on the address the
+// request came to.
+func CallbackConfigFromEnv(getenv func(string) string) (Config, error) {
+	c := readEnv(getenv)
+	return c, c.validate(false)
+}
+
+func readEnv(getenv func(string) string) Config {
 	get := func(name string) string { return strings.TrimSpace(getenv(name)) }
 	c := Config{
 		Table:            get(EnvTable),
@@ -59,16 +75,23 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if c.PagesPrefix == "" {
 		c.PagesPrefix = s3pages.DefaultPrefix
 	}
-	return c, c.Validate()
+	return c
 }
 
-// Validate checks that every required setting is present and well formed.
-func (c Config) Validate() error {
+// Validate checks that every setting the notifier needs is present and well
+// formed.
+func (c Config) Validate() error { return c.validate(true) }
+
+// validate checks c; needCallback makes CALLBACK_URL required.
+func (c Config) validate(needCallback bool) error {
 	var errs []error
-	for _, v := range []struct{ name, value string }{
-		{EnvTable, c.Table}, {EnvBucket, c.Bucket}, {EnvPagesBaseURL, c.PagesBaseURL},
-		{EnvCallbackURL, c.CallbackURL}, {EnvMailFrom, c.MailFrom},
-	} {
+	required := []struct{ name, value string }{
+		{EnvTable, c.Table}, {EnvBucket, c.Bucket}, {EnvPagesBaseURL, c.PagesBaseURL}, {EnvMailFrom, c.MailFrom},
+	}
+	if needCallback {
+		required = append(required, struct{ name, value string }{EnvCallbackURL, c.CallbackURL})
+	}
+	for _, v := range required {
 		if v.value == "" {
 			errs = append(errs, fmt.Errorf("%s is not set", v.name))
 		}
@@ -90,7 +113,8 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// DecideURL is where the one-time pages post decisions.
+// DecideURL is where the one-time pages post decisions: <CALLBACK_URL>/decide,
+// or the relative /decide when CALLBACK_URL is not set (the callback itself).
 func (c Config) DecideURL() string { return c.CallbackURL + DecidePath }
 
 // Env returns the configuration as environment variables, the inverse of
@@ -98,7 +122,10 @@ func (c Config) DecideURL() string { return c.CallbackURL + DecidePath }
 func (c Config) Env() []string {
 	env := []string{
 		EnvTable + "=" + c.Table, EnvBucket + "=" + c.Bucket, EnvPrefix + "=" + c.PagesPrefix,
-		EnvPagesBaseURL + "=" + c.PagesBaseURL, EnvCallbackURL + "=" + c.CallbackURL, EnvMailFrom + "=" + c.MailFrom,
+		EnvPagesBaseURL + "=" + c.PagesBaseURL, EnvMailFrom + "=" + c.MailFrom,
+	}
+	if c.CallbackURL != "" {
+		env = append(env, EnvCallbackURL+"="+c.CallbackURL)
 	}
 	if c.ConfigurationSet != "" {
 		env = append(env, EnvConfigurationSet+"="+c.ConfigurationSet)

@@ -81,6 +81,10 @@ func (a *App) Notify(ctx context.Context, raw json.RawMessage) (NotifyOutput, er
 		return NotifyOutput{}, err
 	}
 	log := a.Log.With("task", approval.ShortHash(ev.TaskToken))
+	if a.Service.DecideURL == "" {
+		log.ErrorContext(ctx, "notify: CALLBACK_URL is not set")
+		return NotifyOutput{}, &NotifierError{Err: fmt.Errorf("%s is not set: the pages would have nowhere to post", EnvCallbackURL)}
+	}
 	in := ev.Request
 	r, created, err := a.Service.Create(ctx, approval.NewRequest{
 		Title:        in.Title,

@@ -79,7 +79,15 @@ func startFlow(t *testing.T) *flow {
 	if err := awsflow.CreateResources(ctx, awsCfg, cfg); err != nil {
 		t.Fatal(err)
 	}
-	app, err := awsapp.New(cfg, awsCfg, slog.New(slog.NewJSONHandler(t.Output(), nil)))
+	log := slog.New(slog.NewJSONHandler(t.Output(), nil))
+	app, err := awsapp.New(cfg, awsCfg, log.With("lambda", "notifier"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The callback runs as deployed: without CALLBACK_URL, its own address.
+	cbCfg := cfg
+	cbCfg.CallbackURL = ""
+	callback, err := awsapp.New(cbCfg, awsCfg, log.With("lambda", "callback"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +104,7 @@ func startFlow(t *testing.T) *flow {
 		f.notified <- err
 		return out, err
 	})
-	site.Serve(cfg.PagesPrefix, awsflow.BucketPages(f.s3, cfg.Bucket), awsflow.FunctionURL(app.CallbackHandler()))
+	site.Serve(cfg.PagesPrefix, awsflow.BucketPages(f.s3, cfg.Bucket), awsflow.FunctionURL(callback.CallbackHandler()))
 	return f
 }
 

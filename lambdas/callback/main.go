@@ -4,7 +4,8 @@
 // SES v2 and Step Functions (see awsapp.App.CallbackHandler).
 //
 // Environment: the notifier's (APPROVALS_TABLE, PAGES_BUCKET, PAGES_PREFIX,
-// PAGES_BASE_URL, CALLBACK_URL, MAIL_FROM, SES_CONFIGURATION_SET), optionally
+// PAGES_BASE_URL, MAIL_FROM, SES_CONFIGURATION_SET) except that CALLBACK_URL is
+// optional (its confirmation step posts to the relative /decide), optionally
 // SLACK_SECRET_ARN to update the Slack message, and the AWS SDK's own variables.
 package main
 
@@ -29,7 +30,7 @@ func main() {
 // run wires the callback from the environment and serves function URL requests.
 func run(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
-	app, err := awsapp.FromEnv(ctx, getenv, log)
+	app, err := awsapp.CallbackFromEnv(ctx, getenv, log)
 	if err != nil {
 		log.Error("callback: not started", "err", err)
 		return err

@@ -106,7 +106,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := awsflow.CreateResources(ctx, awsCfg, cfg); err != nil {
 		return err
 	}
-	app, err := awsapp.New(cfg, awsCfg, log)
+	app, err := awsapp.New(cfg, awsCfg, log.With("lambda", "notifier"))
+	if err != nil {
+		return err
+	}
+	cbCfg := cfg
+	cbCfg.CallbackURL = "" // as deployed: the callback is not told its own URL
+	callback, err := awsapp.New(cbCfg, awsCfg, log.With("lambda", "callback"))
 	if err != nil {
 		return err
 	}
@@ -118,7 +124,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return out, err
 	})
 	s3c := s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = true })
-	site.Serve(cfg.PagesPrefix, awsflow.BucketPages(s3c, cfg.Bucket), awsflow.FunctionURL(app.CallbackHandler()))
+	site.Serve(cfg.PagesPrefix, awsflow.BucketPages(s3c, cfg.Bucket), awsflow.FunctionURL(callback.CallbackHandler()))
 	say("moto at %s; pages and callback at %s", moto.URL, site.URL())
 
 	sfnc := sfn.NewFromConfig(awsCfg)
