@@ -709,4 +709,3 @@ func TestUsage(t *testing.T) {
 		}
 	}
 }
-
