@@ -103,12 +103,12 @@ func New(cfg Config, awsCfg aws.Config, log *slog.Logger) (*App, error) {
 		return nil, fmt.Errorf("configuration: %s: %w", EnvMailFrom, err)
 	}
 	svc := &approval.Service{
-		Store:     dynamo.New(dynamodb.NewFromConfig(awsCfg), cfg.Table),
-		Pages:     pg,
-		Renderer:  pages.Renderer{},
-		Mailer:    mailer,
-		Workflow:  sfn.New(awssfn.NewFromConfig(awsCfg)),
-		Log:       log,
+		Store:    dynamo.New(dynamodb.NewFromConfig(awsCfg), cfg.Table),
+		Pages:    pg,
+		Renderer: pages.Renderer{},
+		Mailer:   mailer,
+		Workflow: sfn.New(awssfn.NewFromConfig(awsCfg)),
+		Log:      log,
 	}
 	if cfg.CallbackURL != "" {
 		svc.DecideURL = cfg.DecideURL()

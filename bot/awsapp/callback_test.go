@@ -93,7 +93,9 @@ func tokenFromEmail(t *testing.T, a *App, e approval.Email) string {
 		t.Fatalf("no page link in the email:\n%s", e.Text)
 	}
 	key := e.Text[i+len(marker):]
-	if j := strings.IndexFunc(key, func(r rune) bool { return !strings.ContainsRune("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", r) }); j >= 0 {
+	if j := strings.IndexFunc(key, func(r rune) bool {
+		return !strings.ContainsRune("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", r)
+	}); j >= 0 {
 		key = key[:j]
 	}
 	page, ok := a.Service.Pages.(interface{ Get(string) ([]byte, bool) }).Get(key)
