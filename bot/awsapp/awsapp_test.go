@@ -219,9 +219,9 @@ func TestNotifyMailFailure(t *testing.T) {
 	a, _, mail := memoryApp(t)
 	mail.SetErr(errors.New("SES is down"))
 	_, err := a.Notify(context.Background(), json.RawMessage(goodEvent))
-	var ne *NotifierError
-	if !errors.As(err, &ne) {
-		t.Fatalf("Notify with every email failing = %v, want *NotifierError", err)
+	var nf *NotificationFailed
+	if !errors.As(err, &nf) {
+		t.Fatalf("Notify with every email failing = %v, want *NotificationFailed", err)
 	}
 	if !strings.Contains(err.Error(), "SES is down") {
 		t.Errorf("err = %v, want the cause in it", err)
@@ -284,5 +284,34 @@ func TestConnectSlack(t *testing.T) {
 	bad := &fakeSecrets{secret: `{"signingSecret":"s"}`}
 	if err := b.ConnectSlack(ctx, env(map[string]string{EnvSlackSecretARN: arn}), bad); err == nil || !strings.Contains(err.Error(), "botToken") {
 		t.Errorf("secret without bot token: err %v, want one naming botToken", err)
+	}
+}
+
+// failFor fails the emails to one address and delivers the others.
+type failFor struct {
+	addr string
+	sent []string
+}
+
+func (f *failFor) Send(_ context.Context, e approval.Email) error {
+	if e.To == f.addr {
+		return errors.New("mailbox full")
+	}
+	f.sent = append(f.sent, e.To)
+	return nil
+}
+
+// One unreachable approver out of two does not fail the task: the other can
+// still decide.
+func TestNotifyPartialMailFailure(t *testing.T) {
+	a, _, _ := memoryApp(t)
+	m := &failFor{addr: "bob@example.com"}
+	a.Service.Mailer = m
+	out, err := a.Notify(context.Background(), json.RawMessage(goodEvent))
+	if err != nil {
+		t.Fatalf("Notify = %v, want success when one approver was reached", err)
+	}
+	if !out.Created || len(m.sent) != 1 || m.sent[0] != "alice@example.com" {
+		t.Errorf("Notify = %+v, sent to %v; want created, sent to alice", out, m.sent)
 	}
 }

@@ -58,14 +58,30 @@ func (e *InvalidRequest) Error() string { return "invalid approval request: " + 
 // Is makes errors.Is(err, approval.ErrInvalid) true.
 func (e *InvalidRequest) Is(target error) bool { return target == approval.ErrInvalid }
 
-// NotifierError is the error of a notification that failed on our side (the
-// store, S3, or every recipient unreachable). Lambda reports it with errorType
-// "NotifierError"; a Retry on it in the state machine is safe, since the
-// notifier is idempotent on the task token.
+// NotifierError is the error of a request that could not be created (the store
+// or S3 failed; nothing was sent). Lambda reports it with errorType
+// "NotifierError"; a Retry on it in the state machine is safe and useful, since
+// the notifier is idempotent on the task token.
 type NotifierError struct{ Err error }
 
-func (e *NotifierError) Error() string { return "approval request not sent: " + e.Err.Error() }
+func (e *NotifierError) Error() string { return "approval request not created: " + e.Err.Error() }
 func (e *NotifierError) Unwrap() error { return e.Err }
+
+// NotificationFailed is the error of a request that was created but reached
+// none of its recipients (every email and the chat message failed). Lambda
+// reports it with errorType "NotificationFailed". Do not retry it: a retried
+// invocation finds the request already created and sends nothing again (the
+// one-time tokens exist only at creation), so the task fails instead of
+// waiting for an answer nobody was asked for.
+type NotificationFailed struct {
+	RequestID string
+	Err       error
+}
+
+func (e *NotificationFailed) Error() string {
+	return "approval request " + e.RequestID + " reached no recipient: " + e.Err.Error()
+}
+func (e *NotificationFailed) Unwrap() error { return e.Err }
 
 // maxEvent bounds the notifier's input (Step Functions' own limit is 256 KiB).
 const maxEvent = 256 << 10
@@ -73,7 +89,7 @@ const maxEvent = 256 << 10
 // Notify is the notifier Lambda's handler: it validates the event, then creates
 // the request (tokens and request in DynamoDB, one page per token on S3, one
 // email per approver), idempotently on the task token. Its errors are
-// *InvalidRequest or *NotifierError.
+// *InvalidRequest, *NotifierError or *NotificationFailed.
 func (a *App) Notify(ctx context.Context, raw json.RawMessage) (NotifyOutput, error) {
 	ev, err := DecodeNotifyEvent(raw)
 	if err != nil {
@@ -107,7 +123,7 @@ func (a *App) Notify(ctx context.Context, raw json.RawMessage) (NotifyOutput, er
 		return NotifyOutput{}, &NotifierError{Err: err}
 	case err != nil && unreached(err) >= len(r.Recipients):
 		log.ErrorContext(ctx, "notify: no recipient reached", "request_id", r.ID, "err", err)
-		return NotifyOutput{}, &NotifierError{Err: fmt.Errorf("no recipient of request %s could be reached: %w", r.ID, err)}
+		return NotifyOutput{}, &NotificationFailed{RequestID: r.ID, Err: err}
 	case err != nil:
 		log.WarnContext(ctx, "notify: some recipients not reached", "request_id", r.ID, "err", err)
 	}
