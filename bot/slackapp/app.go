@@ -60,9 +60,11 @@ func NewApp(svc *approval.Service, client *slack.Client, pageURL func(key string
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	now := svc.Now
-	if now == nil {
-		now = time.Now
+	now := func() time.Time {
+		if svc.Now != nil {
+			return svc.Now() // read at each call: the service's clock may be set later
+		}
+		return time.Now()
 	}
 	return &App{svc: svc, api: client, pageURL: pageURL, now: now, log: log}
 }
