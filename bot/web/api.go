@@ -192,8 +192,10 @@ func (s *server) handleGet() http.Handler {
 			ctx, cancel := context.WithTimeout(r.Context(), wait)
 			req, err = s.cfg.Service.Wait(ctx, id)
 			cancel()
-			if err != nil && ctx.Err() != nil && r.Context().Err() == nil && req != nil {
-				err = nil // waited long enough: answer with the request as it stands
+			if err != nil && ctx.Err() != nil && req != nil {
+				// Waited long enough, or the server is shutting down: answer
+				// with the request as it stands.
+				err = nil
 			}
 		} else {
 			req, err = s.cfg.Service.Get(r.Context(), id)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -259,5 +260,22 @@ func TestAPIDisabled(t *testing.T) {
 	resp := f.postForm(map[string][]string{"token": {tokens["alice@example.com"]}, "decision": {"approve"}, "confirmed": {"1"}})
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("/decide with the API disabled: status %d, want 200", resp.StatusCode)
+	}
+}
+
+// TestAPIWaitEndsWithServer: a long poll whose server shuts down (its request
+// context canceled) answers with the request as it stands, not an empty body.
+func TestAPIWaitEndsWithServer(t *testing.T) {
+	f := newFixture(t)
+	f.create("")
+	r, _ := f.store.ListPending(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	req := httptest.NewRequestWithContext(ctx, "GET", "/api/requests/"+r[0].ID+"?wait=60s", nil)
+	rec := httptest.NewRecorder()
+	f.h.ServeHTTP(rec, req)
+	resp := rec.Result()
+	if got := decode[RequestJSON](t, resp); resp.StatusCode != http.StatusOK || got.Status != "pending" {
+		t.Errorf("status %d, request %q; want 200 and the pending request", resp.StatusCode, got.Status)
 	}
 }
