@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"approvalbot/bot/approval"
 	"approvalbot/pages"
 )
 
@@ -69,17 +70,12 @@ type apiRequest struct {
 	} `json:"decision"`
 }
 
-// bot is the approval bot under test, reached over HTTP on 127.0.0.1.
-type bot interface {
-	// Origin is the bot's scheme://host:port.
-	Origin() string
-	// Links returns the page link mailed to each of approvers.
-	Links(t *testing.T, approvers []string) []string
-}
-
+// TestBrowser builds and starts the real bot on 127.0.0.1, creates one request
+// per scenario through its API, finds each approver's link in its outbox, runs
+// browser.test.mjs in headless Chromium and then checks what the bot recorded.
 func TestBrowser(t *testing.T) {
 	chromium, node := requireTools(t)
-	b := startBot(t)
+	b := startRealBot(t)
 
 	cfg := map[string]any{
 		"origin":   b.Origin(),
@@ -296,13 +292,16 @@ func (w *lineWriter) flush() {
 	}
 }
 
-// startBot starts the real bot (./bot) when it exists, else a stand-in built
-// from the core and the same templates.
-func startBot(t *testing.T) bot {
-	t.Helper()
-	if _, err := os.Stat(filepath.Join(moduleRoot(t), "bot", "main.go")); err == nil {
-		return startRealBot(t)
+// previewRequest is the request shown on the preview result pages.
+func previewRequest(kind pages.ResultKind) *approval.Request {
+	now := time.Now().UTC().Truncate(time.Minute)
+	r := &approval.Request{
+		ID: "previewpreview22", Title: title, Requester: "ci@example.com",
+		Approvers: []string{"alice@example.com"}, Status: approval.StatusExpired,
+		CreatedAt: now.Add(-2 * time.Hour), ExpiresAt: now.Add(-time.Hour),
 	}
-	t.Log("./bot has no main.go yet: running the browser scenarios against the stand-in bot")
-	return startStandIn(t)
+	if kind == pages.ResultGone {
+		r.Decision = &approval.Decision{Choice: approval.Approve, By: "alice@example.com", Channel: approval.ChannelEmail, At: now}
+	}
+	return r
 }

@@ -49,7 +49,7 @@ func startRealBot(t *testing.T) *realBot {
 	b := &realBot{origin: "http://" + addr, data: t.TempDir()}
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, "-addr", addr, "-data", b.data, "-base-url", b.origin)
-	cmd.Env = append(os.Environ(), "APPROVALBOT_SMTP_ADDR=") // always the outbox
+	cmd.Env = botEnv() // outbox mail, open API, no Slack, whatever the caller's environment
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
@@ -177,4 +177,16 @@ func moduleRoot(t *testing.T) string {
 		t.Fatalf("go env GOMOD: %v", err)
 	}
 	return filepath.Dir(strings.TrimSpace(string(out)))
+}
+
+// botEnv is the environment without any approvalbot or Slack setting, so that
+// the bot runs in its default embedded form.
+func botEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "APPROVALBOT_") && !strings.HasPrefix(kv, "SLACK_") {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
