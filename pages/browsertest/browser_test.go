@@ -74,6 +74,9 @@ type apiRequest struct {
 // per scenario through its API, finds each approver's link in its outbox, runs
 // browser.test.mjs in headless Chromium and then checks what the bot recorded.
 func TestBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the browser tests take about a minute: skipped with -short (run go test ./pages/browsertest without -short)")
+	}
 	chromium, node := requireTools(t)
 	b := startRealBot(t)
 
