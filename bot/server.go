@@ -181,7 +181,7 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	}()
 	m.url = strings.TrimRight(m.BaseURL, "/")
 	if m.url == "" {
-		m.url = "http://" + ln.Addr().String()
+		m.url = "http://" + linkHost(ln.Addr())
 	} else if u, perr := url.Parse(m.url); perr != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
 		return usageErr("base URL %q is not an absolute http(s) URL", m.BaseURL)
 	}
@@ -273,6 +273,9 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	out := m.stdout()
 	fmt.Fprintf(out, "approvalbot listening on %s\n", ln.Addr())
 	fmt.Fprintf(out, "links:     %s\n", m.url)
+	if m.BaseURL == "" && linkHost(ln.Addr()) != ln.Addr().String() {
+		fmt.Fprintln(out, "           (listening on all interfaces: set -base-url to the address people open)")
+	}
 	fmt.Fprintf(out, "data:      %s\n", m.DataDir)
 	fmt.Fprintln(out, mailDesc)
 	fmt.Fprintln(out, slackDesc)
@@ -281,6 +284,16 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	}
 	m.Log.Info("started", "addr", ln.Addr().String(), "base_url", m.url, "data", m.DataDir)
 	return nil
+}
+
+// linkHost is the host:port of links when no base URL is set: the listen
+// address, with 127.0.0.1 for "all interfaces" (which is no address to open).
+func linkHost(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok || !tcp.IP.IsUnspecified() {
+		return a.String()
+	}
+	return net.JoinHostPort("127.0.0.1", fmt.Sprint(tcp.Port))
 }
 
 // Close stops serving (letting requests in flight finish, up to a grace
