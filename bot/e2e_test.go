@@ -444,6 +444,18 @@ func TestRejectExitsOne(t *testing.T) {
 	if !strings.Contains(out.String(), "decision:   rejected") {
 		t.Errorf("client output lacks the rejection:\n%s", out)
 	}
+
+	// get --wait on a decided request answers at once, with the same exit code.
+	id := regexp.MustCompile(`id:\s+(\S+)`).FindStringSubmatch(out.String())[1]
+	var got bytes.Buffer
+	err := run(context.Background(), []string{"bot", "get", id, "--wait", "--server", s.url}, env(nil), &got, io.Discard)
+	if code := exitCode(err, io.Discard); code != exitNotOK || !strings.Contains(got.String(), "by:         carol@example.com") {
+		t.Errorf("get --wait: exit %d, output:\n%s\nwant 1 and who rejected", code, got.String())
+	}
+	got.Reset()
+	if err := run(context.Background(), []string{"bot", "list", "--server", s.url}, env(nil), &got, io.Discard); err != nil || got.String() != "no pending requests\n" {
+		t.Errorf("list: %v, output %q; want no pending requests", err, got.String())
+	}
 }
 
 // TestConcurrentDecisions: 200 concurrent POSTs over the request's tokens, one
