@@ -320,8 +320,6 @@ func jsonKind(goKind string) string {
 		return "object"
 	case "bool":
 		return "boolean"
-	case "ptr":
-		return "number"
 	}
 	return "number"
 }
