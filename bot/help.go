@@ -29,7 +29,7 @@ Server environment:
   APPROVALBOT_WEBHOOK_SECRET  sign webhook bodies: X-Approvalbot-Signature: sha256=<HMAC>
   APPROVALBOT_LOG_LEVEL       debug, info (default), warn or error
   SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_APP_TOKEN, SLACK_DEFAULT_CHANNEL, SLACK_API_URL
-                              Slack (see bot/slackapp/README.md); off when none is set
+                              Slack (see README.md, "Slack"); off when none is set
 
 Client environment (request, get, list):
   APPROVALBOT_SERVER          the bot's URL (default http:// + APPROVALBOT_ADDR, or http://127.0.0.1:8080)
