@@ -44,7 +44,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// fakeClock is the injected clock of the expiry test.
+// fakeClock is the injected clock of the expiry and redelivery tests.
 type fakeClock struct {
 	mu  sync.Mutex
 	now time.Time
@@ -584,7 +584,13 @@ func TestWebhookRedelivered(t *testing.T) {
 	data := t.TempDir()
 	hook := newWebhook(t)
 	hook.down.Store(true)
-	fast := func(m *Main) { m.RedeliverMin, m.RedeliverMax = 20*time.Millisecond, 80*time.Millisecond }
+	// Redelivery takes over an outcome once approval.RedeliverGrace has passed
+	// since its decision: the clock jumps past it after each decision.
+	clock := &fakeClock{now: time.Now()}
+	fast := func(m *Main) {
+		m.Now = clock.Now
+		m.RedeliverMin, m.RedeliverMax = 20*time.Millisecond, 80*time.Millisecond
+	}
 	s := startServer(t, data, fast)
 
 	r1 := s.create(`{"title":"One","approvers":["a@example.com"],"timeoutSeconds":3600,"webhookURL":"` + hook.srv.URL + `"}`)
@@ -599,6 +605,7 @@ func TestWebhookRedelivered(t *testing.T) {
 	if got := s.get(r1.ID); got.Status != "approved" || got.Delivered {
 		t.Fatalf("request is %s, delivered %v; want approved and undelivered", got.Status, got.Delivered)
 	}
+	clock.Add(approval.RedeliverGrace + time.Second)
 	eventually(t, "retries", func() bool { return hook.hits.Load() >= 4 })
 
 	// Webhook back up, first while the bot runs.
@@ -617,6 +624,7 @@ func TestWebhookRedelivered(t *testing.T) {
 	}
 	s.m.Close()
 	hook.down.Store(false)
+	clock.Add(approval.RedeliverGrace + time.Second)
 	s2 := startServer(t, data, fast)
 	eventually(t, "redelivery after restart", func() bool { return len(hook.results()) == 3 })
 	if got := hook.results()[2]; got.RequestID != r3.ID || got.Decision != "rejected" {

@@ -250,7 +250,7 @@ func (s *Service) claim(ctx context.Context, hash string, c Choice, comment, by 
 	if c != Approve && c != Reject {
 		return nil, Invalidf("decision", "decision must be %q or %q", Approve, Reject)
 	}
-	comment = strings.TrimSpace(comment)
+	comment = strings.TrimSpace(NormalizeNewlines(comment))
 	if utf8.RuneCountInString(comment) > MaxComment {
 		return nil, Invalidf("comment", "comment is longer than %d characters", MaxComment)
 	}
@@ -501,14 +501,21 @@ func (s *Service) ExpireDue(ctx context.Context) (int, error) {
 }
 
 // Redeliver tries again to deliver every outcome whose delivery failed. It
-// returns how many are still undelivered.
+// takes over only outcomes closed more than RedeliverGrace ago: a younger one
+// may still be on its way from the process that closed it (another Lambda), and
+// a second send would find the task closed and mark the request expired. It
+// returns how many are still undelivered, those left to the grace included.
 func (s *Service) Redeliver(ctx context.Context) (int, error) {
 	all, err := s.Store.ListUndelivered(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("redeliver: %w", err)
 	}
-	left := 0
+	left, cutoff := 0, s.now().Add(-RedeliverGrace)
 	for _, r := range all {
+		if !r.closedAt().Before(cutoff) {
+			left++
+			continue
+		}
 		if r = s.deliver(ctx, r); !r.Delivered {
 			left++
 		} else {

@@ -612,6 +612,7 @@ func TestWorkflowFailureRedeliver(t *testing.T) {
 	if err != nil || len(undelivered) != 1 || undelivered[0].ID != r.ID {
 		t.Fatalf("ListUndelivered: got %d requests, %v; want the decided one", len(undelivered), err)
 	}
+	h.clock.Advance(approval.RedeliverGrace + time.Second)
 	if left, err := h.svc.Redeliver(t.Context()); err != nil || left != 1 {
 		t.Errorf("Redeliver with the workflow still down: got %d left, %v; want 1", left, err)
 	}
@@ -978,5 +979,67 @@ func TestLaterDecideWithinGraceLeavesDeliveryToWinner(t *testing.T) {
 	}
 	if n := len(h.workflow.Delivered()); n != 0 {
 		t.Errorf("workflow deliveries: got %d, want 0", n)
+	}
+}
+
+// A sweep that finds an outcome within the grace period leaves it to the
+// process that closed it, which may be delivering it right now: sending it a
+// second time would find the task closed and flip the approval to expired.
+func TestRedeliverWithinGraceLeavesDeliveryToWinner(t *testing.T) {
+	h := newHarness(t, false)
+	r := h.create(t, validInput())
+	h.workflow.SetErr(errors.New("connection refused"))
+	if _, err := h.svc.Decide(t.Context(), approval.DecideInput{Token: h.tokens(t, r)[0], Choice: approval.Approve}); err != nil {
+		t.Fatalf("Decide: %v", err)
+	}
+	// As the task would answer once the winner's send has closed it.
+	h.workflow.SetErr(approval.ErrWorkflowGone)
+	h.clock.Advance(approval.RedeliverGrace - time.Millisecond)
+	if left, err := h.svc.Redeliver(t.Context()); err != nil || left != 1 {
+		t.Errorf("Redeliver within the grace period: got %d left, %v; want 1", left, err)
+	}
+	if got := h.get(t, r.ID); got.Status != approval.StatusApproved || got.Delivered {
+		t.Errorf("after Redeliver within the grace period: status %q delivered %v; want approved, undelivered", got.Status, got.Delivered)
+	}
+
+	h.workflow.SetErr(nil)
+	h.clock.Advance(2 * time.Millisecond)
+	if left, err := h.svc.Redeliver(t.Context()); err != nil || left != 0 {
+		t.Errorf("Redeliver past the grace period: got %d left, %v; want 0", left, err)
+	}
+	if got := h.workflow.Delivered(); len(got) != 1 || got[0].Decision != "approved" {
+		t.Errorf("workflow deliveries: got %+v, want exactly one approval", got)
+	}
+	if got := h.get(t, r.ID); got.Status != approval.StatusApproved || !got.Delivered {
+		t.Errorf("after Redeliver: status %q delivered %v; want approved, delivered", got.Status, got.Delivered)
+	}
+}
+
+// Browsers send a textarea's line breaks as CRLF; the decision keeps "\n" only,
+// and the length limit counts a line break once, as the page's maxlength does.
+func TestDecideNormalisesLineBreaks(t *testing.T) {
+	long := strings.Repeat("a\r\n", approval.MaxComment/2) // MaxComment runes once normalised
+	tests := []struct {
+		name, comment, want string
+	}{
+		{"CRLF", "line one\r\nline two\r\n\r\nline four", "line one\nline two\n\nline four"},
+		{"lone CR", "one\rtwo", "one\ntwo"},
+		{"at the limit", long, strings.TrimSpace(strings.ReplaceAll(long, "\r\n", "\n"))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, false)
+			r := h.create(t, validInput())
+			got, err := h.svc.Decide(t.Context(), approval.DecideInput{Token: h.tokens(t, r)[0], Choice: approval.Approve, Comment: tt.comment})
+			if err != nil {
+				t.Fatalf("Decide: %v", err)
+			}
+			if got.Decision.Comment != tt.want {
+				t.Errorf("comment = %q, want %q", got.Decision.Comment, tt.want)
+			}
+			if res := h.workflow.Delivered(); len(res) != 1 || res[0].Comment != tt.want {
+				t.Errorf("delivered %+v, want one result with comment %q", res, tt.want)
+			}
+		})
 	}
 }
