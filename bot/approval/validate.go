@@ -129,3 +129,10 @@ func checkURL(field, raw string) error {
 	}
 	return nil
 }
+
+var newlines = strings.NewReplacer("\r\n", "\n", "\r", "\n")
+
+// NormalizeNewlines turns every line break into "\n". Browsers submit a
+// textarea's line breaks as CRLF; a comment is stored, counted and delivered
+// with "\n" only.
+func NormalizeNewlines(s string) string { return newlines.Replace(s) }
