@@ -26,7 +26,10 @@ func (s *server) handleDecide() http.Handler {
 			return
 		}
 		form := r.PostForm
-		token, comment := form.Get("token"), form.Get("comment")
+		token := form.Get("token")
+		// Browsers send a textarea's line breaks as CRLF and count each as one
+		// character in its maxlength: count and keep them as "\n".
+		comment := approval.NormalizeNewlines(form.Get("comment"))
 		if token == "" {
 			s.writeResult(w, r, http.StatusBadRequest, pages.Result{Kind: pages.ResultInvalid, Message: "The form has no token. Please open the link you were sent again."})
 			return

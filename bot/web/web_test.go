@@ -380,3 +380,30 @@ func TestLogsNameRoutesNotSecrets(t *testing.T) {
 		}
 	}
 }
+
+// A browser submits a textarea's line breaks as CRLF, and its maxlength counts
+// each as one character: a comment at the limit with line breaks is accepted,
+// and the decision keeps "\n" only, in the confirmation step too.
+func TestDecideCommentWithCRLF(t *testing.T) {
+	f := newFixture(t)
+	r, tokens := f.create("")
+	tok := tokens["alice@example.com"]
+	comment := strings.Repeat("ok\r\n", approval.MaxComment/4) + "end" // MaxComment-1 characters in the browser
+	want := strings.ReplaceAll(comment, "\r\n", "\n")
+
+	resp := f.postForm(url.Values{"token": {tok}, "decision": {"approve"}, "comment": {comment}})
+	if body := readBody(t, resp); resp.StatusCode != http.StatusOK || strings.Contains(body, "\r") {
+		t.Errorf("confirmation step: status %d with CR left in the page; want 200 with \\n only\n%.300s", resp.StatusCode, body)
+	}
+	resp = f.postForm(url.Values{"token": {tok}, "decision": {"approve"}, "confirmed": {"1"}, "comment": {comment}})
+	if body := readBody(t, resp); resp.StatusCode != http.StatusOK {
+		t.Fatalf("decision: status %d, want 200\n%.500s", resp.StatusCode, body)
+	}
+	got, err := f.store.GetRequest(context.Background(), r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Decision == nil || got.Decision.Comment != want {
+		t.Errorf("stored decision %+v, want comment %q", got.Decision, want)
+	}
+}
