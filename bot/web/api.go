@@ -150,7 +150,9 @@ func (s *server) handleCreate() http.Handler {
 		for _, l := range in.Links {
 			nr.Links = append(nr.Links, approval.Link(l))
 		}
-		req, _, err := s.cfg.Service.Create(r.Context(), nr)
+		// Detached from the connection, like a decision: a request is stored
+		// and announced whole even if the caller leaves or the server stops.
+		req, _, err := s.cfg.Service.Create(context.WithoutCancel(r.Context()), nr)
 		var verr *approval.ValidationError
 		switch {
 		case errors.As(err, &verr):

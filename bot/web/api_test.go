@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"approvalbot/bot/approval"
+	"approvalbot/bot/memory"
 )
 
 func (f *fixture) postJSON(body string, header ...string) *http.Response {
@@ -277,5 +278,36 @@ func TestAPIWaitEndsWithServer(t *testing.T) {
 	resp := rec.Result()
 	if got := decode[RequestJSON](t, resp); resp.StatusCode != http.StatusOK || got.Status != "pending" {
 		t.Errorf("status %d, request %q; want 200 and the pending request", resp.StatusCode, got.Status)
+	}
+}
+
+// ctxMailer is a mailer that, like SMTP, fails when its context is done.
+type ctxMailer struct{ *memory.Mailer }
+
+func (m ctxMailer) Send(ctx context.Context, e approval.Email) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return m.Mailer.Send(ctx, e)
+}
+
+// A request being created when its caller goes away, or when the server starts
+// shutting down, is created whole: stored and every approver notified.
+func TestCreateOutlivesTheConnection(t *testing.T) {
+	f := newFixture(t)
+	mail := memory.NewMailer()
+	f.svc.Mailer = ctxMailer{mail}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	req := httptest.NewRequestWithContext(ctx, "POST", "/api/requests",
+		strings.NewReader(`{"title":"Deploy","approvers":["alice@example.com"],"timeoutSeconds":600}`))
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	f.h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusCreated {
+		t.Errorf("status %d, want 201", rec.Code)
+	}
+	if n := len(mail.Sent()); n != 1 {
+		t.Errorf("emails sent: %d, want 1", n)
 	}
 }

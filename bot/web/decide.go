@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"net/http"
 	"unicode/utf8"
@@ -70,7 +71,10 @@ func (s *server) handleDecide() http.Handler {
 			return
 		}
 
-		req, err := s.cfg.Service.Decide(r.Context(), approval.DecideInput{Token: token, Choice: choice, Comment: comment})
+		// Detached from the connection: a browser that goes away, or a server
+		// shutting down (which cancels every request's context), must not cut a
+		// decision between its claim and its delivery.
+		req, err := s.cfg.Service.Decide(context.WithoutCancel(r.Context()), approval.DecideInput{Token: token, Choice: choice, Comment: comment})
 		s.writeOutcome(w, r, req, err)
 	})
 }

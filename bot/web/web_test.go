@@ -407,3 +407,43 @@ func TestDecideCommentWithCRLF(t *testing.T) {
 		t.Errorf("stored decision %+v, want comment %q", got.Decision, want)
 	}
 }
+
+// ctxWorkflow is a workflow that, like a real webhook or Step Functions call,
+// fails when its context is done.
+type ctxWorkflow struct{ *memory.Workflow }
+
+func (w ctxWorkflow) Deliver(ctx context.Context, r *approval.Request) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return w.Workflow.Deliver(ctx, r)
+}
+
+// A decision, once it reaches the handler, runs to its end even if the browser
+// goes away or the server starts shutting down (both cancel the request's
+// context): the outcome is delivered now, not left to a retry loop.
+func TestDecisionOutlivesTheConnection(t *testing.T) {
+	f := newFixture(t)
+	f.svc.Workflow = ctxWorkflow{f.workflow}
+	r, tokens := f.create("")
+	form := url.Values{"token": {tokens["alice@example.com"]}, "decision": {"approve"}, "confirmed": {"1"}}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	req := httptest.NewRequestWithContext(ctx, "POST", "/decide", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	rec := httptest.NewRecorder()
+	f.h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Errorf("status %d, want 200", rec.Code)
+	}
+	got, err := f.store.GetRequest(context.Background(), r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != approval.StatusApproved || !got.Delivered {
+		t.Errorf("request %s, delivered %v; want approved and delivered", got.Status, got.Delivered)
+	}
+	if n := len(f.workflow.Delivered()); n != 1 {
+		t.Errorf("workflow deliveries: %d, want 1", n)
+	}
+}
