@@ -2,7 +2,9 @@
 // "arn:aws:states:::lambda:invoke.waitForTaskToken" invokes with
 // {"taskToken": "$$.Task.Token", "request": {...}}: it stores the request and its
 // one-time tokens in DynamoDB, puts one page per token on S3 and emails each
-// approver through SES v2 (see awsapp.App.Notify).
+// approver through SES v2 (see awsapp.App.Notify). Invoked by an EventBridge
+// scheduled rule, it sweeps instead: it closes the requests past their expiry
+// and delivers again the outcomes whose delivery failed (awsapp.App.Sweep).
 //
 // Environment: APPROVALS_TABLE, PAGES_BUCKET, PAGES_PREFIX (default "p/"),
 // PAGES_BASE_URL, CALLBACK_URL, MAIL_FROM, SES_CONFIGURATION_SET (optional) and
@@ -34,6 +36,6 @@ func run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 		log.Error("notifier: not started", "err", err)
 		return err
 	}
-	lambda.StartWithOptions(app.Notify, lambda.WithContext(ctx))
+	lambda.StartWithOptions(app.Handle, lambda.WithContext(ctx))
 	return nil
 }

@@ -1,0 +1,101 @@
+package awsapp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// The EventBridge scheduled event that starts a sweep: what a rule with a
+// schedule expression such as "rate(5 minutes)" sends its targets.
+const (
+	ScheduledSource     = "aws.events"
+	ScheduledDetailType = "Scheduled Event"
+)
+
+// SweepOutput is the answer to a scheduled event: what the sweep did.
+type SweepOutput struct {
+	// Expired is how many requests past their expiry the sweep closed.
+	Expired int `json:"expired"`
+	// Undelivered is how many closed requests still wait for their outcome to
+	// reach the workflow: delivery failed again, or the outcome is younger than
+	// approval.RedeliverGrace and left to the Lambda that closed it.
+	Undelivered int `json:"undelivered"`
+}
+
+// SweepFailed is the error of a sweep that could not list the requests to
+// close or to deliver. Lambda reports it with errorType "SweepFailed"; the next
+// scheduled sweep tries again.
+type SweepFailed struct{ Err error }
+
+func (e *SweepFailed) Error() string { return "sweep: " + e.Err.Error() }
+func (e *SweepFailed) Unwrap() error { return e.Err }
+
+// UnsupportedEvent is the error of an EventBridge event other than a scheduled
+// one. Lambda reports it with errorType "UnsupportedEvent".
+type UnsupportedEvent struct {
+	Source, DetailType string
+}
+
+func (e *UnsupportedEvent) Error() string {
+	return fmt.Sprintf("the notifier takes a Step Functions task ({\"taskToken\", \"request\"}) or an EventBridge scheduled event "+
+		"(source %q, detail-type %q), not an event with source %q and detail-type %q",
+		ScheduledSource, ScheduledDetailType, e.Source, e.DetailType)
+}
+
+// Handle is the notifier Lambda's handler. An EventBridge scheduled event
+// (source "aws.events", detail-type "Scheduled Event") runs Sweep; any other
+// event carrying a source or detail-type is refused with *UnsupportedEvent;
+// everything else is a Step Functions task for Notify, which parses it
+// strictly.
+func (a *App) Handle(ctx context.Context, raw json.RawMessage) (any, error) {
+	// The fields of events.EventBridgeEvent that matter here.
+	var env struct {
+		Source     *string  `json:"source"`
+		DetailType *string  `json:"detail-type"`
+		Resources  []string `json:"resources"`
+	}
+	// Too large, not JSON or not an object: Notify says what is wrong with it.
+	if len(raw) > maxEvent {
+		return a.Notify(ctx, raw)
+	}
+	if err := json.Unmarshal(raw, &env); err != nil || (env.Source == nil && env.DetailType == nil) {
+		return a.Notify(ctx, raw)
+	}
+	if deref(env.Source) != ScheduledSource || deref(env.DetailType) != ScheduledDetailType {
+		err := &UnsupportedEvent{Source: deref(env.Source), DetailType: deref(env.DetailType)}
+		a.Log.WarnContext(ctx, "notifier: unsupported event", "source", err.Source, "detail_type", err.DetailType)
+		return nil, err
+	}
+	return a.Sweep(ctx, env.Resources...)
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// Sweep does on AWS what the embedded bot's background loops do: it closes
+// every pending request past its expiry (its pages deleted, its Slack message
+// updated, the task failed with "Expired") and delivers again the outcomes
+// whose delivery failed earlier (approval.Service.ExpireDue, then Redeliver).
+// Redeliver leaves alone outcomes closed less than approval.RedeliverGrace ago,
+// so a sweep cannot race the callback delivering the same decision. rules
+// names what triggered the sweep, for the log.
+func (a *App) Sweep(ctx context.Context, rules ...string) (SweepOutput, error) {
+	log := a.Log.With("rules", rules)
+	var out SweepOutput
+	expired, expErr := a.Service.ExpireDue(ctx)
+	out.Expired = expired
+	left, delErr := a.Service.Redeliver(ctx)
+	out.Undelivered = left
+	if err := errors.Join(expErr, delErr); err != nil {
+		log.ErrorContext(ctx, "sweep: failed", "expired", out.Expired, "undelivered", out.Undelivered, "err", err)
+		return out, &SweepFailed{Err: err}
+	}
+	log.InfoContext(ctx, "sweep: done", "expired", out.Expired, "undelivered", out.Undelivered)
+	return out, nil
+}
