@@ -65,7 +65,9 @@ func TestHandleDispatch(t *testing.T) {
 			in:  func(*testing.T) json.RawMessage { return json.RawMessage(`{"source":"aws.events"}`) },
 			err: &UnsupportedEvent{}, msg: `or an EventBridge scheduled event (source "aws.events", detail-type "Scheduled Event")`},
 		{name: "task with a detail-type",
-			in:  func(*testing.T) json.RawMessage { return json.RawMessage(`{"taskToken":"x","detail-type":"Scheduled Event"}`) },
+			in: func(*testing.T) json.RawMessage {
+				return json.RawMessage(`{"taskToken":"x","detail-type":"Scheduled Event"}`)
+			},
 			err: &UnsupportedEvent{}, msg: `detail-type "Scheduled Event"`},
 		{name: "not json",
 			in:  func(*testing.T) json.RawMessage { return json.RawMessage(`{`) },
