@@ -24,6 +24,14 @@ const (
 	DefaultDistDir          = "../dist"
 	DefaultTaskTimeout      = 24 * time.Hour
 	DefaultLogRetentionDays = 30
+	DefaultSweepInterval    = 5 * time.Minute
+)
+
+// Bounds of the sweep interval: EventBridge schedules in whole minutes, and a
+// request should not linger open for more than a day after its expiry.
+const (
+	minSweepInterval = time.Minute
+	maxSweepInterval = 24 * time.Hour
 )
 
 // Config is everything the stack is parameterised by. Build it with Load, or by
@@ -56,6 +64,9 @@ type Config struct {
 	Heartbeat time.Duration
 	// LogRetentionDays is how long the Lambdas' logs are kept.
 	LogRetentionDays int
+	// SweepInterval is how often an EventBridge schedule invokes the notifier
+	// to close expired requests and deliver outcomes whose delivery failed.
+	SweepInterval time.Duration
 	// DistDir holds <name>/bootstrap for each Lambda, as scripts/build makes it.
 	DistDir string
 }
@@ -80,6 +91,7 @@ var Settings = []Setting{
 	{"taskTimeout", "APPROVALBOT_TASK_TIMEOUT", "example state machine task timeout, Go duration (default 24h)"},
 	{"heartbeat", "APPROVALBOT_HEARTBEAT", "example state machine heartbeat, Go duration (default taskTimeout minus 5m)"},
 	{"logRetentionDays", "APPROVALBOT_LOG_RETENTION_DAYS", "Lambda log retention in days (default 30)"},
+	{"sweepInterval", "APPROVALBOT_SWEEP_INTERVAL", "how often the notifier closes expired requests and redelivers failed outcomes, whole minutes, 1m-24h (default 5m)"},
 	{"distDir", "APPROVALBOT_DIST_DIR", "folder with <name>/bootstrap for each Lambda (default ../dist)"},
 	{"stackName", "APPROVALBOT_STACK_NAME", "CloudFormation stack name (default ApprovalBot)"},
 }
@@ -119,6 +131,9 @@ func Load(ctx func(key string) any, getenv func(string) string) (Config, error) 
 		return Config{}, err
 	}
 	if c.Heartbeat, err = durationSetting("heartbeat", get("heartbeat"), DefaultHeartbeat(c.TaskTimeout)); err != nil {
+		return Config{}, err
+	}
+	if c.SweepInterval, err = durationSetting("sweepInterval", get("sweepInterval"), DefaultSweepInterval); err != nil {
 		return Config{}, err
 	}
 	if err := c.Validate(); err != nil {
@@ -181,6 +196,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("taskTimeout %s: want at most maxTimeoutDays (%d days) plus an hour", c.TaskTimeout, c.MaxTimeoutDays)
 	case c.Heartbeat < time.Second || c.Heartbeat%time.Second != 0 || c.Heartbeat >= c.TaskTimeout:
 		return fmt.Errorf("heartbeat %s: want whole seconds, shorter than taskTimeout %s", c.Heartbeat, c.TaskTimeout)
+	case c.SweepInterval < minSweepInterval || c.SweepInterval > maxSweepInterval || c.SweepInterval%time.Minute != 0:
+		return fmt.Errorf("sweepInterval %s: want whole minutes, %s to %s", c.SweepInterval, minSweepInterval, maxSweepInterval)
 	case !retention[c.LogRetentionDays]:
 		return fmt.Errorf("logRetentionDays %d: want one of 1, 3, 5, 7, 14, 30, 60, 90, 180, 365", c.LogRetentionDays)
 	case c.DistDir == "":

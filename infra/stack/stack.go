@@ -1,7 +1,8 @@
 // Package stack defines the approvalbot CloudFormation stack: the DynamoDB
 // table, the private pages bucket behind CloudFront, the notifier, callback and
 // Slack Lambdas, the SES sender identity, the Slack secret and an example Step
-// Functions state machine that waits for a human decision.
+// Functions state machine that waits for a human decision, and the EventBridge
+// schedule of the notifier's sweep.
 package stack
 
 import (
@@ -14,6 +15,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudfront"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudfrontorigins"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
@@ -80,6 +83,8 @@ type Stack struct {
 	CallbackURL  awslambda.FunctionUrl
 	SlackURL     awslambda.FunctionUrl
 	StateMachine awsstepfunctions.StateMachine
+	// Sweep is the schedule that invokes the notifier every SweepInterval.
+	Sweep awsevents.Rule
 }
 
 // New adds the stack to scope. It fails if cfg is invalid or a Lambda's
@@ -106,6 +111,7 @@ func New(scope constructs.Construct, cfg Config, props *awscdk.StackProps) (*Sta
 	s.addSlackSecret()
 	s.addLambdas()
 	s.addStateMachine()
+	s.addSweep()
 	s.addOutputs()
 	for _, c := range []constructs.IConstruct{s.Notifier, s.Callback, s.Slack, s.StateMachine} {
 		s.dependOnPolicyOnly(c)
@@ -367,6 +373,14 @@ func (s *Stack) addLambdas() {
 		Actions:   jsii.Strings("ses:SendEmail"),
 		Resources: &mailResources,
 	}))
+	// Notifier's sweep: fail the task of an expired request with "Expired" and
+	// deliver again outcomes whose delivery failed, to this stack's state
+	// machine only (its PublishPages statement covers deleting the pages).
+	s.Notifier.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("ReportOutcome"),
+		Actions:   jsii.Strings("states:SendTaskSuccess", "states:SendTaskFailure"),
+		Resources: &[]*string{s.stateMachineARN()},
+	}))
 
 	// Callback and Slack: decide (report the outcome to the waiting task of
 	// this stack's state machine only) and remove the decided request's pages.
@@ -436,6 +450,23 @@ func (s *Stack) addStateMachine() {
 		StateMachineName: jsii.String(s.Config.StateMachineName()),
 		Comment:          jsii.String(`Example: {"request": {...}} in, {"request", "decision"} out on approval`),
 		DefinitionBody:   awsstepfunctions.DefinitionBody_FromChainable(ask.Next(approved)),
+	})
+}
+
+// addSweep adds the schedule that invokes the notifier with EventBridge's
+// "Scheduled Event": it closes the requests past their expiry (deleting their
+// pages, updating their Slack message, failing their task with "Expired") and
+// delivers again the outcomes whose delivery to Step Functions failed.
+func (s *Stack) addSweep() {
+	interval := awscdk.Duration_Minutes(jsii.Number(s.Config.SweepInterval.Minutes()))
+	s.Sweep = awsevents.NewRule(s.Stack, jsii.String("Sweep"), &awsevents.RuleProps{
+		Description: jsii.String("approvalbot sweep: close expired requests, deliver outcomes that failed to reach Step Functions"),
+		Schedule:    awsevents.Schedule_Rate(interval),
+		Targets: &[]awsevents.IRuleTarget{awseventstargets.NewLambdaFunction(s.Notifier, &awseventstargets.LambdaFunctionProps{
+			// A sweep is worth retrying until the next one is due, not after.
+			MaxEventAge:   interval,
+			RetryAttempts: jsii.Number(2),
+		})},
 	})
 }
 

@@ -47,7 +47,7 @@ func baseConfig() Config {
 	return Config{
 		StackName: "ApprovalBot", MailFrom: "approvals@example.com", PagesPrefix: "p/",
 		MaxTimeoutDays: 30, TaskTimeout: 24 * time.Hour, Heartbeat: 24*time.Hour - 5*time.Minute,
-		LogRetentionDays: 30, DistDir: distDir,
+		LogRetentionDays: 30, SweepInterval: 5 * time.Minute, DistDir: distDir,
 	}
 }
 
@@ -629,7 +629,8 @@ func TestLambdaRoles(t *testing.T) {
 			wantS3 := []string{"s3:DeleteObject"}
 			wantStates := []string{"states:SendTaskFailure", "states:SendTaskHeartbeat", "states:SendTaskSuccess"}
 			if name == NotifierName {
-				wantS3, wantStates = []string{"s3:DeleteObject", "s3:PutObject"}, nil
+				// The sweep reports expiries and redelivers; it sends no heartbeat.
+				wantS3, wantStates = []string{"s3:DeleteObject", "s3:PutObject"}, []string{"states:SendTaskFailure", "states:SendTaskSuccess"}
 			}
 			sort.Strings(s3Actions)
 			sort.Strings(statesActions)
@@ -781,5 +782,59 @@ func TestDefaultRules(t *testing.T) {
 	})
 	if err == nil || !strings.Contains(err.Error(), "Validation failed") {
 		t.Errorf("synth of a 64 MB Lambda: got error %v, want a validation failure", err)
+	}
+}
+
+func TestSweep(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		interval time.Duration
+		wantRate string
+		wantAge  float64
+	}{
+		{"default", 5 * time.Minute, "rate(5 minutes)", 300},
+		{"sweep-1m", time.Minute, "rate(1 minute)", 60},
+		{"sweep-2h", 2 * time.Hour, "rate(2 hours)", 7200},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := baseConfig()
+			cfg.SweepInterval = tt.interval
+			s := synth(t, tt.name, cfg)
+			notifierID, _ := s.function(t, NotifierName)
+			count(t, s, "AWS::Events::Rule", 1)
+			ruleID, rule := s.resource(t, "AWS::Events::Rule", func(map[string]any) bool { return true })
+			if got := rule["ScheduleExpression"]; got != tt.wantRate {
+				t.Errorf("ScheduleExpression: got %v, want %s", got, tt.wantRate)
+			}
+			if got := rule["State"]; got != "ENABLED" {
+				t.Errorf("State: got %v, want ENABLED", got)
+			}
+			if rule["EventPattern"] != nil {
+				t.Errorf("EventPattern %v: want a schedule only", rule["EventPattern"])
+			}
+			targets, _ := rule["Targets"].([]any)
+			if len(targets) != 1 {
+				t.Fatalf("Targets: got %v, want the notifier only", rule["Targets"])
+			}
+			target := targets[0].(map[string]any)
+			if got, want := render(target["Arn"]), "${"+notifierID+".Arn}"; got != want {
+				t.Errorf("target: got %s, want %s", got, want)
+			}
+			if target["Input"] != nil || target["InputPath"] != nil || target["InputTransformer"] != nil {
+				t.Errorf("target %v: want EventBridge's own scheduled event as input", target)
+			}
+			wantRetry := map[string]any{"MaximumEventAgeInSeconds": tt.wantAge, "MaximumRetryAttempts": 2.0}
+			if diff := cmp.Diff(wantRetry, target["RetryPolicy"]); diff != "" {
+				t.Errorf("RetryPolicy (-want +got):\n%s", diff)
+			}
+			// EventBridge may invoke the notifier, from this rule only.
+			_, perm := s.resource(t, "AWS::Lambda::Permission", func(p map[string]any) bool { return p["Principal"] == "events.amazonaws.com" })
+			want := map[string]string{"Action": "lambda:InvokeFunction", "FunctionName": "${" + notifierID + ".Arn}", "SourceArn": "${" + ruleID + ".Arn}"}
+			for k, v := range want {
+				if got := render(perm[k]); got != v {
+					t.Errorf("permission %s: got %s, want %s", k, got, v)
+				}
+			}
+		})
 	}
 }
