@@ -103,7 +103,9 @@ func outcome(req *approval.Request, err error) (int, pages.Result) {
 		return http.StatusOK, pages.Result{Kind: pages.ResultApproved, Request: req}
 	case err == nil:
 		return http.StatusInternalServerError, resultError()
-	case errors.Is(err, approval.ErrWorkflowGone):
+	case errors.Is(err, approval.ErrWorkflowGone),
+		// Decided, but closed because the workflow no longer waited.
+		errors.Is(err, approval.ErrExpired) && req != nil && req.Status == approval.StatusExpired && req.Decision != nil:
 		return http.StatusGone, pages.Result{Kind: pages.ResultGone, Request: req}
 	case errors.Is(err, approval.ErrAlreadyDecided):
 		return http.StatusConflict, pages.Result{Kind: pages.ResultAlreadyDecided, Request: req}

@@ -447,3 +447,21 @@ func TestDecisionOutlivesTheConnection(t *testing.T) {
 		t.Errorf("workflow deliveries: %d, want 1", n)
 	}
 }
+
+// Once a decision was taken but the workflow had stopped waiting, the request is
+// closed as expired with the decision kept: a later attempt is told that the
+// request no longer waits, not that it "expired at <a time to come> without a
+// decision".
+func TestLaterAttemptAfterWorkflowGone(t *testing.T) {
+	f := newFixture(t)
+	_, tokens := f.create("")
+	f.workflow.SetErr(approval.ErrWorkflowGone)
+	f.postForm(url.Values{"token": {tokens["alice@example.com"]}, "decision": {"approve"}, "confirmed": {"1"}})
+	for _, confirmed := range []string{"", "1"} {
+		resp := f.postForm(url.Values{"token": {tokens["bob@example.com"]}, "decision": {"reject"}, "confirmed": {confirmed}})
+		body := readBody(t, resp)
+		if resp.StatusCode != http.StatusGone || !strings.Contains(body, "no longer waiting") || strings.Contains(body, "without a decision") {
+			t.Errorf("confirmed=%q: status %d, want 410 with the no-longer-waiting page\n%s", confirmed, resp.StatusCode, body)
+		}
+	}
+}
