@@ -1,0 +1,292 @@
+package awsapp_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"approvalbot/bot/approval"
+	"approvalbot/bot/awsapp"
+	"approvalbot/bot/awsflow"
+	"approvalbot/bot/mototest"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
+)
+
+const (
+	successTarget = "AWSStepFunctions.SendTaskSuccess"
+	failureTarget = "AWSStepFunctions.SendTaskFailure"
+)
+
+// motoClock is the injected clock of both Lambdas.
+type motoClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *motoClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+
+func (c *motoClock) Advance(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.now = c.now.Add(d) }
+
+// flakyWorkflow fails the next delivery with a transient error when armed.
+type flakyWorkflow struct {
+	approval.Workflow
+	mu   sync.Mutex
+	fail bool
+}
+
+func (w *flakyWorkflow) Deliver(ctx context.Context, r *approval.Request) error {
+	w.mu.Lock()
+	fail := w.fail
+	w.fail = false
+	w.mu.Unlock()
+	if fail {
+		return errors.New("ThrottlingException: Rate exceeded")
+	}
+	return w.Workflow.Deliver(ctx, r)
+}
+
+// invocation is one answer of the notifier to Step Functions.
+type invocation struct {
+	out []byte
+	err error
+}
+
+// sweepFlow is the notifier and the callback on moto, with Step Functions
+// invoking the notifier's real handler (awsapp.App.Handle) through the proxy.
+type sweepFlow struct {
+	proxy    *awsflow.Proxy
+	notifier *awsapp.App
+	callback *awsapp.App
+	handler  lambda.Handler
+	clock    *motoClock
+	sfn      *sfn.Client
+	s3       *s3.Client
+	notified chan invocation
+}
+
+func startSweepFlow(t *testing.T) *sweepFlow {
+	t.Helper()
+	ctx := context.Background()
+	proxy, err := awsflow.NewProxy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
+	srv := mototest.StartWith(t, mototest.Options{Env: []string{"MOTO_PORT=" + strconv.Itoa(proxy.Port())}})
+	if err := proxy.SetBackend(srv.URL); err != nil {
+		t.Fatal(err)
+	}
+	srv.EnableStepFunctionsExecution(t)
+	proxy.Record(successTarget)
+	proxy.Record(failureTarget)
+
+	awsCfg := srv.Config(t)
+	awsCfg.BaseEndpoint = aws.String(proxy.URL())
+	cfg := awsapp.Config{
+		Table: mototest.UniqueName("approvals"), Bucket: mototest.UniqueName("pages"), PagesPrefix: "p/",
+		PagesBaseURL: "https://pages.example.net", CallbackURL: "https://cb.example.net", MailFrom: "approvals@example.com",
+	}
+	if err := awsflow.CreateResources(ctx, awsCfg, cfg); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewJSONHandler(t.Output(), nil))
+	f := &sweepFlow{
+		proxy: proxy, clock: &motoClock{now: time.Now().UTC()},
+		sfn:      sfn.NewFromConfig(awsCfg),
+		s3:       s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = true }),
+		notified: make(chan invocation, 4),
+	}
+	if f.notifier, err = awsapp.New(cfg, awsCfg, log.With("lambda", "notifier")); err != nil {
+		t.Fatal(err)
+	}
+	cbCfg := cfg
+	cbCfg.CallbackURL = ""
+	if f.callback, err = awsapp.New(cbCfg, awsCfg, log.With("lambda", "callback")); err != nil {
+		t.Fatal(err)
+	}
+	f.notifier.Service.Now, f.callback.Service.Now = f.clock.Now, f.clock.Now
+	f.handler = lambda.NewHandler(f.notifier.Handle)
+	proxy.Handle("notifier", func(ctx context.Context, payload []byte) ([]byte, error) {
+		out, err := f.handler.Invoke(ctx, payload)
+		f.notified <- invocation{out, err}
+		return out, err
+	})
+	return f
+}
+
+// start runs a fresh approval state machine on a request with the given
+// timeout, waits for the notifier and returns the execution's ARN, its state
+// machine's and the created request.
+func (f *sweepFlow) start(t *testing.T, ctx context.Context, timeoutSeconds int) (sm, exec string, r *approval.Request) {
+	t.Helper()
+	sm, err := awsflow.CreateStateMachine(ctx, f.sfn, mototest.UniqueName("approval"), awsflow.FunctionARN(mototest.Region, "notifier"), 10*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	input, _ := json.Marshal(map[string]any{"request": map[string]any{
+		"title": "Deploy v2.4", "requester": "ci@example.com", "approvers": []string{"alice@example.com"}, "timeoutSeconds": timeoutSeconds,
+	}})
+	out, err := f.sfn.StartExecution(ctx, &sfn.StartExecutionInput{
+		StateMachineArn: aws.String(sm), Name: aws.String(mototest.UniqueName("run")), Input: aws.String(string(input)),
+	})
+	if err != nil {
+		t.Fatalf("StartExecution: %v", err)
+	}
+	exec = aws.ToString(out.ExecutionArn)
+	var inv invocation
+	select {
+	case inv = <-f.notified:
+	case <-ctx.Done():
+		t.Fatalf("the notifier was not invoked: %v", ctx.Err())
+	}
+	var n awsapp.NotifyOutput
+	if inv.err != nil || json.Unmarshal(inv.out, &n) != nil || !n.Created {
+		t.Fatalf("notifier answered %s, %v; want a created request", inv.out, inv.err)
+	}
+	if r, err = f.notifier.Service.Store.GetRequest(ctx, n.RequestID); err != nil {
+		t.Fatal(err)
+	}
+	return sm, exec, r
+}
+
+// sweep invokes the notifier's handler with EventBridge's scheduled event.
+func (f *sweepFlow) sweep(t *testing.T, ctx context.Context) awsapp.SweepOutput {
+	t.Helper()
+	ev, err := os.ReadFile("testdata/scheduled-event.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := f.handler.Invoke(ctx, ev)
+	if err != nil {
+		t.Fatalf("sweep: %v", err)
+	}
+	var got awsapp.SweepOutput
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("sweep answered %s: %v", out, err)
+	}
+	return got
+}
+
+// pageExists reports whether the page object is on S3.
+func (f *sweepFlow) pageExists(t *testing.T, ctx context.Context, key string) bool {
+	t.Helper()
+	out, err := f.s3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(f.notifier.Config.Bucket), Prefix: aws.String(f.notifier.Config.PagesPrefix + key)})
+	if err != nil {
+		t.Fatalf("ListObjectsV2: %v", err)
+	}
+	return len(out.Contents) > 0
+}
+
+// token reads the one-time token from the request's page on S3.
+func (f *sweepFlow) token(t *testing.T, ctx context.Context, r *approval.Request) string {
+	t.Helper()
+	out, err := f.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(f.notifier.Config.Bucket), Key: aws.String(f.notifier.Config.PagesPrefix + r.PageKeys()[0])})
+	if err != nil {
+		t.Fatalf("GetObject: %v", err)
+	}
+	defer out.Body.Close()
+	page, _ := io.ReadAll(out.Body)
+	_, rest, ok := strings.Cut(string(page), `name="token" value="`)
+	tok, _, _ := strings.Cut(rest, `"`)
+	if !ok || tok == "" {
+		t.Fatalf("no token in the page:\n%s", page)
+	}
+	return tok
+}
+
+func (f *sweepFlow) discard(t *testing.T, sm, exec string) {
+	t.Helper()
+	if err := awsflow.Discard(context.Background(), f.sfn, sm, exec); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestSweepOnMoto: the scheduled sweep closes an expired request (execution
+// FAILED with Expired, page deleted) and delivers an approval whose
+// SendTaskSuccess failed, once the grace period has passed.
+func TestSweepOnMoto(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	f := startSweepFlow(t)
+
+	// Expiry. moto runs one execution at a time (see awsflow.Discard).
+	sm, exec, r := f.start(t, ctx, 60)
+	if !f.pageExists(t, ctx, r.PageKeys()[0]) {
+		t.Fatal("the page is not on S3 after the notifier ran")
+	}
+	if got := f.sweep(t, ctx); got != (awsapp.SweepOutput{}) {
+		t.Errorf("sweep before the expiry = %+v, want nothing done", got)
+	}
+	f.clock.Advance(61 * time.Second)
+	if got := f.sweep(t, ctx); got != (awsapp.SweepOutput{Expired: 1}) {
+		t.Errorf("sweep after the expiry = %+v, want one expired", got)
+	}
+	d, err := awsflow.WaitExecution(ctx, f.sfn, exec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errName, _, err := awsflow.Failure(ctx, f.sfn, d); d.Status != types.ExecutionStatusFailed || errName != "Expired" || err != nil {
+		t.Errorf("execution %s with error %q (%v), want FAILED with Expired", d.Status, errName, err)
+	}
+	sent := f.proxy.Recorded(failureTarget)
+	var failure struct{ Error, Cause string }
+	if len(sent) != 1 || json.Unmarshal(sent[0], &failure) != nil || failure.Error != "Expired" || !strings.Contains(failure.Cause, `"decision":"expired"`) {
+		t.Errorf("SendTaskFailure calls %q, want one with error Expired and the result as cause", sent)
+	}
+	if stored, err := f.notifier.Service.Store.GetRequest(ctx, r.ID); err != nil || stored.Status != approval.StatusExpired || !stored.Delivered {
+		t.Errorf("request after the sweep: %+v, %v; want expired and delivered", stored, err)
+	}
+	if f.pageExists(t, ctx, r.PageKeys()[0]) {
+		t.Error("the page of the expired request is still on S3")
+	}
+	f.discard(t, sm, exec)
+
+	// Redelivery: the callback's SendTaskSuccess fails with a transient error.
+	sm, exec, r = f.start(t, ctx, 3600)
+	flaky := &flakyWorkflow{Workflow: f.callback.Service.Workflow, fail: true}
+	f.callback.Service.Workflow = flaky
+	decided, err := f.callback.Service.Decide(ctx, approval.DecideInput{Token: f.token(t, ctx, r), Choice: approval.Approve, Comment: "ship it"})
+	if err != nil || decided.Status != approval.StatusApproved || decided.Delivered {
+		t.Fatalf("Decide with Step Functions throttling = %+v, %v; want approved, undelivered", decided, err)
+	}
+	f.clock.Advance(approval.RedeliverGrace / 2)
+	if got := f.sweep(t, ctx); got != (awsapp.SweepOutput{Undelivered: 1}) {
+		t.Errorf("sweep within the grace period = %+v, want the outcome left to the callback", got)
+	}
+	if n := len(f.proxy.Recorded(successTarget)); n != 0 {
+		t.Errorf("%d SendTaskSuccess within the grace period, want none", n)
+	}
+	f.clock.Advance(approval.RedeliverGrace)
+	if got := f.sweep(t, ctx); got != (awsapp.SweepOutput{}) {
+		t.Errorf("sweep past the grace period = %+v, want everything delivered", got)
+	}
+	d, err = awsflow.WaitExecution(ctx, f.sfn, exec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res approval.Result
+	if d.Status != types.ExecutionStatusSucceeded || json.Unmarshal([]byte(aws.ToString(d.Output)), &res) != nil ||
+		res.Decision != "approved" || res.Comment != "ship it" || res.RequestID != r.ID {
+		t.Errorf("execution %s with output %s, want SUCCEEDED with the approval", d.Status, aws.ToString(d.Output))
+	}
+	if n := len(f.proxy.Recorded(successTarget)); n != 1 {
+		t.Errorf("%d SendTaskSuccess calls, want 1", n)
+	}
+	if stored, err := f.notifier.Service.Store.GetRequest(ctx, r.ID); err != nil || stored.Status != approval.StatusApproved || !stored.Delivered {
+		t.Errorf("request after the sweep: %+v, %v; want approved and delivered", stored, err)
+	}
+	f.discard(t, sm, exec)
+}
