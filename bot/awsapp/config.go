@@ -1,6 +1,7 @@
 // Package awsapp wires the AWS form of approvalbot: it reads the Lambdas'
 // configuration from the environment, builds the approval.Service on DynamoDB,
-// S3, SES v2 and Step Functions, and provides the notifier's handler and the
+// S3, SES v2 and Step Functions, and provides the notifier's handler (Handle:
+// the Step Functions task for Notify, EventBridge's schedule for Sweep) and the
 // callback's HTTP handler. The Lambda mains (lambdas/notifier, lambdas/callback,
 // lambdas/slack), the end-to-end tests and the local demo share it.
 package awsapp

@@ -86,10 +86,11 @@ func (e *NotificationFailed) Unwrap() error { return e.Err }
 // maxEvent bounds the notifier's input (Step Functions' own limit is 256 KiB).
 const maxEvent = 256 << 10
 
-// Notify is the notifier Lambda's handler: it validates the event, then creates
-// the request (tokens and request in DynamoDB, one page per token on S3, one
-// email per approver), idempotently on the task token. Its errors are
-// *InvalidRequest, *NotifierError or *NotificationFailed.
+// Notify answers the Step Functions task (Handle, the notifier Lambda's
+// handler, passes it every event that is not from EventBridge): it validates
+// the event, then creates the request (tokens and request in DynamoDB, one page
+// per token on S3, one email per approver), idempotently on the task token. Its
+// errors are *InvalidRequest, *NotifierError or *NotificationFailed.
 func (a *App) Notify(ctx context.Context, raw json.RawMessage) (NotifyOutput, error) {
 	ev, err := DecodeNotifyEvent(raw)
 	if err != nil {
