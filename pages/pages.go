@@ -123,6 +123,16 @@ var funcs = template.FuncMap{
 	"lower":       strings.ToLower,
 	"decided":     decided,
 	"channel":     channelName,
+	"asker":       asker,
+}
+
+// asker names who to turn to about r: its requester, or "the person who sent
+// the request" when r is nil or names no requester.
+func asker(r *approval.Request) string {
+	if r == nil || r.Requester == "" || r.Requester == approval.DefaultRequester {
+		return "the person who sent the request"
+	}
+	return r.Requester
 }
 
 // formatTime writes t the way every page and email shows a time:

@@ -321,3 +321,21 @@ func TestRenderErrors(t *testing.T) {
 		t.Error("Email without request: no error")
 	}
 }
+
+// A request that names no requester shows "unknown" as such; the result pages
+// do not tell people to "ask unknown".
+func TestResultWithUnknownRequester(t *testing.T) {
+	expired := fixedRequest()
+	expired.Status, expired.Requester = approval.StatusExpired, approval.DefaultRequester
+	gone := decidedRequest(approval.Approve, "")
+	gone.Requester = approval.DefaultRequester
+	for _, res := range []Result{{Kind: ResultExpired, Request: expired}, {Kind: ResultGone, Request: gone}} {
+		var buf bytes.Buffer
+		if err := RenderResult(&buf, res); err != nil {
+			t.Fatalf("RenderResult(%s): %v", res.Kind, err)
+		}
+		if got := buf.String(); strings.Contains(got, "ask unknown") || !strings.Contains(got, "ask the person who sent the request") {
+			t.Errorf("%s page with an unknown requester: want \"ask the person who sent the request\", got:\n%s", res.Kind, got)
+		}
+	}
+}
