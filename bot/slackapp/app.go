@@ -29,6 +29,7 @@ const (
 	msgNotFound     = "This request no longer exists."
 	msgExpired      = "This request has expired; nothing was decided."
 	msgWorkflowGone = "Your decision was recorded, but the workflow had stopped waiting for it, so the request is closed."
+	msgClosed       = "This request is closed: the workflow had stopped waiting before its decision reached it. Nothing changed."
 	msgFailed       = "Something went wrong while recording your decision. Please try again, or use the approval page."
 	msgListFailed   = "I could not list the pending requests right now. Please try again in a minute."
 )
@@ -269,6 +270,8 @@ func (a *App) click(ctx context.Context, cb slack.InteractionCallback, id string
 			return
 		}
 		a.tell(ctx, cb, alreadyText(r))
+	case errors.Is(err, approval.ErrExpired) && r != nil && r.Status == approval.StatusExpired && r.Decision != nil:
+		a.tell(ctx, cb, msgClosed) // decided, but the workflow no longer waited
 	case errors.Is(err, approval.ErrExpired):
 		a.tell(ctx, cb, msgExpired)
 	case errors.Is(err, approval.ErrWorkflowGone):

@@ -313,3 +313,21 @@ func TestListMineWhenSlackHangs(t *testing.T) {
 		t.Errorf("/approvals mine (-want +got):\n%s", diff)
 	}
 }
+
+// A click on a request that was decided but closed because its workflow had
+// stopped waiting is told so, not "expired; nothing was decided".
+func TestClickAfterWorkflowGone(t *testing.T) {
+	e := newEnv(t)
+	r := e.create(deployRequest())
+	e.workflow.SetErr(approval.ErrWorkflowGone)
+	e.click(r.ID, ActionApprove, "U0BOB0001", nil)
+	e.click(r.ID, ActionReject, "U0BOB0001", nil)
+	eph := e.slack.messages("chat.postEphemeral")
+	var got []string
+	for _, m := range eph {
+		got = append(got, m.Text)
+	}
+	if diff := cmp.Diff([]string{msgWorkflowGone, msgClosed}, got); diff != "" {
+		t.Errorf("ephemeral messages (-want +got):\n%s", diff)
+	}
+}
