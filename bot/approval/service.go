@@ -305,8 +305,12 @@ func (r *Request) closedAt() time.Time {
 
 // finish hands the outcome of a closed request on: it delivers it to the workflow,
 // deletes every page, updates the chat message and wakes waiting callers. It
-// returns the request as it stands afterwards.
+// returns the request as it stands afterwards. It runs to its end even if ctx
+// is cancelled: the request is already closed, and a caller that goes away (a
+// long poll at its deadline, a closed page, a server shutting down) must not
+// leave its outcome undelivered or its pages published.
 func (s *Service) finish(ctx context.Context, r *Request) *Request {
+	ctx = context.WithoutCancel(ctx)
 	var wg sync.WaitGroup
 	closed := r
 	wg.Go(func() { s.deletePages(ctx, closed) })

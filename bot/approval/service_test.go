@@ -1043,3 +1043,47 @@ func TestDecideNormalisesLineBreaks(t *testing.T) {
 		})
 	}
 }
+
+// ctxWorkflow fails, like a webhook or Step Functions call, once its context is
+// done.
+type ctxWorkflow struct{ *memory.Workflow }
+
+func (w ctxWorkflow) Deliver(ctx context.Context, r *approval.Request) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return w.Workflow.Deliver(ctx, r)
+}
+
+// Closing a request is finished even when the call that closed it ends right
+// after (a long poll reaching its deadline, a page left mid-request): the
+// outcome is delivered at once, not left to a later redelivery.
+func TestCloseOutlivesTheCaller(t *testing.T) {
+	done, cancel := context.WithCancel(t.Context())
+	cancel()
+	t.Run("expiry", func(t *testing.T) {
+		h := newHarness(t, false)
+		h.svc.Workflow = ctxWorkflow{h.workflow}
+		r := h.create(t, validInput())
+		h.clock.Advance(time.Hour)
+		got, err := h.svc.Get(done, r.ID)
+		if err != nil {
+			t.Fatalf("Get: %v", err)
+		}
+		if got.Status != approval.StatusExpired || !got.Delivered || len(h.workflow.Delivered()) != 1 {
+			t.Errorf("got %s, delivered %v (%d deliveries); want expired and delivered once", got.Status, got.Delivered, len(h.workflow.Delivered()))
+		}
+	})
+	t.Run("decision", func(t *testing.T) {
+		h := newHarness(t, false)
+		h.svc.Workflow = ctxWorkflow{h.workflow}
+		r := h.create(t, validInput())
+		got, err := h.svc.Decide(done, approval.DecideInput{Token: h.tokens(t, r)[0], Choice: approval.Approve})
+		if err != nil {
+			t.Fatalf("Decide: %v", err)
+		}
+		if got.Status != approval.StatusApproved || !got.Delivered || len(h.workflow.Delivered()) != 1 {
+			t.Errorf("got %s, delivered %v (%d deliveries); want approved and delivered once", got.Status, got.Delivered, len(h.workflow.Delivered()))
+		}
+	})
+}
