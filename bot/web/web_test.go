@@ -419,12 +419,25 @@ func (w ctxWorkflow) Deliver(ctx context.Context, r *approval.Request) error {
 	return w.Workflow.Deliver(ctx, r)
 }
 
+// ctxStore is a store whose claims fail, like SQLite's, once their context is
+// done.
+type ctxStore struct{ *memory.Store }
+
+func (s ctxStore) Claim(ctx context.Context, hash string, d approval.Decision) (*approval.Request, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return s.Store.Claim(ctx, hash, d)
+}
+
 // A decision, once it reaches the handler, runs to its end even if the browser
 // goes away or the server starts shutting down (both cancel the request's
-// context): the outcome is delivered now, not left to a retry loop.
+// context): it is taken, and its outcome delivered now, not left to a retry
+// loop.
 func TestDecisionOutlivesTheConnection(t *testing.T) {
 	f := newFixture(t)
 	f.svc.Workflow = ctxWorkflow{f.workflow}
+	f.svc.Store = ctxStore{f.store.(*memory.Store)}
 	r, tokens := f.create("")
 	form := url.Values{"token": {tokens["alice@example.com"]}, "decision": {"approve"}, "confirmed": {"1"}}
 	ctx, cancel := context.WithCancel(context.Background())
