@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -117,8 +119,30 @@ func (s *server) api(next http.Handler) http.Handler {
 			writeJSONError(w, http.StatusUnauthorized, "", "this API needs the bearer token set in APPROVALBOT_API_TOKEN")
 			return
 		}
+		if s.cfg.APIToken == "" && !s.ownHost(r.Host) {
+			writeJSONError(w, http.StatusForbidden, "", "without APPROVALBOT_API_TOKEN this API answers only at the bot's own address, an IP address or localhost")
+			return
+		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// ownHost reports whether host (a Host header) names the bot itself: the host
+// of its base URL, an IP address or localhost. Any other name may be a
+// stranger's domain pointed at the bot (DNS rebinding), through which a web
+// page could call an API that has no token.
+func (s *server) ownHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
+	if net.ParseIP(host) != nil || strings.EqualFold(host, "localhost") {
+		return true
+	}
+	if u, err := url.Parse(s.decideURL); err == nil && u.Hostname() != "" {
+		return strings.EqualFold(host, u.Hostname())
+	}
+	return false
 }
 
 func (s *server) handleCreate() http.Handler {

@@ -311,3 +311,46 @@ func TestCreateOutlivesTheConnection(t *testing.T) {
 		t.Errorf("emails sent: %d, want 1", n)
 	}
 }
+
+// Without an API token the API answers only under the bot's own name (the base
+// URL's host), an IP address or localhost: a web page whose domain an attacker
+// re-points at 127.0.0.1 (DNS rebinding) cannot create or list requests
+// through a visitor's browser.
+func TestAPIRefusesForeignHostsWithoutToken(t *testing.T) {
+	body := `{"title":"T","approvers":["a@example.com"],"timeoutSeconds":600}`
+	tests := []struct {
+		host  string
+		token string
+		want  int
+	}{
+		{"evil.example", "", http.StatusForbidden},
+		{"evil.example:8080", "", http.StatusForbidden},
+		{"example.com.evil.example", "", http.StatusForbidden},
+		{"example.com", "", http.StatusCreated},
+		{"EXAMPLE.com:80", "", http.StatusCreated},
+		{"127.0.0.1:8080", "", http.StatusCreated},
+		{"[::1]:8080", "", http.StatusCreated},
+		{"localhost:8080", "", http.StatusCreated},
+		{"evil.example", "t0ken", http.StatusCreated},
+	}
+	for _, tt := range tests {
+		f := newFixture(t, func(c *Config, _ *approval.Service) { c.APIToken = tt.token })
+		for _, method := range []string{"POST", "GET"} {
+			req := httptest.NewRequest(method, "/api/requests", strings.NewReader(body))
+			req.Host = tt.host
+			req.Header.Set("Content-Type", "application/json")
+			if tt.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tt.token)
+			}
+			rec := httptest.NewRecorder()
+			f.h.ServeHTTP(rec, req)
+			want := tt.want
+			if method == "GET" && want == http.StatusCreated {
+				want = http.StatusOK
+			}
+			if rec.Code != want {
+				t.Errorf("%s with Host %q, token %q: status %d, want %d", method, tt.host, tt.token, rec.Code, want)
+			}
+		}
+	}
+}

@@ -22,7 +22,7 @@ import (
 	"approvalbot/pages"
 )
 
-const base = "http://bot.example"
+const base = "http://example.com" // httptest.NewRequest's host: the bot's own name
 
 // clock is an injectable time source.
 type clock struct {
