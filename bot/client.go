@@ -13,7 +13,9 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode"
 
+	"approvalbot/bot/approval"
 	"approvalbot/bot/web"
 )
 
@@ -241,10 +243,10 @@ func show(w io.Writer, r web.RequestJSON, asJSON bool) {
 		json.NewEncoder(w).Encode(r)
 		return
 	}
-	fmt.Fprintf(w, "id:         %s\n", r.ID)
-	fmt.Fprintf(w, "status:     %s\n", r.Status)
-	fmt.Fprintf(w, "title:      %s\n", r.Title)
-	fmt.Fprintf(w, "approvers:  %s\n", strings.Join(r.Approvers, ", "))
+	fmt.Fprintf(w, "id:         %s\n", oneLine(r.ID))
+	fmt.Fprintf(w, "status:     %s\n", oneLine(r.Status))
+	fmt.Fprintf(w, "title:      %s\n", oneLine(r.Title))
+	fmt.Fprintf(w, "approvers:  %s\n", oneLine(strings.Join(r.Approvers, ", ")))
 	fmt.Fprintf(w, "expires:    %s\n", r.ExpiresAt.Local().Format(time.RFC3339))
 	if r.Decision != nil {
 		showDecision(w, r)
@@ -256,7 +258,7 @@ func showOutcome(w io.Writer, r web.RequestJSON, asJSON bool) {
 		json.NewEncoder(w).Encode(r)
 		return
 	}
-	fmt.Fprintf(w, "status:     %s\n", r.Status)
+	fmt.Fprintf(w, "status:     %s\n", oneLine(r.Status))
 	if r.Decision != nil {
 		showDecision(w, r)
 	}
@@ -264,13 +266,39 @@ func showOutcome(w io.Writer, r web.RequestJSON, asJSON bool) {
 
 func showDecision(w io.Writer, r web.RequestJSON) {
 	d := r.Decision
-	fmt.Fprintf(w, "decision:   %s\n", d.Decision)
-	fmt.Fprintf(w, "by:         %s\n", d.By)
+	fmt.Fprintf(w, "decision:   %s\n", oneLine(d.Decision))
+	fmt.Fprintf(w, "by:         %s\n", oneLine(d.By))
 	fmt.Fprintf(w, "at:         %s\n", d.At.Local().Format(time.RFC3339))
-	fmt.Fprintf(w, "channel:    %s\n", d.Channel)
+	fmt.Fprintf(w, "channel:    %s\n", oneLine(d.Channel))
 	if d.Comment != "" {
-		fmt.Fprintf(w, "comment:    %s\n", d.Comment)
+		fmt.Fprintf(w, "comment:    %s\n", indented(d.Comment))
 	}
+}
+
+// oneLine is text that other people wrote, made safe to print as one line of a
+// terminal: line breaks and tabs become spaces, other control characters
+// (escape sequences that could recolour, move the cursor or rewrite a line)
+// become U+FFFD.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\n' || r == '\r' || r == '\t':
+			return ' '
+		case unicode.IsControl(r):
+			return unicode.ReplacementChar
+		}
+		return r
+	}, s)
+}
+
+// indented is like oneLine but keeps line breaks, indenting the lines after the
+// first so that none can pass for a field of its own.
+func indented(s string) string {
+	lines := strings.Split(approval.NormalizeNewlines(s), "\n")
+	for i, l := range lines {
+		lines[i] = oneLine(l)
+	}
+	return strings.Join(lines, "\n            ")
 }
 
 // runGet shows one request, or waits for its outcome with --wait.
@@ -325,7 +353,7 @@ func runList(ctx context.Context, args []string, getenv func(string) string, std
 		return nil
 	}
 	for _, r := range l.Requests {
-		fmt.Fprintf(stdout, "%s  expires %s  %s (by %s)\n", r.ID, r.ExpiresAt.Local().Format(time.RFC3339), r.Title, r.Requester)
+		fmt.Fprintf(stdout, "%s  expires %s  %s (by %s)\n", oneLine(r.ID), r.ExpiresAt.Local().Format(time.RFC3339), oneLine(r.Title), oneLine(r.Requester))
 	}
 	return nil
 }
