@@ -66,7 +66,7 @@ func Compose(from string, m approval.Email, now time.Time) (msg []byte, messageI
 	header := func(k, v string) { fmt.Fprintf(&b, "%s: %s\r\n", k, v) }
 	header("From", sender.String())
 	header("To", to.String())
-	header("Subject", mime.QEncoding.Encode("utf-8", m.Subject))
+	header("Subject", foldWords(mime.QEncoding.Encode("utf-8", m.Subject)))
 	header("Date", now.Format(time.RFC1123Z))
 	header("Message-ID", messageID)
 	header("MIME-Version", "1.0")
@@ -76,6 +76,12 @@ func Compose(from string, m approval.Email, now time.Time) (msg []byte, messageI
 	b.Write(body.Bytes())
 	return b.Bytes(), messageID, nil
 }
+
+// foldWords puts each encoded word of an RFC 2047 header value (which
+// mime.WordEncoder joins with single spaces) on a line of its own: a long
+// non-ASCII subject would otherwise be one line longer than the 998 characters
+// RFC 5322 allows. Unfolding gives back the same value.
+func foldWords(v string) string { return strings.ReplaceAll(v, "?= =?", "?=\r\n =?") }
 
 // crlf turns every line ending into CRLF, as RFC 5322 requires.
 func crlf(s string) string {

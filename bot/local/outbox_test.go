@@ -147,3 +147,35 @@ func TestComposeRefusesBadInput(t *testing.T) {
 		}
 	}
 }
+
+// A long subject in a non-Latin script is folded into lines a mail server
+// accepts (RFC 5322: at most 998 characters; one encoded word a line here) and
+// reads back whole.
+func TestComposeFoldsLongSubjects(t *testing.T) {
+	for _, subject := range []string{
+		"Approval needed: " + strings.Repeat("本番環境へのデプロイ", 20),
+		"Approval needed: " + strings.Repeat("🚀 déploiement ", 30),
+		"Approval needed: " + strings.Repeat("deploy ", 28),
+	} {
+		subject = strings.TrimSpace(subject)
+		m := testMail
+		m.Subject = subject
+		raw, _, err := Compose(DefaultFrom, m, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		head, _, _ := strings.Cut(string(raw), "\r\n\r\n")
+		for _, line := range strings.Split(head, "\r\n") {
+			if len(line) > 100 && strings.Contains(line, "?=") {
+				t.Errorf("header line of %d characters, want one encoded word a line: %.100q", len(line), line)
+			}
+			if len(line) > 998 {
+				t.Errorf("header line of %d characters exceeds RFC 5322's 998", len(line))
+			}
+		}
+		got, _ := readMail(t, raw)
+		if got.Subject != subject {
+			t.Errorf("subject read back as %q, want %q", got.Subject, subject)
+		}
+	}
+}
