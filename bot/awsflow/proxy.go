@@ -3,7 +3,7 @@
 // handlers in this process, the creation of the table, bucket, sender identity and
 // state machine the Lambdas need, and a loopback web server that serves the pages
 // (as CloudFront would) and the callback (as its function URL would). The
-// end-to-end tests and the local demo (lambdas/demo) are built on it.
+// end-to-end tests and the local demo (scripts/demoapp) are built on it.
 package awsflow
 
 import (
