@@ -218,10 +218,15 @@ func (s *server) handleGet() http.Handler {
 			ctx, cancel := context.WithTimeout(r.Context(), wait)
 			req, err = s.cfg.Service.Wait(ctx, id)
 			cancel()
-			if err != nil && ctx.Err() != nil && req != nil {
+			if err != nil && ctx.Err() != nil {
 				// Waited long enough, or the server is shutting down: answer
-				// with the request as it stands.
-				err = nil
+				// with the request as it stands, reading it once more if the
+				// wait ended in the middle of a read.
+				if req == nil {
+					req, err = s.cfg.Service.Get(context.WithoutCancel(r.Context()), id)
+				} else {
+					err = nil
+				}
 			}
 		} else {
 			req, err = s.cfg.Service.Get(r.Context(), id)

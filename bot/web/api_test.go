@@ -354,3 +354,28 @@ func TestAPIRefusesForeignHostsWithoutToken(t *testing.T) {
 		}
 	}
 }
+
+// slowReadStore is a store whose reads under a deadline last until it passes,
+// as a read caught by the deadline of a long poll does.
+type slowReadStore struct{ *memory.Store }
+
+func (s slowReadStore) GetRequest(ctx context.Context, id string) (*approval.Request, error) {
+	if _, ok := ctx.Deadline(); ok {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return s.Store.GetRequest(ctx, id)
+}
+
+// A long poll whose time runs out in the middle of a read still answers with
+// the request as it stands, not a 500 (which the client takes as a failure).
+func TestAPIWaitEndingInARead(t *testing.T) {
+	f := newFixture(t, func(c *Config, _ *approval.Service) { c.MaxWait = 50 * time.Millisecond })
+	f.create("")
+	r, _ := f.store.ListPending(context.Background())
+	f.svc.Store = slowReadStore{f.store.(*memory.Store)}
+	resp := f.do("GET", "/api/requests/"+r[0].ID+"?wait=1h", nil)
+	if got := decode[RequestJSON](t, resp); resp.StatusCode != 200 || got.Status != "pending" {
+		t.Errorf("status %d, request %q; want 200 pending", resp.StatusCode, got.Status)
+	}
+}
