@@ -188,8 +188,12 @@ func runRequest(ctx context.Context, args []string, getenv func(string) string, 
 	return waitFor(ctx, c, r.ID, stdout, stderr, *asJSON)
 }
 
+// waitRetryDelay is how long waitFor pauses before asking again after a failure.
+var waitRetryDelay = 2 * time.Second
+
 // waitFor long-polls the request until it is no longer pending. A server that
-// is briefly unreachable (restarting) is tried again for up to a minute.
+// is briefly unreachable (restarting) or failing (5xx) is tried again for up to
+// a minute.
 func waitFor(ctx context.Context, c *client, id string, stdout, stderr io.Writer, asJSON bool) error {
 	if !asJSON {
 		fmt.Fprintln(stderr, "waiting for a decision (Ctrl-C stops waiting; the request stays open)...")
@@ -203,7 +207,7 @@ func waitFor(ctx context.Context, c *client, id string, stdout, stderr io.Writer
 			return &exitError{code: exitUsage, err: fmt.Errorf("stopped waiting; request %s is still open", id)}
 		case err != nil:
 			var ae *apiError
-			if errors.As(err, &ae) {
+			if errors.As(err, &ae) && ae.status < 500 {
 				return clientErr(err)
 			}
 			if failingSince.IsZero() {
@@ -214,7 +218,7 @@ func waitFor(ctx context.Context, c *client, id string, stdout, stderr io.Writer
 			}
 			select {
 			case <-ctx.Done():
-			case <-time.After(2 * time.Second):
+			case <-time.After(waitRetryDelay):
 			}
 			continue
 		}

@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // The client prints text that other people wrote (titles, requesters, comments)
@@ -41,5 +43,29 @@ func TestClientPrintsNoControlCharacters(t *testing.T) {
 		if !strings.Contains(got, "Deploy") || !strings.Contains(got, "all good") {
 			t.Errorf("%v lost the text around the control characters:\n%q", args, got)
 		}
+	}
+}
+
+// A waiting client rides out a server error (a restart, a passing failure) as it
+// rides out a refused connection, instead of exiting as if the request had
+// failed.
+func TestWaitRetriesServerErrors(t *testing.T) {
+	defer func(d time.Duration) { waitRetryDelay = d }(waitRetryDelay)
+	waitRetryDelay = time.Millisecond
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if calls.Add(1) <= 2 {
+			w.WriteHeader(http.StatusInternalServerError)
+			io.WriteString(w, `{"error":"internal error"}`)
+			return
+		}
+		io.WriteString(w, `{"id":"abcdefghijklmnop","status":"approved","title":"T","decision":{"decision":"approved","by":"a@example.com","channel":"email","at":"2026-11-25T13:10:00Z"}}`)
+	}))
+	defer srv.Close()
+	getenv := env(map[string]string{"APPROVALBOT_SERVER": srv.URL})
+	err := run(context.Background(), []string{"bot", "get", "abcdefghijklmnop", "--wait"}, getenv, io.Discard, io.Discard)
+	if code := exitCode(err, io.Discard); code != exitApproved {
+		t.Errorf("exit code %d (%v), want %d after the server recovered", code, err, exitApproved)
 	}
 }
