@@ -544,6 +544,9 @@ func (s *Service) Wait(ctx context.Context, id string) (*Request, error) {
 		if wake > 5*time.Second {
 			wake = 5 * time.Second // also notices decisions made by another process
 		}
+		// Past its expiry yet still pending: closing it failed just now, so
+		// try again in a while rather than in a busy loop.
+		wake = max(wake, 100*time.Millisecond)
 		t := time.NewTimer(wake)
 		select {
 		case <-ctx.Done():

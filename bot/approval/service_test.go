@@ -1087,3 +1087,33 @@ func TestCloseOutlivesTheCaller(t *testing.T) {
 		}
 	})
 }
+
+// failingExpireStore cannot close requests (a full disk, a broken database).
+type failingExpireStore struct {
+	*memory.Store
+	calls atomic.Int32
+}
+
+func (s *failingExpireStore) Expire(context.Context, string, time.Time) (*approval.Request, error) {
+	s.calls.Add(1)
+	return nil, errors.New("database or disk is full")
+}
+
+// Wait on a request past its expiry that cannot be closed looks again now and
+// then, not in a busy loop (each turn logs an error and hits the store).
+func TestWaitDoesNotSpinWhenExpiryFails(t *testing.T) {
+	h := newHarness(t, false)
+	r := h.create(t, validInput())
+	store := &failingExpireStore{Store: h.store}
+	h.svc.Store = store
+	h.clock.Advance(2 * time.Hour)
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	got, err := h.svc.Wait(ctx, r.ID)
+	if !errors.Is(err, context.DeadlineExceeded) || got == nil || got.Status != approval.StatusPending {
+		t.Fatalf("Wait: got %v, %v; want the pending request and the deadline", got, err)
+	}
+	if n := store.calls.Load(); n > 10 {
+		t.Errorf("Wait tried to close the request %d times in 300 ms, want a few", n)
+	}
+}
