@@ -35,10 +35,24 @@ type Store interface {
 	// It returns ErrAlreadyDecided if the request is no longer pending and
 	// ErrConflict if it is not yet due.
 	Expire(ctx context.Context, id string, now time.Time) (*Request, error)
+	// LeaseDelivery takes the delivery lease of a closed request whose outcome
+	// is not delivered, so that only its holder sends the outcome until until:
+	// two processes sending it at once would see the second send fail as if the
+	// workflow were gone. It is one atomic conditional write that succeeds only
+	// when the request is not pending, not delivered and has no lease running
+	// at now (none, or one that ends at or before now), and records until as
+	// the lease's end. Of any number of concurrent calls at the same now, at
+	// most one succeeds. It returns ErrConflict if the request is pending,
+	// delivered or leased past now, and ErrNotFound if there is no such
+	// request. The lease ends with MarkDelivered or MarkWorkflowGone, or at
+	// until.
+	LeaseDelivery(ctx context.Context, id string, now, until time.Time) error
 	// MarkWorkflowGone marks a request whose workflow no longer waits as expired
 	// and delivered, whatever its status, keeping any decision for the record.
+	// It ends any delivery lease.
 	MarkWorkflowGone(ctx context.Context, id string) (*Request, error)
-	// MarkDelivered records that the request's outcome reached its workflow.
+	// MarkDelivered records that the request's outcome reached its workflow. It
+	// ends any delivery lease.
 	MarkDelivered(ctx context.Context, id string) error
 	// SetChatMessage records where the request's chat message was posted.
 	SetChatMessage(ctx context.Context, id string, m ChatMessage) error

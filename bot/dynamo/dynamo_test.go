@@ -3,6 +3,7 @@ package dynamo_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -168,6 +169,89 @@ func TestItemShape(t *testing.T) {
 	if _, ok := req[dynamo.UndeliveredKeyAttribute]; ok {
 		t.Errorf("after MarkDelivered: undeliveredPK still present")
 	}
+}
+
+// TestDeliveryLeaseItemShape checks that the delivery lease is one attribute
+// that leaves the sparse indexes alone: a leased outcome stays in the
+// undelivered index, and delivering it removes the lease with the index key.
+func TestDeliveryLeaseItemShape(t *testing.T) {
+	ctx := t.Context()
+	client, table := newTable(t)
+	s := dynamo.New(client, table)
+	r, toks := storetest.Fixture(storetest.Base)
+	gone, goneToks := storetest.Fixture(storetest.Base.Add(time.Minute))
+	for _, f := range []struct {
+		r    *approval.Request
+		toks []approval.Token
+	}{{r, toks}, {gone, goneToks}} {
+		if err := s.CreateRequest(ctx, storetest.Clone(f.r), f.toks); err != nil {
+			t.Fatalf("CreateRequest: %v", err)
+		}
+		d := approval.Decision{Choice: approval.Approve, By: "alice@example.com", Channel: approval.ChannelEmail, At: storetest.Base.Add(2 * time.Minute)}
+		if _, err := s.Claim(ctx, f.toks[0].Hash, d); err != nil {
+			t.Fatalf("Claim: %v", err)
+		}
+	}
+	before := items(t, client, table)
+	now := storetest.Base.Add(3 * time.Minute)
+	for _, id := range []string{r.ID, gone.ID} {
+		if err := s.LeaseDelivery(ctx, id, now, now.Add(time.Minute)); err != nil {
+			t.Fatalf("LeaseDelivery: %v", err)
+		}
+	}
+	after := items(t, client, table)
+	req := after["REQ#"+r.ID]
+	if v, _ := attrS(req, "deliveryLeaseUntil"); v != "2031-05-06T07:12:09.123000000Z" {
+		t.Errorf("leased request: deliveryLeaseUntil = %q, want fixed-width UTC 2031-05-06T07:12:09.123000000Z", v)
+	}
+	// Nothing but the lease changed: same index keys, same everything else.
+	for pk, it := range after {
+		old := before[pk]
+		for name, v := range it {
+			if name == "deliveryLeaseUntil" {
+				continue
+			}
+			if !slices.Equal(slices.Sorted(slices.Values(allStrings(old[name]))), slices.Sorted(slices.Values(allStrings(v)))) ||
+				attrN(old, name) != attrN(it, name) {
+				t.Errorf("%s: attribute %s changed by LeaseDelivery", pk, name)
+			}
+		}
+		if len(it) != len(old)+boolInt(strings.HasPrefix(pk, "REQ#")) {
+			t.Errorf("%s: %d attributes after LeaseDelivery, want %d", pk, len(it), len(old)+boolInt(strings.HasPrefix(pk, "REQ#")))
+		}
+	}
+	if v, _ := attrS(req, dynamo.UndeliveredKeyAttribute); v != "UNDELIVERED" {
+		t.Errorf("leased request: undeliveredPK = %q, want UNDELIVERED", v)
+	}
+	undelivered, err := s.ListUndelivered(ctx)
+	if err != nil {
+		t.Fatalf("ListUndelivered: %v", err)
+	}
+	if got := len(undelivered); got != 2 {
+		t.Errorf("ListUndelivered of two leased outcomes: got %d requests, want 2", got)
+	}
+
+	if err := s.MarkDelivered(ctx, r.ID); err != nil {
+		t.Fatalf("MarkDelivered: %v", err)
+	}
+	if _, err := s.MarkWorkflowGone(ctx, gone.ID); err != nil {
+		t.Fatalf("MarkWorkflowGone: %v", err)
+	}
+	after = items(t, client, table)
+	for _, id := range []string{r.ID, gone.ID} {
+		for _, name := range []string{"deliveryLeaseUntil", dynamo.UndeliveredKeyAttribute} {
+			if _, ok := after["REQ#"+id][name]; ok {
+				t.Errorf("REQ#%s: %s still present once delivered", id, name)
+			}
+		}
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // TestIndexesAreSparse queries the indexes directly.

@@ -36,6 +36,11 @@ const (
 	CreatedAtAttribute = "createdAt"
 )
 
+// leaseAttribute holds the end of a request's delivery lease (S, timeLayout).
+// It is absent when no lease was taken or the outcome is delivered. No index
+// uses it, and it is not part of requestItem: only LeaseDelivery sets it.
+const leaseAttribute = "deliveryLeaseUntil"
+
 const (
 	requestPrefix    = "REQ#"
 	tokenPrefix      = "TOK#"

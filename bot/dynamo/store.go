@@ -14,6 +14,9 @@
 // the workflow. The lists read the items themselves with strongly consistent
 // reads and keep only those still in the listed state. CreateTable makes a
 // table of this shape.
+//
+// LeaseDelivery is one conditional UpdateItem of a request's delivery lease
+// attribute, which no index uses; MarkDelivered and MarkWorkflowGone remove it.
 package dynamo
 
 import (

@@ -166,10 +166,11 @@ func (s *Store) Expire(ctx context.Context, id string, now time.Time) (*approval
 }
 
 // MarkWorkflowGone closes the request as expired and delivered, whatever its
-// status, keeping any decision. It returns ErrNotFound for an unknown ID.
+// status, keeping any decision and ending any delivery lease. It returns
+// ErrNotFound for an unknown ID.
 func (s *Store) MarkWorkflowGone(ctx context.Context, id string) (*approval.Request, error) {
-	out, err := s.update(ctx, id, "SET #status = :expired, delivered = :true REMOVE #pending, #undelivered",
-		map[string]string{"#status": "status", "#pending": PendingKeyAttribute, "#undelivered": UndeliveredKeyAttribute},
+	out, err := s.update(ctx, id, "SET #status = :expired, delivered = :true REMOVE #pending, #undelivered, #lease",
+		map[string]string{"#status": "status", "#pending": PendingKeyAttribute, "#undelivered": UndeliveredKeyAttribute, "#lease": leaseAttribute},
 		map[string]types.AttributeValue{
 			":expired": str(string(approval.StatusExpired)),
 			":true":    &types.AttributeValueMemberBOOL{Value: true},
@@ -181,15 +182,52 @@ func (s *Store) MarkWorkflowGone(ctx context.Context, id string) (*approval.Requ
 }
 
 // MarkDelivered records that the request's outcome reached its workflow, taking
-// it out of the undelivered index. It returns ErrNotFound for an unknown ID.
+// it out of the undelivered index and ending any delivery lease. It returns
+// ErrNotFound for an unknown ID.
 func (s *Store) MarkDelivered(ctx context.Context, id string) error {
-	_, err := s.update(ctx, id, "SET delivered = :true REMOVE #undelivered",
-		map[string]string{"#undelivered": UndeliveredKeyAttribute},
+	_, err := s.update(ctx, id, "SET delivered = :true REMOVE #undelivered, #lease",
+		map[string]string{"#undelivered": UndeliveredKeyAttribute, "#lease": leaseAttribute},
 		map[string]types.AttributeValue{":true": &types.AttributeValueMemberBOOL{Value: true}})
 	if err != nil {
 		return fmt.Errorf("mark delivered %s: %w", id, err)
 	}
 	return nil
+}
+
+// LeaseDelivery takes the delivery lease of a closed, undelivered request whose
+// lease is not running at now, until until: one conditional UpdateItem that
+// sets only the lease attribute, so the item stays in the undelivered index.
+// When the condition fails, a consistent read tells ErrNotFound from
+// ErrConflict.
+func (s *Store) LeaseDelivery(ctx context.Context, id string, now, until time.Time) error {
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:        &s.table,
+		Key:              keyOf(requestKey(id)),
+		UpdateExpression: aws.String("SET #lease = :until"),
+		ConditionExpression: aws.String("attribute_exists(#pk) AND #status <> :pending AND delivered = :false" +
+			" AND (attribute_not_exists(#lease) OR #lease <= :now)"),
+		ExpressionAttributeNames: map[string]string{
+			"#pk":     KeyAttribute,
+			"#status": "status",
+			"#lease":  leaseAttribute,
+		},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pending": str(string(approval.StatusPending)),
+			":false":   &types.AttributeValueMemberBOOL{Value: false},
+			":now":     str(formatTime(now)),
+			":until":   str(formatTime(until)),
+		},
+	})
+	if err == nil {
+		return nil
+	}
+	if !conditionFailed(err) {
+		return fmt.Errorf("lease delivery %s: %w", id, err)
+	}
+	if _, gerr := s.getRequest(ctx, id); gerr != nil {
+		return fmt.Errorf("lease delivery %s: %w", id, gerr)
+	}
+	return fmt.Errorf("lease delivery %s: pending, delivered or leased: %w", id, approval.ErrConflict)
 }
 
 // SetChatMessage records where the request's chat message was posted. It

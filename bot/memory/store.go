@@ -21,13 +21,18 @@ type Store struct {
 	mu       sync.Mutex
 	requests map[string]*approval.Request
 	tokens   map[string]approval.Token
+	leases   map[string]time.Time // request ID → end of its delivery lease
 }
 
 var _ approval.Store = (*Store)(nil)
 
 // NewStore returns an empty store.
 func NewStore() *Store {
-	return &Store{requests: map[string]*approval.Request{}, tokens: map[string]approval.Token{}}
+	return &Store{
+		requests: map[string]*approval.Request{},
+		tokens:   map[string]approval.Token{},
+		leases:   map[string]time.Time{},
+	}
 }
 
 func clone(r *approval.Request) *approval.Request {
@@ -173,7 +178,29 @@ func (s *Store) MarkWorkflowGone(_ context.Context, id string) (*approval.Reques
 	}
 	r.Status = approval.StatusExpired
 	r.Delivered = true
+	delete(s.leases, id)
 	return clone(r), nil
+}
+
+// LeaseDelivery takes the delivery lease of a closed, undelivered request
+// whose lease is not running at now, until until.
+func (s *Store) LeaseDelivery(_ context.Context, id string, now, until time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.requests[id]
+	switch {
+	case !ok:
+		return fmt.Errorf("lease delivery %s: %w", id, approval.ErrNotFound)
+	case r.Status == approval.StatusPending:
+		return fmt.Errorf("lease delivery %s: pending: %w", id, approval.ErrConflict)
+	case r.Delivered:
+		return fmt.Errorf("lease delivery %s: delivered: %w", id, approval.ErrConflict)
+	}
+	if end, ok := s.leases[id]; ok && end.After(now) {
+		return fmt.Errorf("lease delivery %s: leased: %w", id, approval.ErrConflict)
+	}
+	s.leases[id] = until
+	return nil
 }
 
 // MarkDelivered records that the outcome reached the workflow.
@@ -185,6 +212,7 @@ func (s *Store) MarkDelivered(_ context.Context, id string) error {
 		return fmt.Errorf("mark delivered %s: %w", id, approval.ErrNotFound)
 	}
 	r.Delivered = true
+	delete(s.leases, id)
 	return nil
 }
 

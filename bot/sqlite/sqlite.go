@@ -39,6 +39,11 @@ var _ approval.Store = (*Store)(nil)
 // Open opens (creating if needed) the database at path and brings its schema up
 // to date. The path ":memory:" opens a private in-memory database.
 func Open(ctx context.Context, path string) (*Store, error) {
+	return open(ctx, path, migrations)
+}
+
+// open opens the database at path and applies steps, a prefix of migrations.
+func open(ctx context.Context, path string, steps []string) (*Store, error) {
 	if path == "" || strings.ContainsAny(path, "?#") {
 		return nil, fmt.Errorf("open sqlite: invalid database path %q", path)
 	}
@@ -58,7 +63,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.SetConnMaxLifetime(0)
 	}
 	s := &Store{db: db, writer: make(chan struct{}, 1)}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.migrate(ctx, steps); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
@@ -111,6 +116,9 @@ var migrations = []string{
 		used_at    INTEGER                -- NULL while unused
 	) STRICT;
 	CREATE INDEX tokens_request ON tokens (request_id);`,
+	// 2: the delivery lease (Unix milliseconds), NULL when none was taken or
+	// the outcome is delivered.
+	`ALTER TABLE requests ADD COLUMN delivery_lease_until INTEGER;`,
 }
 
 // begin starts a write transaction; done must be called when it is over.
@@ -128,7 +136,7 @@ func (s *Store) begin(ctx context.Context) (tx *sql.Tx, done func(), err error) 
 	return tx, func() { tx.Rollback(); <-s.writer }, nil
 }
 
-func (s *Store) migrate(ctx context.Context) error {
+func (s *Store) migrate(ctx context.Context, steps []string) error {
 	tx, done, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
@@ -138,18 +146,18 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
 		return fmt.Errorf("migrate: read schema version: %w", err)
 	}
-	if version > len(migrations) {
-		return fmt.Errorf("migrate: database schema version %d is newer than this program's %d", version, len(migrations))
+	if version > len(steps) {
+		return fmt.Errorf("migrate: database schema version %d is newer than this program's %d", version, len(steps))
 	}
-	if version == len(migrations) {
+	if version == len(steps) {
 		return nil
 	}
-	for i := version; i < len(migrations); i++ {
-		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+	for i := version; i < len(steps); i++ {
+		if _, err := tx.ExecContext(ctx, steps[i]); err != nil {
 			return fmt.Errorf("migrate to version %d: %w", i+1, err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(migrations))); err != nil {
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(steps))); err != nil {
 		return fmt.Errorf("migrate: set schema version: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -518,7 +526,7 @@ func (s *Store) MarkWorkflowGone(ctx context.Context, id string) (*approval.Requ
 		return nil, fmt.Errorf("mark workflow gone %s: %w", id, err)
 	}
 	defer done()
-	if _, err := tx.ExecContext(ctx, "UPDATE requests SET status = 'expired', delivered = 1 WHERE id = ?", id); err != nil {
+	if _, err := tx.ExecContext(ctx, "UPDATE requests SET status = 'expired', delivered = 1, delivery_lease_until = NULL WHERE id = ?", id); err != nil {
 		return nil, fmt.Errorf("mark workflow gone %s: %w", id, err)
 	}
 	r, err := getRequest(ctx, tx, id)
@@ -554,7 +562,44 @@ func (s *Store) update(ctx context.Context, op, id, query string, args ...any) e
 
 // MarkDelivered records that the outcome reached the workflow.
 func (s *Store) MarkDelivered(ctx context.Context, id string) error {
-	return s.update(ctx, "mark delivered", id, "UPDATE requests SET delivered = 1 WHERE id = ?", id)
+	return s.update(ctx, "mark delivered", id, "UPDATE requests SET delivered = 1, delivery_lease_until = NULL WHERE id = ?", id)
+}
+
+// LeaseDelivery takes the delivery lease of a closed, undelivered request whose
+// lease is not running at now, until until: one conditional update. When it
+// matches no row, a read in the same transaction tells ErrNotFound from
+// ErrConflict.
+func (s *Store) LeaseDelivery(ctx context.Context, id string, now, until time.Time) error {
+	tx, done, err := s.begin(ctx)
+	if err != nil {
+		return fmt.Errorf("lease delivery %s: %w", id, err)
+	}
+	defer done()
+	res, err := tx.ExecContext(ctx, `UPDATE requests SET delivery_lease_until = ?1
+		WHERE id = ?2 AND status <> 'pending' AND delivered = 0
+		AND (delivery_lease_until IS NULL OR delivery_lease_until <= ?3)`, ms(until), id, ms(now))
+	if err != nil {
+		return fmt.Errorf("lease delivery %s: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("lease delivery %s: %w", id, err)
+	}
+	if n == 0 {
+		var one int
+		err := tx.QueryRowContext(ctx, "SELECT 1 FROM requests WHERE id = ?", id).Scan(&one)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("lease delivery %s: %w", id, approval.ErrNotFound)
+		case err != nil:
+			return fmt.Errorf("lease delivery %s: %w", id, err)
+		}
+		return fmt.Errorf("lease delivery %s: pending, delivered or leased: %w", id, approval.ErrConflict)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("lease delivery %s: %w", id, err)
+	}
+	return nil
 }
 
 // SetChatMessage records where the request's chat message was posted.

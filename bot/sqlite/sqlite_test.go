@@ -84,8 +84,149 @@ func TestReopenKeepsEverything(t *testing.T) {
 	if _, err := s.Claim(ctx, doneToks[0].Hash, d); !errors.Is(err, approval.ErrAlreadyDecided) {
 		t.Errorf("Claim of a decided request after reopen: got %v, want ErrAlreadyDecided", err)
 	}
-	if v, err := s.SchemaVersion(ctx); err != nil || v != 1 {
-		t.Errorf("SchemaVersion: got %d, %v; want 1", v, err)
+	if v, err := s.SchemaVersion(ctx); err != nil || v != sqlite.SchemaLatest {
+		t.Errorf("SchemaVersion: got %d, %v; want %d", v, err, sqlite.SchemaLatest)
+	}
+}
+
+// TestMigrateFromVersion1 opens a database written by a build before the
+// delivery lease (schema version 1): it is brought up to date, keeps every
+// request, and its undelivered outcomes can be leased.
+func TestMigrateFromVersion1(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "approvalbot.db")
+	old, err := sqlite.OpenAtVersion(ctx, path, 1)
+	if err != nil {
+		t.Fatalf("OpenAtVersion(1): %v", err)
+	}
+	pending, pendToks := storetest.Fixture(storetest.Base)
+	undelivered, undToks := storetest.Fixture(storetest.Base.Add(time.Minute))
+	delivered, delToks := storetest.Fixture(storetest.Base.Add(2 * time.Minute))
+	for _, f := range []struct {
+		r    *approval.Request
+		toks []approval.Token
+	}{{pending, pendToks}, {undelivered, undToks}, {delivered, delToks}} {
+		if err := old.CreateRequest(ctx, storetest.Clone(f.r), f.toks); err != nil {
+			t.Fatalf("CreateRequest at version 1: %v", err)
+		}
+	}
+	var want []*approval.Request
+	for _, hash := range []string{undToks[0].Hash, delToks[1].Hash} {
+		d := approval.Decision{Choice: approval.Approve, By: "alice@example.com", Channel: approval.ChannelEmail, At: storetest.Base.Add(3 * time.Minute)}
+		r, err := old.Claim(ctx, hash, d)
+		if err != nil {
+			t.Fatalf("Claim at version 1: %v", err)
+		}
+		want = append(want, r)
+	}
+	want[1].Delivered = true
+	want = append(want, pending)
+	if v, err := old.SchemaVersion(ctx); err != nil || v != 1 {
+		t.Fatalf("SchemaVersion before migrating: got %d, %v; want 1", v, err)
+	}
+	if err := old.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	// Delivered as version 1 recorded it (this build's MarkDelivered also
+	// clears the lease, a column version 1 does not have).
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, "UPDATE requests SET delivered = 1 WHERE id = ?", delivered.ID); err != nil {
+		t.Fatalf("mark delivered at version 1: %v", err)
+	}
+	db.Close()
+
+	s := open(t, path)
+	if v, err := s.SchemaVersion(ctx); err != nil || v != 2 {
+		t.Errorf("SchemaVersion after migrating: got %d, %v; want 2", v, err)
+	}
+	for _, w := range want {
+		got, err := s.GetRequest(ctx, w.ID)
+		if err != nil {
+			t.Fatalf("GetRequest after migrating: %v", err)
+		}
+		if diff := cmp.Diff(w, got, storetest.CmpOptions); diff != "" {
+			t.Errorf("GetRequest after migrating (-want +got):\n%s", diff)
+		}
+	}
+	now := storetest.Base.Add(4 * time.Minute)
+	tests := []struct {
+		what string
+		id   string
+		want error
+	}{
+		{"undelivered outcome", undelivered.ID, nil},
+		{"undelivered outcome, lease running", undelivered.ID, approval.ErrConflict},
+		{"delivered outcome", delivered.ID, approval.ErrConflict},
+		{"pending request", pending.ID, approval.ErrConflict},
+	}
+	for _, tt := range tests {
+		if err := s.LeaseDelivery(ctx, tt.id, now, now.Add(time.Minute)); !errors.Is(err, tt.want) {
+			t.Errorf("LeaseDelivery of a migrated %s: got %v, want %v", tt.what, err, tt.want)
+		}
+	}
+	list, err := s.ListUndelivered(ctx)
+	if err != nil || len(list) != 1 || list[0].ID != undelivered.ID {
+		t.Errorf("ListUndelivered after migrating: got %d requests, %v; want only %s", len(list), err, undelivered.ID)
+	}
+	// Reopening a migrated database changes nothing.
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	s = open(t, path)
+	if v, err := s.SchemaVersion(ctx); err != nil || v != 2 {
+		t.Errorf("SchemaVersion after reopening: got %d, %v; want 2", v, err)
+	}
+	if err := s.LeaseDelivery(ctx, undelivered.ID, now.Add(30*time.Second), now.Add(time.Hour)); !errors.Is(err, approval.ErrConflict) {
+		t.Errorf("LeaseDelivery inside the lease taken before reopening: got %v, want ErrConflict", err)
+	}
+}
+
+// TestLeaseDeliveryTwoHandles takes the lease from two Stores open on the same
+// file, as two processes would: exactly one is granted it.
+func TestLeaseDeliveryTwoHandles(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "approvalbot.db")
+	a, b := open(t, path), open(t, path)
+	r, toks := storetest.Fixture(storetest.Base)
+	if err := a.CreateRequest(t.Context(), r, toks); err != nil {
+		t.Fatalf("CreateRequest: %v", err)
+	}
+	d := approval.Decision{Choice: approval.Reject, By: "bob@example.com", Channel: approval.ChannelEmail, At: storetest.Base.Add(time.Minute)}
+	if _, err := b.Claim(t.Context(), toks[0].Hash, d); err != nil {
+		t.Fatalf("Claim: %v", err)
+	}
+	const workers = 20
+	now := storetest.Base.Add(2 * time.Minute)
+	var granted atomic.Int32
+	errs := make(chan error, workers)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range workers {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		wg.Go(func() {
+			<-start
+			err := s.LeaseDelivery(context.Background(), r.ID, now, now.Add(time.Minute))
+			switch {
+			case err == nil:
+				granted.Add(1)
+			case !errors.Is(err, approval.ErrConflict):
+				errs <- err
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("LeaseDelivery: got %v, want nil or ErrConflict", err)
+	}
+	if got := granted.Load(); got != 1 {
+		t.Errorf("leases granted: got %d, want 1", got)
 	}
 }
 

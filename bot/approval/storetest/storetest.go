@@ -114,6 +114,9 @@ func Run(t *testing.T, newStore func(t *testing.T) approval.Store) {
 		{"MarkWorkflowGone", testMarkWorkflowGone},
 		{"MarkDeliveredListUndelivered", testUndelivered},
 		{"SetChatMessage", testSetChatMessage},
+		{"LeaseDelivery", testLeaseDelivery},
+		{"LeaseDeliveryNotPendingNotDelivered", testLeaseDeliveryStates},
+		{"LeaseDeliveryConcurrent", testLeaseDeliveryConcurrent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -261,6 +264,8 @@ func testNotFound(t *testing.T, s approval.Store) {
 	wantErr(t, "MarkWorkflowGone(unknown)", err, approval.ErrNotFound)
 	err = s.MarkDelivered(ctx, missing)
 	wantErr(t, "MarkDelivered(unknown)", err, approval.ErrNotFound)
+	err = s.LeaseDelivery(ctx, missing, Base, Base.Add(time.Minute))
+	wantErr(t, "LeaseDelivery(unknown)", err, approval.ErrNotFound)
 	err = s.SetChatMessage(ctx, missing, approval.ChatMessage{Channel: "C1", TS: "1.2"})
 	wantErr(t, "SetChatMessage(unknown)", err, approval.ErrNotFound)
 
@@ -685,4 +690,132 @@ func testSetChatMessage(t *testing.T, s approval.Store) {
 		t.Fatalf("Claim: %v", err)
 	}
 	wantRequest(t, "Claim after SetChatMessage", got, decided(want, d))
+}
+
+// lease takes the delivery lease of id from now for d, failing the test on error.
+func lease(t *testing.T, s approval.Store, id string, now time.Time, d time.Duration) {
+	t.Helper()
+	if err := s.LeaseDelivery(t.Context(), id, now, now.Add(d)); err != nil {
+		t.Fatalf("LeaseDelivery(now %s, for %s): %v", now.Format(time.TimeOnly), d, err)
+	}
+}
+
+func testLeaseDelivery(t *testing.T, s approval.Store) {
+	ctx := t.Context()
+	r, toks := Fixture(Base)
+	create(t, s, r, toks)
+	d := decision(approval.Approve, "alice@example.com", Base.Add(time.Minute))
+	if _, err := s.Claim(ctx, toks[0].Hash, d); err != nil {
+		t.Fatalf("Claim: %v", err)
+	}
+	want := decided(r, d)
+
+	t0 := Base.Add(2 * time.Minute)
+	lease(t, s, r.ID, t0, time.Minute)
+	for _, at := range []time.Time{t0, t0.Add(30 * time.Second), t0.Add(time.Minute - time.Millisecond)} {
+		err := s.LeaseDelivery(ctx, r.ID, at, at.Add(time.Minute))
+		wantErr(t, fmt.Sprintf("LeaseDelivery %s into a running lease", at.Sub(t0)), err, approval.ErrConflict)
+	}
+	// The lease is bookkeeping: the request reads and lists as before.
+	wantRequest(t, "GetRequest while leased", get(t, s, r.ID), want)
+	undelivered, err := s.ListUndelivered(ctx)
+	if err != nil {
+		t.Fatalf("ListUndelivered: %v", err)
+	}
+	if diff := cmp.Diff([]string{r.ID}, ids(undelivered)); diff != "" {
+		t.Errorf("ListUndelivered while leased (-want +got):\n%s", diff)
+	}
+
+	// A lease that has run out (its end at or before now) is granted again,
+	// and the new one runs until its own end.
+	t1 := t0.Add(time.Minute)
+	lease(t, s, r.ID, t1, 2*time.Minute)
+	err = s.LeaseDelivery(ctx, r.ID, t1.Add(90*time.Second), t1.Add(3*time.Minute))
+	wantErr(t, "LeaseDelivery inside the renewed lease", err, approval.ErrConflict)
+	lease(t, s, r.ID, t1.Add(3*time.Minute), time.Minute)
+
+	// Once delivered, nobody gets the lease, whether it runs or not.
+	if err := s.MarkDelivered(ctx, r.ID); err != nil {
+		t.Fatalf("MarkDelivered: %v", err)
+	}
+	for _, at := range []time.Time{t1.Add(3 * time.Minute), t1.Add(time.Hour)} {
+		err := s.LeaseDelivery(ctx, r.ID, at, at.Add(time.Minute))
+		wantErr(t, "LeaseDelivery of a delivered request", err, approval.ErrConflict)
+	}
+	want.Delivered = true
+	wantRequest(t, "GetRequest after MarkDelivered of a leased request", get(t, s, r.ID), want)
+}
+
+func testLeaseDeliveryStates(t *testing.T, s approval.Store) {
+	ctx := t.Context()
+	at := Base.Add(2 * TTL)
+	pend, pendToks := Fixture(Base)
+	expired, expToks := Fixture(Base.Add(time.Minute))
+	gone, goneToks := Fixture(Base.Add(2 * time.Minute))
+	for _, f := range []struct {
+		r    *approval.Request
+		toks []approval.Token
+	}{{pend, pendToks}, {expired, expToks}, {gone, goneToks}} {
+		create(t, s, f.r, f.toks)
+	}
+
+	// Pending, even past its expiry: nothing to deliver yet.
+	for _, when := range []time.Time{Base, at} {
+		err := s.LeaseDelivery(ctx, pend.ID, when, when.Add(time.Minute))
+		wantErr(t, "LeaseDelivery of a pending request", err, approval.ErrConflict)
+	}
+	wantRequest(t, "GetRequest after LeaseDelivery of a pending request", get(t, s, pend.ID), pend)
+	// Expiring it afterwards is not hindered by the refused lease.
+	if _, err := s.Expire(ctx, pend.ID, pend.ExpiresAt); err != nil {
+		t.Fatalf("Expire after a refused lease: %v", err)
+	}
+
+	// Closed as expired and undelivered: the outcome is there to deliver.
+	if _, err := s.Expire(ctx, expired.ID, expired.ExpiresAt); err != nil {
+		t.Fatalf("Expire: %v", err)
+	}
+	lease(t, s, expired.ID, at, time.Minute)
+
+	// A workflow found gone while leased: delivered, no lease any more to take.
+	claim(t, s, goneToks[0].Hash, Base.Add(3*time.Minute))
+	lease(t, s, gone.ID, at, time.Minute)
+	if _, err := s.MarkWorkflowGone(ctx, gone.ID); err != nil {
+		t.Fatalf("MarkWorkflowGone: %v", err)
+	}
+	err := s.LeaseDelivery(ctx, gone.ID, at.Add(time.Hour), at.Add(2*time.Hour))
+	wantErr(t, "LeaseDelivery after MarkWorkflowGone", err, approval.ErrConflict)
+}
+
+func testLeaseDeliveryConcurrent(t *testing.T, s approval.Store) {
+	const workers = 20
+	r, toks := Fixture(Base)
+	create(t, s, r, toks)
+	claim(t, s, toks[1].Hash, Base.Add(time.Minute))
+
+	now := Base.Add(2 * time.Minute)
+	errs := make([]error, workers)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range workers {
+		wg.Go(func() {
+			<-start
+			errs[i] = s.LeaseDelivery(context.WithoutCancel(t.Context()), r.ID, now, now.Add(time.Minute))
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	granted := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			granted++
+		case errors.Is(err, approval.ErrConflict):
+		default:
+			t.Errorf("LeaseDelivery %d: got error %v, want nil or ErrConflict", i, err)
+		}
+	}
+	if granted != 1 {
+		t.Errorf("got %d leases granted, want exactly 1", granted)
+	}
 }
