@@ -344,7 +344,26 @@ func (s *Service) deliver(ctx context.Context, r *Request) *Request {
 		r.Delivered = true
 		return r
 	}
-	err := s.Workflow.Deliver(ctx, r)
+	// One delivery across processes too: only the holder of the store's
+	// delivery lease sends. Another process sending at the same time would
+	// find the task closed by this send and close the request as expired.
+	now := s.now()
+	until := now.Add(DeliveryLease)
+	if err := s.Store.LeaseDelivery(ctx, r.ID, now, until); err != nil {
+		if errors.Is(err, ErrConflict) {
+			// Being delivered elsewhere, or delivered already.
+			if cur, gerr := s.Store.GetRequest(ctx, r.ID); gerr == nil {
+				return cur
+			}
+			return r
+		}
+		s.log().Error("delivery lease not taken; will retry", "request_id", r.ID, "err", err)
+		return r
+	}
+	// A send never outlives its lease, after which another process may send.
+	sendCtx, cancel := context.WithTimeout(ctx, DeliveryLease)
+	err := s.Workflow.Deliver(sendCtx, r)
+	cancel()
 	switch {
 	case err == nil:
 		if err := s.Store.MarkDelivered(ctx, r.ID); err != nil {
@@ -367,8 +386,27 @@ func (s *Service) deliver(ctx context.Context, r *Request) *Request {
 		return gone
 	default:
 		s.log().Error("outcome not delivered; will retry", "request_id", r.ID, "err", err)
+		s.releaseDelivery(ctx, r.ID, until)
 	}
 	return r
+}
+
+// DeliveryLease is how long a process holds the store's delivery lease of a
+// request while it sends the outcome: no other process sends it meanwhile. A
+// send is abandoned when its lease runs out.
+const DeliveryLease = time.Minute
+
+// releaseDelivery ends the delivery lease taken until until after a send that
+// failed, so that a later attempt (after RedeliverGrace) need not wait for it
+// to run out. It asks for the lease as of its own end, up to the present: that
+// is granted only while the lease running is this one (any lease taken since
+// this one ran out ends later), so another process's lease is never cut short.
+func (s *Service) releaseDelivery(ctx context.Context, id string, until time.Time) {
+	if now := s.now(); now.Before(until) {
+		if err := s.Store.LeaseDelivery(ctx, id, until, now); err != nil && !errors.Is(err, ErrConflict) {
+			s.log().Warn("delivery lease not released; it runs out by itself", "request_id", id, "err", err)
+		}
+	}
 }
 
 func (s *Service) startDelivery(id string) bool {

@@ -1117,3 +1117,225 @@ func TestWaitDoesNotSpinWhenExpiryFails(t *testing.T) {
 		t.Errorf("Wait tried to close the request %d times in 300 ms, want a few", n)
 	}
 }
+
+// task is one Step Functions task that two processes may send an outcome to:
+// while down, sends fail and leave it open; the first send that reaches it
+// closes it, and every later send finds it closed (ErrWorkflowGone). If hold
+// is set, the closing send signals sending and waits for hold to close before
+// it returns, as a slow SendTaskSuccess would.
+type task struct {
+	mu      sync.Mutex
+	down    bool
+	closed  []approval.Result // outcomes the task accepted: at most one
+	sends   int               // sends that reached the task, accepted or not
+	hold    chan struct{}
+	sending chan struct{}
+}
+
+func (w *task) Deliver(_ context.Context, r *approval.Request) error {
+	w.mu.Lock()
+	if w.down {
+		w.mu.Unlock()
+		return errors.New("send task success: connection reset")
+	}
+	w.sends++
+	if len(w.closed) > 0 {
+		w.mu.Unlock()
+		return fmt.Errorf("send task success: task timed out: %w", approval.ErrWorkflowGone)
+	}
+	w.closed = append(w.closed, r.Result())
+	hold, sending := w.hold, w.sending
+	w.mu.Unlock()
+	if hold != nil {
+		close(sending)
+		<-hold
+	}
+	return nil
+}
+
+func (w *task) setDown(down bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.down = down
+}
+
+func (w *task) report() (closed []approval.Result, sends int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]approval.Result(nil), w.closed...), w.sends
+}
+
+// otherProcess is a second Service on the same store and task, as another
+// Lambda or bot instance would be.
+func otherProcess(h *harness, w approval.Workflow) *approval.Service {
+	return &approval.Service{
+		Store: h.store, Pages: h.pages, Renderer: renderer{}, Workflow: w,
+		DecideURL: "http://127.0.0.1:8080/decide", Now: h.clock.Now,
+	}
+}
+
+// decidedUndelivered approves a new request while the task is down, so that
+// its outcome is left undelivered, and moves the clock past RedeliverGrace.
+func decidedUndelivered(t *testing.T, h *harness, w *task) (*approval.Request, []string) {
+	t.Helper()
+	h.svc.Workflow = w
+	r := h.create(t, validInput())
+	toks := h.tokens(t, r)
+	w.setDown(true)
+	got, err := h.svc.Decide(t.Context(), approval.DecideInput{Token: toks[0], Choice: approval.Approve})
+	if err != nil || got.Status != approval.StatusApproved || got.Delivered {
+		t.Fatalf("Decide with the task down: got %+v, %v; want approved, undelivered", got, err)
+	}
+	w.setDown(false)
+	h.clock.Advance(approval.RedeliverGrace + time.Second)
+	return r, toks
+}
+
+// wantApprovedOnce checks that the task accepted the approval in exactly one
+// send and that the request stands approved and delivered.
+func wantApprovedOnce(t *testing.T, h *harness, w *task, r *approval.Request) {
+	t.Helper()
+	closed, sends := w.report()
+	if sends != 1 || len(closed) != 1 || closed[0].Decision != "approved" {
+		t.Errorf("task: %d sends, accepted %+v; want one send, of the approval", sends, closed)
+	}
+	if got := h.get(t, r.ID); got.Status != approval.StatusApproved || !got.Delivered || got.Decision == nil {
+		t.Errorf("stored request: status %q, delivered %v, decision %+v; want approved, delivered, decision kept", got.Status, got.Delivered, got.Decision)
+	}
+}
+
+// Two processes take over the same undelivered outcome at once (a sweep and a
+// redelivery loop, or a sweep and a later click): while the first is sending
+// it, the second must not send it too, which would find the task closed by the
+// first and flip the approval to expired.
+func TestTwoProcessesDeliverAnOutcomeOnce(t *testing.T) {
+	tests := []struct {
+		name string
+		// second is the other process's attempt, made while the first one's
+		// send is in flight.
+		second func(t *testing.T, other *approval.Service, toks []string)
+	}{
+		{"redeliver", func(t *testing.T, other *approval.Service, _ []string) {
+			if left, err := other.Redeliver(t.Context()); err != nil || left != 1 {
+				t.Errorf("second Redeliver while the first sends: got %d left, %v; want 1 (left to the first)", left, err)
+			}
+		}},
+		{"later decide", func(t *testing.T, other *approval.Service, toks []string) {
+			got, err := other.Decide(t.Context(), approval.DecideInput{Token: toks[1], Choice: approval.Reject})
+			if !errors.Is(err, approval.ErrAlreadyDecided) || got == nil || got.Status != approval.StatusApproved {
+				t.Errorf("later Decide while the first sends: got %+v, %v; want the approval, ErrAlreadyDecided", got, err)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, false)
+			w := &task{}
+			r, toks := decidedUndelivered(t, h, w)
+			w.hold, w.sending = make(chan struct{}), make(chan struct{})
+
+			first := make(chan error, 1)
+			go func() {
+				left, err := h.svc.Redeliver(context.WithoutCancel(t.Context()))
+				if err == nil && left != 0 {
+					err = fmt.Errorf("%d left, want 0", left)
+				}
+				first <- err
+			}()
+			select {
+			case <-w.sending:
+			case err := <-first:
+				t.Fatalf("first Redeliver returned before sending: %v", err)
+			}
+			tt.second(t, otherProcess(h, w), toks)
+			close(w.hold)
+			if err := <-first; err != nil {
+				t.Errorf("first Redeliver: %v", err)
+			}
+			wantApprovedOnce(t, h, w, r)
+
+			// Nothing is left for anyone to send.
+			if left, err := otherProcess(h, w).Redeliver(t.Context()); err != nil || left != 0 {
+				t.Errorf("Redeliver afterwards: got %d left, %v; want 0", left, err)
+			}
+			if _, sends := w.report(); sends != 1 {
+				t.Errorf("task: %d sends after a last Redeliver, want 1", sends)
+			}
+		})
+	}
+}
+
+// The same race left to the scheduler: two processes, each redelivering from
+// several goroutines at once.
+func TestTwoProcessesRedeliverConcurrently(t *testing.T) {
+	h := newHarness(t, false)
+	w := &task{}
+	r, _ := decidedUndelivered(t, h, w)
+	procs := []*approval.Service{h.svc, otherProcess(h, w)}
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range 10 {
+		svc := procs[i%2]
+		wg.Go(func() {
+			<-start
+			if _, err := svc.Redeliver(context.WithoutCancel(t.Context())); err != nil {
+				t.Errorf("Redeliver: %v", err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	wantApprovedOnce(t, h, w, r)
+}
+
+// A lease another process holds keeps this one from sending until it runs
+// out; a send that failed gives its lease up, so that the next attempt need
+// not wait for it.
+func TestDeliveryLease(t *testing.T) {
+	h := newHarness(t, false)
+	w := &task{}
+	r, _ := decidedUndelivered(t, h, w)
+
+	// The failed send in Decide gave its lease up: another process may take it.
+	now := h.clock.Now()
+	if err := h.store.LeaseDelivery(t.Context(), r.ID, now, now.Add(approval.DeliveryLease)); err != nil {
+		t.Fatalf("LeaseDelivery after a failed send: %v, want the lease free", err)
+	}
+	if left, err := h.svc.Redeliver(t.Context()); err != nil || left != 1 {
+		t.Errorf("Redeliver while another process holds the lease: got %d left, %v; want 1", left, err)
+	}
+	if _, sends := w.report(); sends != 0 {
+		t.Errorf("task: %d sends while another process holds the lease, want 0", sends)
+	}
+	h.clock.Advance(approval.DeliveryLease)
+	if left, err := h.svc.Redeliver(t.Context()); err != nil || left != 0 {
+		t.Errorf("Redeliver once the lease ran out: got %d left, %v; want 0", left, err)
+	}
+	wantApprovedOnce(t, h, w, r)
+}
+
+// leaseFailingStore cannot take delivery leases (a throttled table).
+type leaseFailingStore struct{ *memory.Store }
+
+func (leaseFailingStore) LeaseDelivery(context.Context, string, time.Time, time.Time) error {
+	return errors.New("provisioned throughput exceeded")
+}
+
+// Without the lease nothing is sent: the outcome waits for a later attempt.
+func TestDeliveryLeaseErrorSendsNothing(t *testing.T) {
+	h := newHarness(t, false)
+	w := &task{}
+	r, _ := decidedUndelivered(t, h, w)
+	h.svc.Store = leaseFailingStore{h.store}
+	if left, err := h.svc.Redeliver(t.Context()); err != nil || left != 1 {
+		t.Errorf("Redeliver without a lease: got %d left, %v; want 1", left, err)
+	}
+	if _, sends := w.report(); sends != 0 {
+		t.Errorf("task: %d sends without a lease, want 0", sends)
+	}
+	h.svc.Store = h.store
+	if left, err := h.svc.Redeliver(t.Context()); err != nil || left != 0 {
+		t.Errorf("Redeliver with the store back: got %d left, %v; want 0", left, err)
+	}
+	wantApprovedOnce(t, h, w, r)
+}
