@@ -45,7 +45,9 @@ type Store interface {
 	// most one succeeds. It returns ErrConflict if the request is pending,
 	// delivered or leased past now, and ErrNotFound if there is no such
 	// request. The lease ends with MarkDelivered or MarkWorkflowGone, or at
-	// until.
+	// until. Its holder gives it up early by calling LeaseDelivery with now
+	// set to the lease's end and until to the present: that is granted only
+	// while no lease taken later runs, since such a lease ends later.
 	LeaseDelivery(ctx context.Context, id string, now, until time.Time) error
 	// MarkWorkflowGone marks a request whose workflow no longer waits as expired
 	// and delivered, whatever its status, keeping any decision for the record.

@@ -734,11 +734,24 @@ func testLeaseDelivery(t *testing.T, s approval.Store) {
 	wantErr(t, "LeaseDelivery inside the renewed lease", err, approval.ErrConflict)
 	lease(t, s, r.ID, t1.Add(3*time.Minute), time.Minute)
 
+	// Its holder gives a lease up by asking for it as of its end, until the
+	// present; a later attempt then gets it.
+	t2 := t1.Add(3 * time.Minute)
+	if err := s.LeaseDelivery(ctx, r.ID, t2.Add(time.Minute), t2.Add(10*time.Second)); err != nil {
+		t.Fatalf("LeaseDelivery giving up the lease held until its end: %v", err)
+	}
+	lease(t, s, r.ID, t2.Add(10*time.Second), time.Minute)
+	// A stale holder's give-up (its lease ended before this one) is refused.
+	err = s.LeaseDelivery(ctx, r.ID, t2.Add(time.Minute), t2.Add(20*time.Second))
+	wantErr(t, "LeaseDelivery giving up a lease that ran out before the running one", err, approval.ErrConflict)
+	err = s.LeaseDelivery(ctx, r.ID, t2.Add(30*time.Second), t2.Add(time.Hour))
+	wantErr(t, "LeaseDelivery inside a lease taken after a give-up", err, approval.ErrConflict)
+
 	// Once delivered, nobody gets the lease, whether it runs or not.
 	if err := s.MarkDelivered(ctx, r.ID); err != nil {
 		t.Fatalf("MarkDelivered: %v", err)
 	}
-	for _, at := range []time.Time{t1.Add(3 * time.Minute), t1.Add(time.Hour)} {
+	for _, at := range []time.Time{t2.Add(2 * time.Minute), t1.Add(time.Hour)} {
 		err := s.LeaseDelivery(ctx, r.ID, at, at.Add(time.Minute))
 		wantErr(t, "LeaseDelivery of a delivered request", err, approval.ErrConflict)
 	}
