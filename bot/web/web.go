@@ -44,7 +44,8 @@ type Config struct {
 	// /decide).
 	DisableAPI bool
 	// APIToken, when set, is the bearer token every /api request must carry
-	// ("Authorization: Bearer <token>").
+	// ("Authorization: Bearer <token>"). Without it /api answers only under
+	// the decide URL's host name, an IP address or localhost.
 	APIToken string
 	// Slack, when set, is mounted at /slack/ (it checks Slack's signatures itself).
 	Slack http.Handler
