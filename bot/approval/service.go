@@ -179,6 +179,13 @@ func (s *Service) notify(ctx context.Context, r *Request, mails []Email) error {
 				r.ChatMessage = msg
 				err = s.Store.SetChatMessage(ctx, r.ID, msg)
 			}
+			if err == nil {
+				// A decision taken while the message was being posted found no
+				// message to update: update it now.
+				if cur, gerr := s.Store.GetRequest(ctx, r.ID); gerr == nil && cur.Status != StatusPending {
+					s.updateChat(ctx, cur)
+				}
+			}
 			if err != nil {
 				s.log().Error("chat message not posted", "request_id", r.ID, "err", err)
 				errs <- fmt.Errorf("chat message: %w", err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -62,9 +63,13 @@ type chat struct {
 	mu      sync.Mutex
 	posts   []string // page URLs posted
 	updates []approval.Status
+	onPost  func(r *approval.Request) // runs inside Post, before it answers
 }
 
 func (c *chat) Post(_ context.Context, r *approval.Request, pageURL string) (approval.ChatMessage, error) {
+	if c.onPost != nil {
+		c.onPost(r)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.posts = append(c.posts, pageURL)
@@ -195,6 +200,12 @@ func TestCreateRejectsBadInput(t *testing.T) {
 		{"timeout over 30 days", func(in *approval.NewRequest) { in.Timeout = 30*24*time.Hour + time.Second }, false, "timeout"},
 		{"link not http", func(in *approval.NewRequest) { in.Links = []approval.Link{{URL: "ftp://example.com/x"}} }, false, "links"},
 		{"link relative", func(in *approval.NewRequest) { in.Links = []approval.Link{{Label: "x", URL: "/diff/1"}} }, false, "links"},
+		{"link label too long", func(in *approval.NewRequest) {
+			in.Links = []approval.Link{{Label: strings.Repeat("x", approval.MaxTitle+1), URL: "https://example.com/"}}
+		}, false, "links"},
+		{"link label not UTF-8", func(in *approval.NewRequest) {
+			in.Links = []approval.Link{{Label: "\xff", URL: "https://example.com/"}}
+		}, false, "links"},
 		{"webhook javascript", func(in *approval.NewRequest) { in.WebhookURL = "javascript:alert(1)" }, false, "webhookURL"},
 		{"webhook without host", func(in *approval.NewRequest) { in.WebhookURL = "http://" }, false, "webhookURL"},
 		{"unknown policy", func(in *approval.NewRequest) { in.Policy = "majority" }, false, "policy"},
@@ -1338,4 +1349,25 @@ func TestDeliveryLeaseErrorSendsNothing(t *testing.T) {
 		t.Errorf("Redeliver with the store back: got %d left, %v; want 0", left, err)
 	}
 	wantApprovedOnce(t, h, w, r)
+}
+
+func TestDecisionBeforeChatMessageStoredUpdatesIt(t *testing.T) {
+	h := newHarness(t, true)
+	// The decision lands while the chat message is being posted, before its
+	// place is stored: finishing the request cannot update it then.
+	h.chat.onPost = func(r *approval.Request) {
+		tok := h.token(t, r.Recipients[0])
+		if _, err := h.svc.Decide(context.Background(), approval.DecideInput{Token: tok, Choice: approval.Approve}); err != nil {
+			t.Errorf("Decide during Post: %v", err)
+		}
+	}
+	r := h.create(t, validInput())
+	h.chat.mu.Lock()
+	defer h.chat.mu.Unlock()
+	if want := []approval.Status{approval.StatusApproved}; !slices.Equal(h.chat.updates, want) {
+		t.Errorf("chat updates: got %v, want %v", h.chat.updates, want)
+	}
+	if got := h.get(t, r.ID); got.ChatMessage.TS == "" {
+		t.Errorf("chat message place not stored")
+	}
 }

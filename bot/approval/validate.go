@@ -101,6 +101,9 @@ func (in NewRequest) validate() (*Request, error) {
 		if err := checkURL("links", l.URL); err != nil {
 			return nil, err
 		}
+		if !utf8.ValidString(l.Label) || utf8.RuneCountInString(l.Label) > MaxTitle {
+			return nil, Invalidf("links", "link label must be valid UTF-8 of at most %d characters", MaxTitle)
+		}
 		r.Links = append(r.Links, Link{Label: strings.TrimSpace(l.Label), URL: strings.TrimSpace(l.URL)})
 	}
 	if r.WebhookURL != "" {
