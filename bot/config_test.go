@@ -49,7 +49,7 @@ func TestServerConfig(t *testing.T) {
 }
 
 func TestBadBaseURLRefused(t *testing.T) {
-	for _, u := range []string{"approvals.example.com", "ftp://x", "http://h?x=1"} {
+	for _, u := range []string{"approvals.example.com", "ftp://x", "http://h?x=1", "https://user:secret@approvals.example.com", "http://h/#frag"} {
 		m, err := newMain([]string{"-addr", "127.0.0.1:0", "-data", t.TempDir(), "-base-url", u}, env(nil), io.Discard, io.Discard)
 		if err != nil {
 			t.Fatal(err)

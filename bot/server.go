@@ -182,8 +182,8 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	m.url = strings.TrimRight(m.BaseURL, "/")
 	if m.url == "" {
 		m.url = "http://" + linkHost(ln.Addr())
-	} else if u, perr := url.Parse(m.url); perr != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
-		return usageErr("base URL %q is not an absolute http(s) URL", m.BaseURL)
+	} else if u, perr := url.Parse(m.url); perr != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.User != nil || u.Fragment != "" {
+		return usageErr("base URL %q is not an absolute http(s) URL without user, query or fragment", m.BaseURL)
 	}
 
 	m.store, err = sqlite.Open(ctx, filepath.Join(m.DataDir, "approvalbot.db"))
