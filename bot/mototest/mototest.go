@@ -21,18 +21,14 @@
 package mototest
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +37,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"approvalbot/bot/mototest/motoserver"
 )
 
 // EndpointEnv names the environment variable that points the tests at a moto
@@ -48,7 +46,7 @@ import (
 const EndpointEnv = "MOTO_ENDPOINT"
 
 // Install is the command that installs the moto server this package expects.
-const Install = `pip install "moto[server]==5.2.1"`
+const Install = motoserver.Install
 
 // Region is the AWS region of the configuration returned by Server.Config.
 const Region = "us-east-1"
@@ -65,7 +63,7 @@ type Server struct {
 	// Port is the port the server listens on.
 	Port int
 
-	proc *process // nil for a server that someone else started
+	proc *motoserver.Server // nil for a server that someone else started
 }
 
 // Options change how Start launches moto_server.
@@ -98,7 +96,7 @@ func Main(m *testing.M) int {
 	shared = s
 	code := m.Run()
 	if s != nil && s.proc != nil {
-		s.proc.stop()
+		s.proc.Stop()
 	}
 	return code
 }
@@ -138,7 +136,7 @@ func StartWith(t testing.TB, o Options) *Server {
 	if err != nil {
 		t.Fatalf("moto: %v", err)
 	}
-	t.Cleanup(s.proc.stop)
+	t.Cleanup(s.proc.Stop)
 	return s
 }
 
@@ -149,97 +147,26 @@ func dial(url string) (*Server, error) {
 	if i := strings.LastIndex(url, ":"); i >= 0 {
 		port, _ = strconv.Atoi(url[i+1:])
 	}
-	s := &Server{URL: url, Port: port}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := s.waitReady(ctx, nil); err != nil {
+	if err := motoserver.WaitReady(ctx, url); err != nil {
 		return nil, fmt.Errorf("%s=%s does not answer: %w", EndpointEnv, url, err)
 	}
-	return s, nil
+	return &Server{URL: url, Port: port}, nil
 }
 
-// launch runs moto_server on a free loopback port, trying a few ports in case
-// another process takes the chosen one first.
+// launch runs moto_server on a free loopback port (see motoserver.Start).
 func launch(env []string) (*Server, error) {
-	bin, err := exec.LookPath("moto_server")
-	if err != nil {
-		return nil, fmt.Errorf("moto_server is not on PATH; install it with: %s (or set %s to a running server)", Install, EndpointEnv)
-	}
-	var last error
-	for range 3 {
-		port, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		s, err := launchOn(bin, port, env)
-		if err == nil {
-			return s, nil
-		}
-		last = err
-	}
-	return nil, last
-}
-
-func launchOn(bin string, port int, env []string) (*Server, error) {
-	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
-	cmd.Env = append(withoutVar(os.Environ(), "MOTO_PORT"), env...)
-	out := &tail{max: 16 << 10}
-	cmd.Stdout, cmd.Stderr = out, out
-	p, err := startProcess(cmd)
-	if err != nil {
-		return nil, fmt.Errorf("start moto_server: %w", err)
-	}
-	s := &Server{URL: "http://127.0.0.1:" + strconv.Itoa(port), Port: port, proc: p}
 	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
 	defer cancel()
-	if err := s.waitReady(ctx, p.done); err != nil {
-		p.stop()
-		return nil, fmt.Errorf("moto_server on port %d: %w; its output:\n%s", port, err, out.String())
+	p, err := motoserver.Start(ctx, env)
+	if errors.Is(err, motoserver.ErrNotInstalled) {
+		return nil, fmt.Errorf("%w (or set %s to a running server)", err, EndpointEnv)
 	}
-	return s, nil
-}
-
-// waitReady polls the server until it answers, ctx ends or exited closes.
-func (s *Server) waitReady(ctx context.Context, exited <-chan struct{}) error {
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/moto-api/config", nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode < 300 {
-				return nil
-			}
-			err = fmt.Errorf("GET /moto-api/config: %s", resp.Status)
-		}
-		select {
-		case <-exited:
-			return errors.New("exited before answering")
-		case <-ctx.Done():
-			return fmt.Errorf("no answer within the deadline: %w", err)
-		case <-tick.C:
-		}
-	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
+		return nil, err
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func withoutVar(env []string, name string) []string {
-	out := env[:0:0]
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, name+"=") {
-			out = append(out, kv)
-		}
-	}
-	return out
+	return &Server{URL: p.URL, Port: p.Port, proc: p}, nil
 }
 
 // Config returns an AWS SDK configuration for the server: static test
@@ -308,7 +235,9 @@ func (s *Server) Env() []string {
 // (StartWith) or when tests do not run in parallel.
 func (s *Server) Reset(t testing.TB) {
 	t.Helper()
-	s.post(t, "/moto-api/reset", nil)
+	if err := motoserver.Reset(context.Background(), s.URL); err != nil {
+		t.Fatalf("moto: %v", err)
+	}
 }
 
 // EnableStepFunctionsExecution makes moto really run state machines (moto's
@@ -319,29 +248,8 @@ func (s *Server) Reset(t testing.TB) {
 // execution at a time and always name it.
 func (s *Server) EnableStepFunctionsExecution(t testing.TB) {
 	t.Helper()
-	s.post(t, "/moto-api/config", map[string]any{
-		"stepfunctions": map[string]any{"execute_state_machine": true},
-	})
-}
-
-func (s *Server) post(t testing.TB, path string, body any) {
-	t.Helper()
-	var r io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			t.Fatalf("moto: encode %s body: %v", path, err)
-		}
-		r = bytes.NewReader(b)
-	}
-	resp, err := http.Post(s.URL+path, "application/json", r)
-	if err != nil {
-		t.Fatalf("moto: POST %s: %v", path, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
-		t.Fatalf("moto: POST %s: %s: %s", path, resp.Status, msg)
+	if err := motoserver.EnableStepFunctionsExecution(context.Background(), s.URL); err != nil {
+		t.Fatalf("moto: %v", err)
 	}
 }
 
@@ -412,27 +320,4 @@ func UniqueName(prefix string) string {
 	b := make([]byte, 6)
 	rand.Read(b)
 	return prefix + hex.EncodeToString(b)
-}
-
-// tail keeps the last max bytes written to it.
-type tail struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-func (w *tail) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf = append(w.buf, p...)
-	if over := len(w.buf) - w.max; over > 0 {
-		w.buf = append(w.buf[:0], w.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-func (w *tail) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return string(w.buf)
 }

@@ -1,4 +1,4 @@
-package mototest
+package motoserver
 
 import "syscall"
 

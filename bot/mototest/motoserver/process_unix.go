@@ -1,6 +1,6 @@
 //go:build unix
 
-package mototest
+package motoserver
 
 import (
 	"os/exec"
