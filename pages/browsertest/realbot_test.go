@@ -4,13 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"mime"
-	"mime/multipart"
-	"mime/quotedprintable"
 	"net"
 	"net/http"
-	"net/mail"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"approvalbot/bot/local"
 )
 
 // realBot is the approval bot built from ./bot and run as its own process on
@@ -129,44 +126,15 @@ func (b *realBot) Links(t *testing.T, approvers []string) []string {
 // emlLink returns the recipient of an .eml message and the page link in its
 // text part.
 func emlLink(raw []byte, origin string) (to, link string, err error) {
-	msg, err := mail.ReadMessage(bytes.NewReader(raw))
+	m, err := local.Parse(raw)
 	if err != nil {
 		return "", "", err
 	}
-	addr, err := mail.ParseAddress(msg.Header.Get("To"))
-	if err != nil {
-		return "", "", fmt.Errorf("To: %w", err)
-	}
-	mt, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
-	if err != nil || !strings.HasPrefix(mt, "multipart/") {
-		return "", "", fmt.Errorf("not a multipart message (%q, %v)", mt, err)
-	}
 	re := regexp.MustCompile(regexp.QuoteMeta(origin) + `/p/[A-Za-z0-9_-]+`)
-	mr := multipart.NewReader(msg.Body, params["boundary"])
-	for {
-		p, err := mr.NextRawPart()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return "", "", err
-		}
-		if !strings.HasPrefix(p.Header.Get("Content-Type"), "text/plain") {
-			continue
-		}
-		var body io.Reader = p
-		if strings.EqualFold(p.Header.Get("Content-Transfer-Encoding"), "quoted-printable") {
-			body = quotedprintable.NewReader(p)
-		}
-		text, err := io.ReadAll(body)
-		if err != nil {
-			return "", "", err
-		}
-		if l := re.Find(text); l != nil {
-			return addr.Address, string(l), nil
-		}
+	if link = re.FindString(m.Text); link == "" {
+		return "", "", fmt.Errorf("no link to %s/p/... in the text part", origin)
 	}
-	return "", "", fmt.Errorf("no link to %s/p/... in the text part", origin)
+	return m.To, link, nil
 }
 
 // moduleRoot is the folder of the approvalbot go.mod.

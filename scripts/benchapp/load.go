@@ -7,12 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
-	"mime/multipart"
-	"mime/quotedprintable"
 	"net"
 	"net/http"
-	"net/mail"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -20,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"approvalbot/bot/local"
 )
 
 // client calls the bot over loopback HTTP.
@@ -281,52 +279,13 @@ func outboxLinks(dir string) (map[string]string, error) {
 
 // mailLink returns the recipient of an email and the page link in its text part.
 func mailLink(raw []byte) (to, link string, err error) {
-	msg, err := mail.ReadMessage(bytes.NewReader(raw))
+	m, err := local.Parse(raw)
 	if err != nil {
 		return "", "", err
 	}
-	addr, err := mail.ParseAddress(msg.Header.Get("To"))
-	if err != nil {
-		return "", "", fmt.Errorf("recipient: %w", err)
-	}
-	mt, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
-	if err != nil {
-		return "", "", fmt.Errorf("content type: %w", err)
-	}
-	var text []byte
-	if strings.HasPrefix(mt, "multipart/") {
-		mr := multipart.NewReader(msg.Body, params["boundary"])
-		for {
-			p, err := mr.NextRawPart()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				return "", "", err
-			}
-			if ct, _, _ := mime.ParseMediaType(p.Header.Get("Content-Type")); ct == "text/plain" {
-				text, err = readPart(p.Header.Get("Content-Transfer-Encoding"), p)
-				if err != nil {
-					return "", "", err
-				}
-			}
-		}
-	} else {
-		text, err = readPart(msg.Header.Get("Content-Transfer-Encoding"), msg.Body)
-		if err != nil {
-			return "", "", err
-		}
-	}
-	link = pageLink.FindString(string(text))
+	link = pageLink.FindString(m.Text)
 	if link == "" {
 		return "", "", errors.New("no page link in the text part")
 	}
-	return addr.Address, link, nil
-}
-
-func readPart(encoding string, r io.Reader) ([]byte, error) {
-	if strings.EqualFold(encoding, "quoted-printable") {
-		r = quotedprintable.NewReader(r)
-	}
-	return io.ReadAll(r)
+	return m.To, link, nil
 }
