@@ -9,9 +9,6 @@ import (
 	"mime/multipart"
 	"mime/quotedprintable"
 	"net/mail"
-	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 
 	"approvalbot/bot/approval"
@@ -20,7 +17,7 @@ import (
 // Parse reads a message as Compose writes it (or any single-part or
 // multipart/alternative RFC 5322 message) back into an approval.Email: the
 // recipient's bare address, the decoded subject, and the text and HTML bodies.
-// It is what tests and tools use to read the outbox as a mail client would.
+// Tests and tools use it to read the outbox as a mail client would.
 func Parse(raw []byte) (approval.Email, error) {
 	msg, err := mail.ReadMessage(bytes.NewReader(raw))
 	if err != nil {
@@ -63,28 +60,6 @@ func Parse(raw []byte) (approval.Email, error) {
 		}
 		m = withBody(m, ct, body)
 	}
-}
-
-// ReadOutbox parses every .eml file in dir, in file name (so sending) order.
-func ReadOutbox(dir string) ([]approval.Email, error) {
-	files, err := filepath.Glob(filepath.Join(dir, "*.eml"))
-	if err != nil {
-		return nil, fmt.Errorf("read outbox: %w", err)
-	}
-	sort.Strings(files)
-	out := make([]approval.Email, 0, len(files))
-	for _, f := range files {
-		raw, err := os.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("read outbox: %w", err)
-		}
-		m, err := Parse(raw)
-		if err != nil {
-			return nil, fmt.Errorf("read outbox %s: %w", filepath.Base(f), err)
-		}
-		out = append(out, m)
-	}
-	return out, nil
 }
 
 func decodePart(encoding string, r io.Reader) (string, error) {

@@ -1,8 +1,6 @@
 package local
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -36,32 +34,5 @@ func TestParseRefusesWhatIsNotMail(t *testing.T) {
 		if _, err := Parse([]byte(raw)); err == nil {
 			t.Errorf("Parse(%q): got no error", raw)
 		}
-	}
-}
-
-func TestReadOutbox(t *testing.T) {
-	dir := t.TempDir()
-	o, err := NewOutbox(dir, DefaultFrom, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, to := range []string{"a@example.com", "b@example.com"} {
-		if err := o.Send(t.Context(), approval.Email{To: to, Subject: "s", Text: "t", HTML: "<p>h</p>"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("not mail"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	got, err := ReadOutbox(dir)
-	if err != nil {
-		t.Fatalf("ReadOutbox: %v", err)
-	}
-	seen := map[string]bool{}
-	for _, m := range got {
-		seen[m.To] = m.Text == "t" && m.HTML == "<p>h</p>"
-	}
-	if len(got) != 2 || !seen["a@example.com"] || !seen["b@example.com"] {
-		t.Errorf("ReadOutbox: got %+v, want the two messages sent", got)
 	}
 }
