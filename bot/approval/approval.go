@@ -1,10 +1,13 @@
-// Package approval is the core of approvalbot: the request and token model, the
-// lifecycle of a human decision (create, claim, decide, expire, list) and the small
-// interfaces it consumes from the outside world (store, pages, mail, chat and
-// workflow). It imports only the standard library; adapters depend on it.
+// Package approval is the core of approvalbot: requests, the people who may vote
+// on them and their votes, the rule that turns votes into an outcome, the effects
+// that every change of a request causes (notify, deliver, delete pages, update the
+// chat message), and the small interfaces it consumes from the outside world
+// (store, pages, mail, chat and workflow). It imports only the standard library;
+// adapters depend on it.
 package approval
 
 import (
+	"slices"
 	"strings"
 	"time"
 )
@@ -22,13 +25,13 @@ const (
 	StatusCanceled Status = "canceled"
 )
 
-// Decided reports whether s is the result of a person's decision.
+// Decided reports whether s is the result of people's votes.
 func (s Status) Decided() bool { return s == StatusApproved || s == StatusRejected }
 
-// Channel is how a decision reached the bot.
+// Channel is how a vote reached the bot.
 type Channel string
 
-// The channels a token can be minted for.
+// The channels a vote can come through.
 const (
 	ChannelEmail Channel = "email"
 	ChannelSlack Channel = "slack"
@@ -54,7 +57,7 @@ func ParseChoice(s string) (Choice, error) {
 	return "", Invalidf("decision", "decision must be %q or %q", Approve, Reject)
 }
 
-// Status is the request status that this choice leads to.
+// Status is the request status that this choice leads to when it decides.
 func (c Choice) Status() Status {
 	if c == Approve {
 		return StatusApproved
@@ -68,7 +71,7 @@ type Link struct {
 	URL   string `json:"url"`
 }
 
-// Decision records who decided a request, how and when.
+// Decision records the vote that closed a request: who cast it, how and when.
 type Decision struct {
 	Choice  Choice
 	By      string
@@ -77,16 +80,34 @@ type Decision struct {
 	At      time.Time
 }
 
-// Recipient is one holder of a one-time token: an email approver or a Slack channel.
-// Only the token's hash is kept.
+// Vote is one person's approve or reject on a request.
+type Vote struct {
+	// By is the voter's identity: the email address a personal link was sent
+	// to, or a Slack user ID.
+	By string
+	// Email is the Slack profile's email address of a Slack voter, when Slack
+	// has one; it makes the email and Slack identities of one person one voter.
+	Email   string
+	Channel Channel
+	Choice  Choice
+	Comment string
+	At      time.Time
+	// Groups are the names of the request's groups this vote counts in.
+	Groups []string
+}
+
+// Recipient is one holder of a personal one-time token: an approver reached by
+// email, or one who asked for a personal link in Slack. Only the token's hash is
+// kept. Requests of the first version may also hold one recipient for a whole
+// Slack channel (Channel ChannelSlack, Address the channel ID).
 type Recipient struct {
-	Address   string  // email address, or Slack channel ID for ChannelSlack
-	Channel   Channel // how the link reaches the recipient
-	TokenHash string  // hex SHA-256 of the token
+	Address   string  // the approver (email address or Slack user ID)
+	Channel   Channel // how the link reached them
+	TokenHash string  // hex SHA-256 of the whole token
 	PageKey   string  // random name of the recipient's one-time page
 }
 
-// ChatMessage locates the chat message posted for a request.
+// ChatMessage locates a chat message posted for a request.
 type ChatMessage struct {
 	Channel string
 	TS      string
@@ -95,6 +116,9 @@ type ChatMessage struct {
 // Request is one question put to people: approve or reject.
 type Request struct {
 	ID string
+	// Version counts the stored writes of the request; the store writes a
+	// request only over the version it was read at (see Store.UpdateRequest).
+	Version int64
 	// TaskToken is the workflow's handle (a Step Functions task token). It is kept
 	// only here: never in a page, a URL, a chat message, an API answer or a log.
 	TaskToken  string
@@ -104,21 +128,63 @@ type Request struct {
 	Details   string
 	Links     []Link
 	Requester string
+	// Approvers are everyone who may vote: email addresses (lower case) and
+	// Slack user IDs. With groups, the members of all groups.
 	Approvers []string
-	Policy    Policy
+	Rule      Rule
 
 	SlackChannel string
-	ChatMessage  ChatMessage
+	// ChatMessage is the request's message in SlackChannel, once posted.
+	ChatMessage ChatMessage
+	// DirectMessages are the direct messages sent to Slack approvers.
+	DirectMessages []ChatMessage
 
 	Status    Status
 	CreatedAt time.Time
 	ExpiresAt time.Time
-	Decision  *Decision
-	// Delivered is true once the outcome has reached the workflow (or there is no
-	// workflow to tell).
-	Delivered bool
+	// Decision is the vote that closed the request, if votes closed it.
+	Decision *Decision
+	// Reason says why a request closed without a decision
+	// (ReasonNotificationFailed, ReasonWorkflowGone), or is empty.
+	Reason string
+	Votes  []Vote
 
 	Recipients []Recipient
+	// Effects are what the request's changes still require, or have done.
+	Effects []Effect
+}
+
+// Reasons a request closes without a decision, or stops waiting.
+const (
+	// ReasonNotificationFailed: no approver could be reached.
+	ReasonNotificationFailed = "notification_failed"
+	// ReasonWorkflowGone: the workflow stopped waiting before the outcome
+	// reached it.
+	ReasonWorkflowGone = "workflow_gone"
+)
+
+// Clone returns a deep copy of r.
+func (r *Request) Clone() *Request {
+	c := *r
+	c.Links = slices.Clone(r.Links)
+	c.Approvers = slices.Clone(r.Approvers)
+	c.Rule = r.Rule.clone()
+	c.DirectMessages = slices.Clone(r.DirectMessages)
+	if r.Decision != nil {
+		d := *r.Decision
+		c.Decision = &d
+	}
+	c.Votes = make([]Vote, len(r.Votes))
+	for i, v := range r.Votes {
+		v.Groups = slices.Clone(v.Groups)
+		c.Votes[i] = v
+	}
+	if r.Votes == nil {
+		c.Votes = nil
+	}
+	c.Recipients = slices.Clone(r.Recipients)
+	c.Effects = slices.Clone(r.Effects)
+	return &c
 }
 
 // PageKeys are the names of every one-time page of the request.
@@ -132,31 +198,61 @@ func (r *Request) PageKeys() []string {
 	return keys
 }
 
-// Recipient returns the recipient reached through channel c, if any.
-func (r *Request) Recipient(c Channel) (Recipient, bool) {
+// deadPageKeys are the pages that must no longer be published: every page of a
+// closed request, and the pages of those who have voted on a pending one.
+func (r *Request) deadPageKeys() []string {
+	if r.Status != StatusPending {
+		return r.PageKeys()
+	}
+	var keys []string
 	for _, rc := range r.Recipients {
-		if rc.Channel == c {
+		if rc.PageKey != "" && r.voteOf(Identity{ID: rc.Address}) != nil {
+			keys = append(keys, rc.PageKey)
+		}
+	}
+	return keys
+}
+
+// RecipientByHash returns the recipient holding the token with hash h.
+func (r *Request) RecipientByHash(h string) (Recipient, bool) {
+	for _, rc := range r.Recipients {
+		if rc.TokenHash == h {
 			return rc, true
 		}
 	}
 	return Recipient{}, false
 }
 
-// IsApprover reports whether who (an email address or Slack user ID) is one of the
-// request's approvers, ignoring case.
+// IsApprover reports whether who (an email address or Slack user ID) is one of
+// the request's approvers, ignoring case.
 func (r *Request) IsApprover(who string) bool {
-	for _, a := range r.Approvers {
-		if strings.EqualFold(a, strings.TrimSpace(who)) {
-			return true
-		}
-	}
-	return false
+	return r.approverOf(Identity{ID: who}) != ""
 }
 
 // ExpiredAt reports whether the request is past its expiry at now.
 func (r *Request) ExpiredAt(now time.Time) bool { return !now.Before(r.ExpiresAt) }
 
-// Token is the stored form of a one-time token: its hash and what it grants.
+// ClosedAt is when the request left pending: its decision, or its expiry.
+func (r *Request) ClosedAt() time.Time {
+	if r.Decision != nil {
+		return r.Decision.At
+	}
+	return r.ExpiresAt
+}
+
+// Delivered reports whether the outcome has reached the workflow, or there is
+// nothing to deliver.
+func (r *Request) Delivered() bool {
+	if r.Status == StatusPending {
+		return false
+	}
+	e := r.effect(EffectDeliver, "")
+	return e == nil || e.State == EffectDone
+}
+
+// Token is the stored form of a one-time token of the first version, whose
+// tokens did not name their request. Stores keep such tokens only to find the
+// request of a link sent before an upgrade.
 type Token struct {
 	Hash      string // hex SHA-256 of the raw token
 	RequestID string
@@ -167,20 +263,32 @@ type Token struct {
 	UsedAt    time.Time // zero while unused
 }
 
+// VoteResult is one vote as the workflow and webhooks receive it.
+type VoteResult struct {
+	By      string   `json:"by"`
+	Channel string   `json:"channel"`
+	Choice  string   `json:"choice"`
+	Comment string   `json:"comment"`
+	At      string   `json:"at"`
+	Groups  []string `json:"groups,omitempty"`
+}
+
 // Result is the outcome handed to the workflow: the output on approve, the cause of
 // the failure on reject or expiry.
 type Result struct {
-	RequestID string `json:"requestId"`
-	Decision  string `json:"decision"` // approved, rejected or expired
-	DecidedBy string `json:"decidedBy,omitempty"`
-	Channel   string `json:"channel,omitempty"`
-	Comment   string `json:"comment,omitempty"`
-	DecidedAt string `json:"decidedAt,omitempty"`
+	RequestID string       `json:"requestId"`
+	Decision  string       `json:"decision"` // approved, rejected, expired or canceled
+	DecidedBy string       `json:"decidedBy,omitempty"`
+	Channel   string       `json:"channel,omitempty"`
+	Comment   string       `json:"comment,omitempty"`
+	DecidedAt string       `json:"decidedAt,omitempty"`
+	Reason    string       `json:"reason,omitempty"`
+	Votes     []VoteResult `json:"votes"`
 }
 
 // Result is the request's outcome as the workflow receives it.
 func (r *Request) Result() Result {
-	res := Result{RequestID: r.ID, Decision: string(r.Status)}
+	res := Result{RequestID: r.ID, Decision: string(r.Status), Reason: r.Reason, Votes: VoteResults(r.Votes)}
 	if d := r.Decision; d != nil && r.Status.Decided() {
 		res.DecidedBy = d.By
 		res.Channel = string(d.Channel)
@@ -188,4 +296,16 @@ func (r *Request) Result() Result {
 		res.DecidedAt = d.At.UTC().Format(time.RFC3339)
 	}
 	return res
+}
+
+// VoteResults turns votes into their JSON form (never nil).
+func VoteResults(votes []Vote) []VoteResult {
+	out := make([]VoteResult, 0, len(votes))
+	for _, v := range votes {
+		out = append(out, VoteResult{
+			By: v.By, Channel: string(v.Channel), Choice: string(v.Choice), Comment: v.Comment,
+			At: v.At.UTC().Format(time.RFC3339), Groups: v.Groups,
+		})
+	}
+	return out
 }

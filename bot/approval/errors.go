@@ -41,3 +41,15 @@ func (e *ValidationError) Error() string { return e.Message }
 
 // Is makes errors.Is(err, ErrInvalid) true for validation errors.
 func (e *ValidationError) Is(target error) bool { return target == ErrInvalid }
+
+// Errors of a vote that is refused. Each comes with the request, so that the
+// caller can say why.
+var (
+	// ErrAlreadyVoted: the person has voted on this request already, through
+	// this channel or another.
+	ErrAlreadyVoted = errors.New("already voted")
+	// ErrSelfApproval: the requester may not approve their own request.
+	ErrSelfApproval = fmt.Errorf("%w: the requester may not approve their own request", ErrForbidden)
+	// ErrNotApprover: the person is not one of the request's approvers.
+	ErrNotApprover = fmt.Errorf("%w: not an approver of this request", ErrForbidden)
+)

@@ -5,59 +5,36 @@ import (
 	"time"
 )
 
-// Store keeps requests and tokens. Implementations must make Claim a single atomic
-// conditional write: of any number of concurrent claims on a request's tokens, at
-// most one succeeds. Expiry is checked in every condition, never left to a
-// background deletion. Every implementation passes the contract suite in
-// package approval/storetest.
+// Store keeps requests. Every change of a request is one conditional write of
+// the whole request (UpdateRequest) over the version it was read at, so that of
+// any number of concurrent changes computed from one version exactly one is
+// written and the others are told to read again: votes are counted, and a
+// request closed, exactly once. Expiry is checked by the core on every read,
+// never left to a background deletion. Every implementation passes the contract
+// suite in package approval/storetest.
 type Store interface {
-	// CreateRequest stores a pending request and its tokens atomically. It returns
+	// CreateRequest stores a new request and sets its Version to 1. It returns
 	// ErrConflict if a request with the same ID exists.
-	CreateRequest(ctx context.Context, r *Request, tokens []Token) error
-	// GetRequest returns the request with the given ID, or ErrNotFound.
+	CreateRequest(ctx context.Context, r *Request) error
+	// GetRequest returns the request with the given ID, with its Version, or
+	// ErrNotFound.
 	GetRequest(ctx context.Context, id string) (*Request, error)
-	// GetToken returns the token stored under hash, or ErrNotFound.
-	GetToken(ctx context.Context, hash string) (*Token, error)
-	// ListPending returns every request whose status is pending, newest first,
-	// including those past their expiry that nothing has closed yet.
-	ListPending(ctx context.Context) ([]*Request, error)
-	// ListUndelivered returns every request that is no longer pending and whose
-	// outcome has not been delivered to its workflow, oldest first.
-	ListUndelivered(ctx context.Context) ([]*Request, error)
-	// Claim uses the token stored under hash to record d on its request, in one
-	// atomic write conditional on: the token unused and unexpired at d.At, the
-	// request pending and unexpired at d.At. It returns the decided request, or
-	// ErrNotFound (no such token), ErrAlreadyDecided (token used or request
-	// decided) or ErrExpired (token or request expired, or request closed as
-	// expired or canceled).
-	Claim(ctx context.Context, hash string, d Decision) (*Request, error)
-	// Expire marks a pending request whose expiry is at or before now as expired.
-	// It returns ErrAlreadyDecided if the request is no longer pending and
-	// ErrConflict if it is not yet due.
-	Expire(ctx context.Context, id string, now time.Time) (*Request, error)
-	// LeaseDelivery takes the delivery lease of a closed request whose outcome
-	// is not delivered, so that only its holder sends the outcome until until:
-	// two processes sending it at once would see the second send fail as if the
-	// workflow were gone. It is one atomic conditional write that succeeds only
-	// when the request is not pending, not delivered and has no lease running
-	// at now (none, or one that ends at or before now), and records until as
-	// the lease's end. Of any number of concurrent calls at the same now, at
-	// most one succeeds. It returns ErrConflict if the request is pending,
-	// delivered or leased past now, and ErrNotFound if there is no such
-	// request. The lease ends with MarkDelivered or MarkWorkflowGone, or at
-	// until. Its holder gives it up early by calling LeaseDelivery with now
-	// set to the lease's end and until to the present: that is granted only
-	// while no lease taken later runs, since such a lease ends later.
-	LeaseDelivery(ctx context.Context, id string, now, until time.Time) error
-	// MarkWorkflowGone marks a request whose workflow no longer waits as expired
-	// and delivered, whatever its status, keeping any decision for the record.
-	// It ends any delivery lease.
-	MarkWorkflowGone(ctx context.Context, id string) (*Request, error)
-	// MarkDelivered records that the request's outcome reached its workflow. It
-	// ends any delivery lease.
-	MarkDelivered(ctx context.Context, id string) error
-	// SetChatMessage records where the request's chat message was posted.
-	SetChatMessage(ctx context.Context, id string, m ChatMessage) error
+	// UpdateRequest replaces the stored request with r if the stored version
+	// is r.Version, and then increments r.Version. It returns ErrConflict if
+	// the stored version differs and ErrNotFound if there is no such request.
+	UpdateRequest(ctx context.Context, r *Request) error
+	// LegacyToken returns the ID of the request that a token of the first
+	// version (stored by its hash, not naming its request) belongs to, or
+	// ErrNotFound.
+	LegacyToken(ctx context.Context, hash string) (string, error)
+	// ListPending returns up to limit pending requests, newest first, starting
+	// after cursor (empty for the first page), and the cursor of the next page
+	// ("" after the last). It includes requests past their expiry that nothing
+	// has closed yet.
+	ListPending(ctx context.Context, cursor string, limit int) ([]*Request, string, error)
+	// ListDue returns up to limit requests whose DueAt is set and at or before
+	// now, earliest first: the due index.
+	ListDue(ctx context.Context, now time.Time, limit int) ([]*Request, error)
 }
 
 // Pages publishes and removes the one-time HTML pages.
@@ -83,7 +60,7 @@ type Mailer interface {
 	Send(ctx context.Context, m Email) error
 }
 
-// PageView is what the one-time page shows and needs to submit a decision.
+// PageView is what the one-time page shows and needs to submit a vote.
 type PageView struct {
 	Request   *Request
 	Recipient Recipient
@@ -104,17 +81,25 @@ type Renderer interface {
 	Email(v EmailView) (Email, error)
 }
 
-// Chat posts a request to a chat channel and keeps the message up to date.
+// Chat posts a request to chat and keeps its messages up to date. Each call
+// is one effect, run again after a failure.
 type Chat interface {
-	// Post announces the request in r.SlackChannel with a button to pageURL.
-	Post(ctx context.Context, r *Request, pageURL string) (ChatMessage, error)
-	// Update rewrites the request's message to show its outcome.
+	// Post announces the request in r.SlackChannel, with Approve and Reject
+	// buttons and a button that answers an approver with a personal link.
+	Post(ctx context.Context, r *Request) (ChatMessage, error)
+	// DirectMessage sends Slack approver user a direct message with the
+	// request and the Approve and Reject buttons.
+	DirectMessage(ctx context.Context, r *Request, user string) (ChatMessage, error)
+	// Update rewrites the request's messages (r.ChatMessage and
+	// r.DirectMessages) to show it as it stands: its votes, its progress and
+	// its outcome.
 	Update(ctx context.Context, r *Request) error
 }
 
 // Workflow hands the outcome back to whatever is waiting for it.
 type Workflow interface {
 	// Deliver sends the outcome of a request that is no longer pending. It
-	// returns ErrWorkflowGone when nothing waits for it any more.
+	// returns ErrWorkflowGone when nothing waits for it any more (which, after
+	// an earlier attempt, may be that attempt's success).
 	Deliver(ctx context.Context, r *Request) error
 }

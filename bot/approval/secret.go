@@ -64,3 +64,22 @@ func randomString(n int) string {
 	rand.Read(b) // never fails (crypto/rand panics on broken entropy sources)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
+
+// NewRequestToken returns a fresh personal token of request id:
+// "<id>.<secret>", with a 256-bit secret. The token names its request, so that
+// a vote is one write on the request; only the hash of the whole token is
+// stored.
+func NewRequestToken(id string) string { return id + "." + randomString(32) }
+
+// TokenRequestID returns the request ID a token names, or "" for a token of
+// the first version (a bare secret).
+func TokenRequestID(token string) string {
+	id, _, ok := strings.Cut(token, ".")
+	if !ok || !ValidID(id) {
+		return ""
+	}
+	return id
+}
+
+// newLease names one run of effects.
+func newLease() string { return randomString(9) }

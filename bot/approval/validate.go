@@ -18,6 +18,7 @@ const (
 	MaxApprovers     = 20
 	MaxLinks         = 10
 	MaxComment       = 2000
+	MaxGroups        = 10
 	DefaultRequester = "unknown"
 )
 
@@ -29,13 +30,26 @@ type NewRequest struct {
 	Approvers    []string // email addresses, or Slack user IDs (U…/W…)
 	Links        []Link
 	Timeout      time.Duration
-	Policy       string
+	Policy       string       // any (default), all or quorum:N
+	Groups       []GroupInput // instead of Approvers and Policy
+	RejectPolicy string       // any (default) or impossible
+	// AllowSelfApproval lets the requester approve their own request.
+	AllowSelfApproval bool
 	SlackChannel string // Slack channel ID or name; empty for the service default
 	WebhookURL   string // embedded mode: where the outcome is POSTed
 	TaskToken    string // AWS form: the Step Functions task token
 }
 
+// GroupInput is one group of a new request: at least Min of Approvers must
+// approve.
+type GroupInput struct {
+	Name      string
+	Approvers []string
+	Min       int
+}
+
 var (
+	groupName   = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
 	slackUserID    = regexp.MustCompile(`^[UW][A-Z0-9]{5,20}$`)
 	slackChannelRe = regexp.MustCompile(`^(#?[a-z0-9][a-z0-9._-]{0,79}|[CGD][A-Z0-9]{5,20})$`)
 )
@@ -73,26 +87,8 @@ func (in NewRequest) validate() (*Request, error) {
 	if r.Requester == "" {
 		r.Requester = DefaultRequester
 	}
-	if len(in.Approvers) == 0 {
-		return nil, Invalidf("approvers", "at least one approver is required")
-	}
-	if len(in.Approvers) > MaxApprovers {
-		return nil, Invalidf("approvers", "at most %d approvers are allowed", MaxApprovers)
-	}
-	seen := map[string]bool{}
-	for _, a := range in.Approvers {
-		a = strings.TrimSpace(a)
-		if !IsSlackUserID(a) {
-			addr, err := mail.ParseAddress(a)
-			if err != nil || addr.Address != a || !strings.Contains(a, "@") {
-				return nil, Invalidf("approvers", "approver %q is not a valid email address (or Slack user ID)", a)
-			}
-			a = strings.ToLower(a)
-		}
-		if !seen[a] {
-			seen[a] = true
-			r.Approvers = append(r.Approvers, a)
-		}
+	if err := in.validateApprovers(r); err != nil {
+		return nil, err
 	}
 	if len(in.Links) > MaxLinks {
 		return nil, Invalidf("links", "at most %d links are allowed", MaxLinks)
@@ -114,12 +110,100 @@ func (in NewRequest) validate() (*Request, error) {
 	if r.SlackChannel != "" && !slackChannelRe.MatchString(r.SlackChannel) {
 		return nil, Invalidf("slackChannel", "slackChannel %q is not a Slack channel ID or name", r.SlackChannel)
 	}
-	p, err := ParsePolicy(in.Policy)
+	rp, err := ParseRejectPolicy(in.RejectPolicy)
 	if err != nil {
 		return nil, err
 	}
-	r.Policy = p
+	r.Rule.RejectPolicy = rp
+	r.Rule.AllowSelfApproval = in.AllowSelfApproval
+	if err := r.checkRule(); err != nil {
+		return nil, err
+	}
 	return r, nil
+}
+
+// validateApprovers sets r.Approvers and r.Rule's policy or groups.
+func (in NewRequest) validateApprovers(r *Request) error {
+	if len(in.Groups) > 0 {
+		if len(in.Approvers) > 0 || strings.TrimSpace(in.Policy) != "" {
+			return Invalidf("groups", "give either groups, or approvers and a policy, not both")
+		}
+		if len(in.Groups) > MaxGroups {
+			return Invalidf("groups", "at most %d groups are allowed", MaxGroups)
+		}
+		seenGroup, seen := map[string]bool{}, map[string]bool{}
+		for _, g := range in.Groups {
+			name := strings.TrimSpace(g.Name)
+			if !groupName.MatchString(name) {
+				return Invalidf("groups", "group name %q must be 1 to 32 characters of a-z, 0-9 and -", g.Name)
+			}
+			if seenGroup[name] {
+				return Invalidf("groups", "group %q is given twice", name)
+			}
+			seenGroup[name] = true
+			members, err := normalizeApprovers("groups", g.Approvers)
+			if err != nil {
+				return err
+			}
+			min := g.Min
+			if min == 0 {
+				min = 1
+			}
+			if min < 1 || min > len(members) {
+				return Invalidf("groups", "group %q: min must be between 1 and its %d members", name, len(members))
+			}
+			r.Rule.Groups = append(r.Rule.Groups, Group{Name: name, Approvers: members, Min: min})
+			for _, m := range members {
+				if !seen[m] {
+					seen[m] = true
+					r.Approvers = append(r.Approvers, m)
+				}
+			}
+		}
+		if len(r.Approvers) > MaxApprovers {
+			return Invalidf("groups", "at most %d approvers are allowed in all groups", MaxApprovers)
+		}
+		return nil
+	}
+	approvers, err := normalizeApprovers("approvers", in.Approvers)
+	if err != nil {
+		return err
+	}
+	r.Approvers = approvers
+	p, err := ParsePolicy(in.Policy)
+	if err != nil {
+		return err
+	}
+	r.Rule.Policy = p
+	return nil
+}
+
+// normalizeApprovers checks a list of approvers (email addresses, lower-cased,
+// or Slack user IDs) and removes repeats.
+func normalizeApprovers(field string, in []string) ([]string, error) {
+	if len(in) == 0 {
+		return nil, Invalidf(field, "at least one approver is required")
+	}
+	if len(in) > MaxApprovers {
+		return nil, Invalidf(field, "at most %d approvers are allowed", MaxApprovers)
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, a := range in {
+		a = strings.TrimSpace(a)
+		if !IsSlackUserID(a) {
+			addr, err := mail.ParseAddress(a)
+			if err != nil || addr.Address != a || !strings.Contains(a, "@") {
+				return nil, Invalidf(field, "approver %q is not a valid email address (or Slack user ID)", a)
+			}
+			a = strings.ToLower(a)
+		}
+		if !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
+	return out, nil
 }
 
 func checkURL(field, raw string) error {

@@ -27,18 +27,19 @@ var Base = time.Date(2031, time.May, 6, 7, 8, 9, 123_000_000, time.UTC)
 // TTL is how long after its creation a fixture request expires.
 const TTL = time.Hour
 
-// CmpOptions compare requests and tokens read back from a store: times by
-// instant (not location), nil and empty slices alike.
+// CmpOptions compare requests read back from a store: times by instant (not
+// location), nil and empty slices alike.
 var CmpOptions = cmp.Options{
 	cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) }),
 	cmpopts.EquateEmpty(),
 }
 
-// Fixture returns a pending request with every field a store keeps set, created at
-// createdAt and expiring TTL later, and its tokens: one for each of its two email
-// approvers and one for its Slack channel. IDs, token hashes and page keys are
-// fresh random values, so fixtures never collide across runs.
-func Fixture(createdAt time.Time) (*approval.Request, []approval.Token) {
+// Fixture returns a pending request with every field a store keeps set, created
+// at createdAt and expiring TTL later: groups, a vote, personal links for its
+// email approvers and one Slack approver, a posted channel message and direct
+// message, and effects in every state. IDs, token hashes and page keys are fresh
+// random values, so fixtures never collide across runs.
+func Fixture(createdAt time.Time) *approval.Request {
 	createdAt = createdAt.UTC().Truncate(time.Millisecond)
 	id := approval.NewID()
 	r := &approval.Request{
@@ -51,46 +52,63 @@ func Fixture(createdAt time.Time) (*approval.Request, []approval.Token) {
 			{Label: "Diff", URL: "https://git.example.com/diff/42"},
 			{URL: "https://runbook.example.com/deploy"},
 		},
-		Requester:    "ci@example.com",
-		Approvers:    []string{"alice@example.com", "bob@example.com"},
-		Policy:       approval.PolicyAny,
-		SlackChannel: "C0123ABCD",
-		Status:       approval.StatusPending,
-		CreatedAt:    createdAt,
-		ExpiresAt:    createdAt.Add(TTL),
+		Requester: "ci@example.com",
+		Approvers: []string{"alice@example.com", "bob@example.com", "U0SEC00001"},
+		Rule: approval.Rule{
+			Groups: []approval.Group{
+				{Name: "eng", Approvers: []string{"alice@example.com", "bob@example.com"}, Min: 1},
+				{Name: "security", Approvers: []string{"U0SEC00001", "alice@example.com"}, Min: 1},
+			},
+			RejectPolicy:      approval.RejectImpossible,
+			AllowSelfApproval: true,
+		},
+		SlackChannel:   "C0123ABCD",
+		ChatMessage:    approval.ChatMessage{Channel: "C0123ABCD", TS: "1700000000.000100"},
+		DirectMessages: []approval.ChatMessage{{Channel: "D0SEC00001", TS: "1700000000.000200"}},
+		Status:         approval.StatusPending,
+		CreatedAt:      createdAt,
+		ExpiresAt:      createdAt.Add(TTL),
+		Votes: []approval.Vote{{
+			By: "U0SEC00001", Email: "sec@example.com", Channel: approval.ChannelSlack,
+			Choice: approval.Approve, Comment: "fine by security\nline two", At: createdAt.Add(time.Minute),
+			Groups: []string{"security"},
+		}},
+		Effects: []approval.Effect{
+			{Kind: approval.EffectEmail, Target: "alice@example.com", State: approval.EffectDone, Attempts: 1, At: createdAt.Add(time.Second)},
+			{Kind: approval.EffectEmail, Target: "bob@example.com", State: approval.EffectPending, Attempts: 2,
+				LeaseUntil: createdAt.Add(2 * time.Second), NextAt: createdAt.Add(4 * time.Second), Error: "smtp: 451 try later"},
+			{Kind: approval.EffectPost, State: approval.EffectDone, Attempts: 1, At: createdAt.Add(time.Second)},
+			{Kind: approval.EffectDM, Target: "U0SEC00001", State: approval.EffectFailed, Attempts: 8, Error: "slack: user_not_found"},
+			{Kind: approval.EffectUpdate, State: approval.EffectPending, Attempts: 1, Lease: "lease-1", LeaseUntil: createdAt.Add(3 * time.Minute)},
+		},
 	}
-	var toks []approval.Token
-	add := func(addr string, c approval.Channel) {
-		_, hash := approval.NewToken()
-		rc := approval.Recipient{Address: addr, Channel: c, TokenHash: hash, PageKey: approval.NewPageKey()}
-		r.Recipients = append(r.Recipients, rc)
-		toks = append(toks, approval.Token{
-			Hash: hash, RequestID: id, Recipient: addr, Channel: c,
-			PageKey: rc.PageKey, ExpiresAt: r.ExpiresAt,
+	for _, a := range []string{"alice@example.com", "bob@example.com"} {
+		tok := approval.NewRequestToken(id)
+		r.Recipients = append(r.Recipients, approval.Recipient{
+			Address: a, Channel: approval.ChannelEmail, TokenHash: approval.HashToken(tok), PageKey: approval.NewPageKey(),
 		})
 	}
-	for _, a := range r.Approvers {
-		add(a, approval.ChannelEmail)
-	}
-	add(r.SlackChannel, approval.ChannelSlack)
-	return r, toks
+	tok := approval.NewRequestToken(id)
+	r.Recipients = append(r.Recipients, approval.Recipient{
+		Address: "U0SEC00001", Channel: approval.ChannelSlack, TokenHash: approval.HashToken(tok), PageKey: approval.NewPageKey(),
+	})
+	return r
 }
 
-// Clone returns a deep copy of r, so that a test keeps an expected value that no
-// store call can change.
-func Clone(r *approval.Request) *approval.Request {
-	if r == nil {
-		return nil
-	}
-	c := *r
-	c.Links = append([]approval.Link(nil), r.Links...)
-	c.Approvers = append([]string(nil), r.Approvers...)
-	c.Recipients = append([]approval.Recipient(nil), r.Recipients...)
-	if r.Decision != nil {
-		d := *r.Decision
-		c.Decision = &d
-	}
-	return &c
+// Closed returns r closed by a reject vote at at, its close effects done or
+// leased.
+func Closed(r *approval.Request, at time.Time) *approval.Request {
+	c := r.Clone()
+	v := approval.Vote{By: "bob@example.com", Channel: approval.ChannelEmail, Choice: approval.Reject, Comment: "not today", At: at, Groups: []string{"eng"}}
+	c.Votes = append(c.Votes, v)
+	c.Status = approval.StatusRejected
+	c.Decision = &approval.Decision{Choice: v.Choice, By: v.By, Channel: v.Channel, Comment: v.Comment, At: at}
+	c.Reason = approval.ReasonWorkflowGone
+	c.Effects = append(c.Effects,
+		approval.Effect{Kind: approval.EffectDeliver, State: approval.EffectDone, Attempts: 2, At: at.Add(time.Second)},
+		approval.Effect{Kind: approval.EffectPages, State: approval.EffectPending, Attempts: 1, Lease: "lease-2", LeaseUntil: at.Add(2 * time.Minute)},
+	)
+	return c
 }
 
 // Run runs the contract suite. newStore must return a new, empty store for each
@@ -102,21 +120,19 @@ func Run(t *testing.T, newStore func(t *testing.T) approval.Store) {
 		fn   func(t *testing.T, s approval.Store)
 	}{
 		{"CreateGetRoundTrip", testCreateGet},
+		{"ClosedRoundTrip", testClosedRoundTrip},
 		{"StoredStateIsolated", testIsolation},
 		{"CreateConflict", testCreateConflict},
 		{"NotFound", testNotFound},
-		{"ListPending", testListPending},
-		{"ClaimApprove", func(t *testing.T, s approval.Store) { testClaimSuccess(t, s, approval.Approve) }},
-		{"ClaimReject", func(t *testing.T, s approval.Store) { testClaimSuccess(t, s, approval.Reject) }},
-		{"ClaimErrors", testClaimErrors},
-		{"ClaimConcurrent", testClaimConcurrent},
-		{"Expire", testExpire},
-		{"MarkWorkflowGone", testMarkWorkflowGone},
-		{"MarkDeliveredListUndelivered", testUndelivered},
-		{"SetChatMessage", testSetChatMessage},
-		{"LeaseDelivery", testLeaseDelivery},
-		{"LeaseDeliveryNotPendingNotDelivered", testLeaseDeliveryStates},
-		{"LeaseDeliveryConcurrent", testLeaseDeliveryConcurrent},
+		{"UpdateVersion", testUpdateVersion},
+		{"UpdateConcurrent", testUpdateConcurrent},
+		{"ListPendingPages", testListPending},
+		{"ListDue", testListDue},
+		{"VotesQuorumConcurrent", testVotesQuorumConcurrent},
+		{"VotesAll", testVotesAll},
+		{"VotesGroups", testVotesGroups},
+		{"VoteOncePerPerson", testVoteOncePerPerson},
+		{"VoteAnyCloses", testVoteAnyCloses},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -125,35 +141,44 @@ func Run(t *testing.T, newStore func(t *testing.T) approval.Store) {
 	}
 }
 
-func create(t *testing.T, s approval.Store, r *approval.Request, toks []approval.Token) {
+func create(t *testing.T, s approval.Store, r *approval.Request) {
 	t.Helper()
-	if err := s.CreateRequest(t.Context(), Clone(r), append([]approval.Token(nil), toks...)); err != nil {
-		t.Fatalf("CreateRequest(%s): %v", r.ID, err)
+	c := r.Clone()
+	if err := s.CreateRequest(t.Context(), c); err != nil {
+		t.Fatalf("CreateRequest %s: %v", r.ID, err)
 	}
+	if c.Version != 1 {
+		t.Fatalf("CreateRequest set Version %d, want 1", c.Version)
+	}
+	r.Version = 1
 }
 
 func get(t *testing.T, s approval.Store, id string) *approval.Request {
 	t.Helper()
 	r, err := s.GetRequest(t.Context(), id)
 	if err != nil {
-		t.Fatalf("GetRequest(%s): %v", id, err)
+		t.Fatalf("GetRequest %s: %v", id, err)
 	}
 	return r
 }
 
-func getToken(t *testing.T, s approval.Store, hash string) *approval.Token {
+func update(t *testing.T, s approval.Store, r *approval.Request) {
 	t.Helper()
-	tok, err := s.GetToken(t.Context(), hash)
-	if err != nil {
-		t.Fatalf("GetToken(%s): %v", hash[:8], err)
+	v := r.Version
+	c := r.Clone()
+	if err := s.UpdateRequest(t.Context(), c); err != nil {
+		t.Fatalf("UpdateRequest %s at version %d: %v", r.ID, v, err)
 	}
-	return tok
+	if c.Version != v+1 {
+		t.Fatalf("UpdateRequest set Version %d, want %d", c.Version, v+1)
+	}
+	r.Version = c.Version
 }
 
 func wantRequest(t *testing.T, what string, got, want *approval.Request) {
 	t.Helper()
 	if diff := cmp.Diff(want, got, CmpOptions); diff != "" {
-		t.Errorf("%s: request mismatch (-want +got):\n%s", what, diff)
+		t.Errorf("%s (-want +got):\n%s", what, diff)
 	}
 }
 
@@ -172,663 +197,229 @@ func ids(rs []*approval.Request) []string {
 	return out
 }
 
-func decision(c approval.Choice, by string, at time.Time) approval.Decision {
-	return approval.Decision{Choice: c, By: by, Channel: approval.ChannelEmail, Comment: "looks good, " + by + " ✓", At: at}
-}
-
-// decided is want after a successful claim of d.
-func decided(r *approval.Request, d approval.Decision) *approval.Request {
-	w := Clone(r)
-	w.Status = d.Choice.Status()
-	w.Decision = &d
-	return w
-}
-
 func testCreateGet(t *testing.T, s approval.Store) {
-	r, toks := Fixture(Base)
-	create(t, s, r, toks)
-
+	r := Fixture(Base)
+	create(t, s, r)
 	wantRequest(t, "GetRequest after CreateRequest", get(t, s, r.ID), r)
-	for _, want := range toks {
-		got := getToken(t, s, want.Hash)
-		if diff := cmp.Diff(&want, got, CmpOptions); diff != "" {
-			t.Errorf("GetToken(%s) mismatch (-want +got):\n%s", want.Recipient, diff)
-		}
-		if !got.UsedAt.IsZero() {
-			t.Errorf("GetToken(%s).UsedAt = %v, want zero for a fresh token", want.Recipient, got.UsedAt)
-		}
-	}
 
-	// A request without optional fields round-trips too.
-	bare := &approval.Request{
-		ID: approval.NewID(), Title: "t", Requester: approval.DefaultRequester,
-		Approvers: []string{"carol@example.com"}, Policy: approval.PolicyAny,
-		Status: approval.StatusPending, CreatedAt: Base.Add(time.Minute), ExpiresAt: Base.Add(2 * time.Minute),
+	// The smallest request: no optional field set.
+	min := &approval.Request{
+		ID: approval.NewID(), Title: "t", Requester: approval.DefaultRequester, Approvers: []string{"a@example.com"},
+		Rule: approval.Rule{Policy: approval.PolicyAny, RejectPolicy: approval.RejectAny},
+		Status: approval.StatusPending, CreatedAt: Base, ExpiresAt: Base.Add(TTL),
 	}
-	_, hash := approval.NewToken()
-	bare.Recipients = []approval.Recipient{{Address: "carol@example.com", Channel: approval.ChannelEmail, TokenHash: hash, PageKey: "pk"}}
-	create(t, s, bare, []approval.Token{{Hash: hash, RequestID: bare.ID, Recipient: "carol@example.com", Channel: approval.ChannelEmail, PageKey: "pk", ExpiresAt: bare.ExpiresAt}})
-	wantRequest(t, "GetRequest of a request without optional fields", get(t, s, bare.ID), bare)
+	create(t, s, min)
+	wantRequest(t, "GetRequest of a minimal request", get(t, s, min.ID), min)
+}
+
+func testClosedRoundTrip(t *testing.T, s approval.Store) {
+	r := Fixture(Base)
+	create(t, s, r)
+	c := Closed(r, Base.Add(5*time.Minute))
+	update(t, s, c)
+	wantRequest(t, "GetRequest of a closed request", get(t, s, r.ID), c)
 }
 
 func testIsolation(t *testing.T, s approval.Store) {
-	r, toks := Fixture(Base)
-	in := Clone(r)
-	if err := s.CreateRequest(t.Context(), in, toks); err != nil {
-		t.Fatalf("CreateRequest: %v", err)
+	r := Fixture(Base)
+	want := r.Clone()
+	want.Version = 1
+	c := r.Clone()
+	if err := s.CreateRequest(t.Context(), c); err != nil {
+		t.Fatal(err)
 	}
-	// Changing what was passed in or what came out must not change what is stored.
-	in.Title, in.Links[0].URL, in.Approvers[0], in.Recipients[0].PageKey = "x", "x", "x", "x"
-	toks[0].Recipient = "x"
+	c.Votes[0].Comment = "changed after CreateRequest"
+	c.Approvers[0] = "mallory@example.com"
+	c.Effects[0].State = approval.EffectFailed
 	got := get(t, s, r.ID)
-	got.Title, got.Links[0].URL, got.Approvers[0], got.Recipients[0].PageKey = "y", "y", "y", "y"
-	wantRequest(t, "GetRequest after mutating caller copies", get(t, s, r.ID), r)
-	if tok := getToken(t, s, toks[0].Hash); tok.Recipient != r.Recipients[0].Address {
-		t.Errorf("GetToken after mutating the caller's token: got recipient %q, want %q", tok.Recipient, r.Recipients[0].Address)
-	}
+	got.Rule.Groups[0].Approvers[0] = "changed after GetRequest"
+	got.Votes[0].Groups[0] = "changed"
+	wantRequest(t, "stored request after changing the values passed in and out", get(t, s, r.ID), want)
 }
 
 func testCreateConflict(t *testing.T, s approval.Store) {
-	r, toks := Fixture(Base)
-	create(t, s, r, toks)
-
-	dup, dupToks := Fixture(Base.Add(time.Minute))
-	dup.ID = r.ID
-	dup.Title = "another request with the same ID"
-	for i := range dupToks {
-		dupToks[i].RequestID = r.ID
-	}
-	err := s.CreateRequest(t.Context(), Clone(dup), dupToks)
-	wantErr(t, "CreateRequest with a duplicate ID", err, approval.ErrConflict)
-	wantRequest(t, "GetRequest after a duplicate CreateRequest", get(t, s, r.ID), r)
-	// Atomic: none of the rejected request's tokens were stored.
-	for _, tok := range dupToks {
-		_, err := s.GetToken(t.Context(), tok.Hash)
-		wantErr(t, "GetToken of a token of a rejected CreateRequest", err, approval.ErrNotFound)
-	}
+	r := Fixture(Base)
+	create(t, s, r)
+	other := Fixture(Base.Add(time.Second))
+	other.ID = r.ID
+	wantErr(t, "CreateRequest with a taken ID", s.CreateRequest(t.Context(), other), approval.ErrConflict)
+	wantRequest(t, "request after a conflicting create", get(t, s, r.ID), r)
 }
 
 func testNotFound(t *testing.T, s approval.Store) {
 	ctx := t.Context()
-	missing := approval.NewID()
-	_, hash := approval.NewToken()
-	_, err := s.GetRequest(ctx, missing)
-	wantErr(t, "GetRequest(unknown)", err, approval.ErrNotFound)
-	_, err = s.GetToken(ctx, hash)
-	wantErr(t, "GetToken(unknown)", err, approval.ErrNotFound)
-	_, err = s.Claim(ctx, hash, decision(approval.Approve, "alice@example.com", Base))
-	wantErr(t, "Claim(unknown)", err, approval.ErrNotFound)
-	_, err = s.Expire(ctx, missing, Base.Add(10*TTL))
-	wantErr(t, "Expire(unknown)", err, approval.ErrNotFound)
-	_, err = s.MarkWorkflowGone(ctx, missing)
-	wantErr(t, "MarkWorkflowGone(unknown)", err, approval.ErrNotFound)
-	err = s.MarkDelivered(ctx, missing)
-	wantErr(t, "MarkDelivered(unknown)", err, approval.ErrNotFound)
-	err = s.LeaseDelivery(ctx, missing, Base, Base.Add(time.Minute))
-	wantErr(t, "LeaseDelivery(unknown)", err, approval.ErrNotFound)
-	err = s.SetChatMessage(ctx, missing, approval.ChatMessage{Channel: "C1", TS: "1.2"})
-	wantErr(t, "SetChatMessage(unknown)", err, approval.ErrNotFound)
+	_, err := s.GetRequest(ctx, approval.NewID())
+	wantErr(t, "GetRequest of an unknown ID", err, approval.ErrNotFound)
+	r := Fixture(Base)
+	r.Version = 1
+	wantErr(t, "UpdateRequest of an unknown ID", s.UpdateRequest(ctx, r), approval.ErrNotFound)
+	_, err = s.LegacyToken(ctx, approval.HashToken("no such token"))
+	wantErr(t, "LegacyToken of an unknown hash", err, approval.ErrNotFound)
+}
 
-	for name, list := range map[string]func(context.Context) ([]*approval.Request, error){
-		"ListPending": s.ListPending, "ListUndelivered": s.ListUndelivered,
-	} {
-		got, err := list(ctx)
-		if err != nil {
-			t.Errorf("%s on an empty store: %v", name, err)
+func testUpdateVersion(t *testing.T, s approval.Store) {
+	r := Fixture(Base)
+	create(t, s, r)
+	v1 := r.Clone()
+	r.Title = "second"
+	update(t, s, r)
+	r.Votes = append(r.Votes, approval.Vote{By: "bob@example.com", Channel: approval.ChannelEmail, Choice: approval.Approve, At: Base.Add(2 * time.Minute), Groups: []string{"eng"}})
+	update(t, s, r)
+	if r.Version != 3 {
+		t.Fatalf("version after two updates: got %d, want 3", r.Version)
+	}
+	stale := v1.Clone()
+	stale.Title = "written over a stale version"
+	wantErr(t, "UpdateRequest at a stale version", s.UpdateRequest(t.Context(), stale), approval.ErrConflict)
+	if stale.Version != 1 {
+		t.Errorf("a refused update changed Version to %d", stale.Version)
+	}
+	wantRequest(t, "request after a stale update", get(t, s, r.ID), r)
+}
+
+func testUpdateConcurrent(t *testing.T, s approval.Store) {
+	const workers = 20
+	r := Fixture(Base)
+	create(t, s, r)
+	var (
+		wg    sync.WaitGroup
+		start = make(chan struct{})
+		errs  = make([]error, workers)
+	)
+	for i := range workers {
+		c := r.Clone()
+		c.Title = fmt.Sprintf("writer %d", i)
+		wg.Go(func() {
+			<-start
+			errs[i] = s.UpdateRequest(context.WithoutCancel(t.Context()), c)
+		})
+	}
+	close(start)
+	wg.Wait()
+	won := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && won >= 0:
+			t.Errorf("writers %d and %d both updated version 1", won, i)
+		case err == nil:
+			won = i
+		case !errors.Is(err, approval.ErrConflict):
+			t.Errorf("writer %d: got %v, want nil or ErrConflict", i, err)
 		}
-		if len(got) != 0 {
-			t.Errorf("%s on an empty store: got %v, want none", name, ids(got))
-		}
+	}
+	if won < 0 {
+		t.Fatal("no concurrent update succeeded")
+	}
+	got := get(t, s, r.ID)
+	if want := fmt.Sprintf("writer %d", won); got.Title != want || got.Version != 2 {
+		t.Errorf("stored: title %q version %d; want %q version 2", got.Title, got.Version, want)
 	}
 }
 
 func testListPending(t *testing.T, s approval.Store) {
 	ctx := t.Context()
-	var rs []*approval.Request
-	var toks [][]approval.Token
-	for i := range 5 {
-		r, tk := Fixture(Base.Add(time.Duration(i) * time.Minute))
-		rs, toks = append(rs, r), append(toks, tk)
+	var want []string // newest first
+	for i := range 7 {
+		r := Fixture(Base.Add(time.Duration(i) * time.Second))
+		create(t, s, r)
+		want = append([]string{r.ID}, want...)
 	}
-	// Shorter expiry for the oldest: past it, but nothing has closed it.
-	rs[0].ExpiresAt = Base.Add(2 * time.Minute)
-	for i := range toks[0] {
-		toks[0][i].ExpiresAt = rs[0].ExpiresAt
+	for i := range 2 {
+		r := Fixture(Base.Add(time.Duration(10+i) * time.Second))
+		create(t, s, r)
+		update(t, s, Closed(r, Base.Add(time.Minute)))
 	}
-	for _, i := range []int{2, 0, 4, 1, 3} { // not in creation order
-		create(t, s, rs[i], toks[i])
-	}
-	if _, err := s.Claim(ctx, toks[1][0].Hash, decision(approval.Approve, "alice@example.com", Base.Add(5*time.Minute))); err != nil {
-		t.Fatalf("Claim: %v", err)
-	}
-	if _, err := s.Expire(ctx, rs[3].ID, rs[3].ExpiresAt); err != nil {
-		t.Fatalf("Expire: %v", err)
-	}
-
-	got, err := s.ListPending(ctx)
-	if err != nil {
-		t.Fatalf("ListPending: %v", err)
-	}
-	want := []string{rs[4].ID, rs[2].ID, rs[0].ID}
-	if diff := cmp.Diff(want, ids(got)); diff != "" {
-		t.Errorf("ListPending IDs, newest first, without decided or expired ones (-want +got):\n%s", diff)
-	}
-	if len(got) > 0 {
-		wantRequest(t, "first ListPending entry", got[0], rs[4])
-	}
-}
-
-func testClaimSuccess(t *testing.T, s approval.Store, c approval.Choice) {
-	ctx := t.Context()
-	r, toks := Fixture(Base)
-	other, otherToks := Fixture(Base.Add(time.Minute))
-	create(t, s, r, toks)
-	create(t, s, other, otherToks)
-
-	d := decision(c, "bob@example.com", Base.Add(10*time.Minute))
-	d.Channel = approval.ChannelEmail
-	got, err := s.Claim(ctx, toks[1].Hash, d)
-	if err != nil {
-		t.Fatalf("Claim: %v", err)
-	}
-	want := decided(r, d)
-	wantRequest(t, "request returned by Claim", got, want)
-	wantRequest(t, "GetRequest after Claim", get(t, s, r.ID), want)
-
-	for i, tok := range toks {
-		gotTok := getToken(t, s, tok.Hash)
-		wantTok := tok
-		if i == 1 {
-			wantTok.UsedAt = d.At
-		}
-		if diff := cmp.Diff(&wantTok, gotTok, CmpOptions); diff != "" {
-			t.Errorf("GetToken(%s) after Claim (-want +got):\n%s", tok.Recipient, diff)
-		}
-	}
-	// The other request is untouched.
-	wantRequest(t, "GetRequest of an unrelated request", get(t, s, other.ID), other)
-
-	pending, err := s.ListPending(ctx)
-	if err != nil {
-		t.Fatalf("ListPending: %v", err)
-	}
-	if diff := cmp.Diff([]string{other.ID}, ids(pending)); diff != "" {
-		t.Errorf("ListPending after Claim (-want +got):\n%s", diff)
-	}
-}
-
-func testClaimErrors(t *testing.T, s approval.Store) {
-	at := Base.Add(10 * time.Minute)
-	tests := []struct {
-		name string
-		// prepare runs against the fresh request; it returns the hash to claim
-		// and the decision time to claim at.
-		prepare func(t *testing.T, r *approval.Request, toks []approval.Token) (string, time.Time)
-		want    error
-		// wantStatus is the request's status after the failed claim.
-		wantStatus approval.Status
-	}{
-		{
-			name: "token already used",
-			prepare: func(t *testing.T, r *approval.Request, toks []approval.Token) (string, time.Time) {
-				claim(t, s, toks[0].Hash, at)
-				return toks[0].Hash, at.Add(time.Second)
-			},
-			want: approval.ErrAlreadyDecided, wantStatus: approval.StatusApproved,
-		},
-		{
-			name: "other token of a decided request",
-			prepare: func(t *testing.T, r *approval.Request, toks []approval.Token) (string, time.Time) {
-				claim(t, s, toks[0].Hash, at)
-				return toks[2].Hash, at.Add(time.Second)
-			},
-			want: approval.ErrAlreadyDecided, wantStatus: approval.StatusApproved,
-		},
-		{
-			name: "decided, then claimed after expiry",
-			prepare: func(t *testing.T, r *approval.Request, toks []approval.Token) (string, time.Time) {
-				claim(t, s, toks[0].Hash, at)
-				return toks[1].Hash, r.ExpiresAt.Add(time.Hour)
-			},
-			want: approval.ErrAlreadyDecided, wantStatus: approval.StatusApproved,
-		},
-		{
-			name: "exactly at expiry, nothing closed it",
-			prepare: func(t *testing.T, r *approval.Request, toks []approval.Token) (string, time.Time) {
-				return toks[0].Hash, r.ExpiresAt
-			},
-			want: approval.ErrExpired, wantStatus: approval.StatusPending,
-		},
-		{
-			name: "after expiry, nothing closed it",
-			prepare: func(t *testing.T, r *approval.Request, toks []approval.Token) (string, time.Time) {
-				return toks[2].Hash, r.ExpiresAt.Add(24 * time.Hour)
-			},
-			want: approval.ErrExpired, wantStatus: approval.StatusPending,
-		},
-		{
-			name: "request closed as expired",
-			prepare: func(t *testing.T, r *approval.Request, toks []approval.Token) (string, time.Time) {
-				if _, err := s.Expire(t.Context(), r.ID, r.ExpiresAt); err != nil {
-					t.Fatalf("Expire: %v", err)
-				}
-				// Claimed at a time before the expiry: the closed status alone
-				// must refuse it.
-				return toks[0].Hash, at
-			},
-			want: approval.ErrExpired, wantStatus: approval.StatusExpired,
-		},
-		{
-			name: "workflow gone while pending",
-			prepare: func(t *testing.T, r *approval.Request, toks []approval.Token) (string, time.Time) {
-				if _, err := s.MarkWorkflowGone(t.Context(), r.ID); err != nil {
-					t.Fatalf("MarkWorkflowGone: %v", err)
-				}
-				return toks[1].Hash, at
-			},
-			want: approval.ErrExpired, wantStatus: approval.StatusExpired,
-		},
-	}
-	for i, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r, toks := Fixture(Base.Add(time.Duration(i) * time.Minute))
-			create(t, s, r, toks)
-			hash, when := tt.prepare(t, r, toks)
-			before := get(t, s, r.ID)
-			var tokBefore []*approval.Token
-			for _, tok := range toks {
-				tokBefore = append(tokBefore, getToken(t, s, tok.Hash))
-			}
-
-			_, err := s.Claim(t.Context(), hash, decision(approval.Reject, "mallory@example.com", when))
-			wantErr(t, "Claim", err, tt.want)
-
-			// A failed claim changes nothing.
-			after := get(t, s, r.ID)
-			wantRequest(t, "GetRequest after a failed Claim", after, before)
-			if after.Status != tt.wantStatus {
-				t.Errorf("status after failed Claim: got %q, want %q", after.Status, tt.wantStatus)
-			}
-			for j, tok := range toks {
-				if diff := cmp.Diff(tokBefore[j], getToken(t, s, tok.Hash), CmpOptions); diff != "" {
-					t.Errorf("GetToken(%s) after a failed Claim (-before +after):\n%s", tok.Recipient, diff)
-				}
-			}
-		})
-	}
-}
-
-// claim approves through hash at at, failing the test on error.
-func claim(t *testing.T, s approval.Store, hash string, at time.Time) *approval.Request {
-	t.Helper()
-	r, err := s.Claim(t.Context(), hash, decision(approval.Approve, "alice@example.com", at))
-	if err != nil {
-		t.Fatalf("Claim: %v", err)
-	}
-	return r
-}
-
-func testClaimConcurrent(t *testing.T, s approval.Store) {
-	const workers = 50
-	r, toks := Fixture(Base)
-	create(t, s, r, toks)
-
-	type outcome struct {
-		d   approval.Decision
-		r   *approval.Request
-		err error
-	}
-	results := make([]outcome, workers)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range workers {
-		choice := approval.Approve
-		if i%2 == 1 {
-			choice = approval.Reject
-		}
-		d := decision(choice, fmt.Sprintf("user%02d@example.com", i), Base.Add(10*time.Minute+time.Duration(i)*time.Millisecond))
-		hash := toks[i%len(toks)].Hash
-		wg.Go(func() {
-			<-start
-			got, err := s.Claim(context.WithoutCancel(t.Context()), hash, d)
-			results[i] = outcome{d: d, r: got, err: err}
-		})
-	}
-	close(start)
-	wg.Wait()
-
-	var winners []outcome
-	for i, o := range results {
-		switch {
-		case o.err == nil:
-			winners = append(winners, o)
-		case errors.Is(o.err, approval.ErrAlreadyDecided):
-		default:
-			t.Errorf("claim %d: got error %v, want nil or ErrAlreadyDecided", i, o.err)
-		}
-	}
-	if len(winners) != 1 {
-		t.Fatalf("got %d successful claims, want exactly 1", len(winners))
-	}
-	w := winners[0]
-	want := decided(r, w.d)
-	wantRequest(t, "request returned to the winner", w.r, want)
-	wantRequest(t, "GetRequest after concurrent claims", get(t, s, r.ID), want)
-
-	used := 0
-	for _, tok := range toks {
-		if got := getToken(t, s, tok.Hash); !got.UsedAt.IsZero() {
-			used++
-			if !got.UsedAt.Equal(w.d.At) {
-				t.Errorf("used token's UsedAt: got %v, want the winner's %v", got.UsedAt, w.d.At)
-			}
-		}
-	}
-	if used != 1 {
-		t.Errorf("got %d used tokens, want 1", used)
-	}
-}
-
-func testExpire(t *testing.T, s approval.Store) {
-	ctx := t.Context()
-	r, toks := Fixture(Base)
-	dec, decToks := Fixture(Base.Add(time.Minute))
-	create(t, s, r, toks)
-	create(t, s, dec, decToks)
-
-	_, err := s.Expire(ctx, r.ID, r.ExpiresAt.Add(-time.Millisecond))
-	wantErr(t, "Expire before due", err, approval.ErrConflict)
-	wantRequest(t, "GetRequest after Expire before due", get(t, s, r.ID), r)
-
-	got, err := s.Expire(ctx, r.ID, r.ExpiresAt)
-	if err != nil {
-		t.Fatalf("Expire when due: %v", err)
-	}
-	want := Clone(r)
-	want.Status = approval.StatusExpired
-	wantRequest(t, "request returned by Expire", got, want)
-	wantRequest(t, "GetRequest after Expire", get(t, s, r.ID), want)
-
-	_, err = s.Expire(ctx, r.ID, r.ExpiresAt.Add(time.Hour))
-	wantErr(t, "Expire twice", err, approval.ErrAlreadyDecided)
-
-	d := decision(approval.Approve, "alice@example.com", Base.Add(2*time.Minute))
-	if _, err := s.Claim(ctx, decToks[0].Hash, d); err != nil {
-		t.Fatalf("Claim: %v", err)
-	}
-	_, err = s.Expire(ctx, dec.ID, dec.ExpiresAt.Add(time.Hour))
-	wantErr(t, "Expire of a decided request", err, approval.ErrAlreadyDecided)
-	wantRequest(t, "GetRequest after Expire of a decided request", get(t, s, dec.ID), decided(dec, d))
-
-	pending, err := s.ListPending(ctx)
-	if err != nil {
-		t.Fatalf("ListPending: %v", err)
-	}
-	if len(pending) != 0 {
-		t.Errorf("ListPending after Expire: got %v, want none", ids(pending))
-	}
-}
-
-func testMarkWorkflowGone(t *testing.T, s approval.Store) {
-	ctx := t.Context()
-	pend, pendToks := Fixture(Base)
-	dec, decToks := Fixture(Base.Add(time.Minute))
-	create(t, s, pend, pendToks)
-	create(t, s, dec, decToks)
-	d := decision(approval.Reject, "bob@example.com", Base.Add(2*time.Minute))
-	if _, err := s.Claim(ctx, decToks[1].Hash, d); err != nil {
-		t.Fatalf("Claim: %v", err)
-	}
-
-	got, err := s.MarkWorkflowGone(ctx, pend.ID)
-	if err != nil {
-		t.Fatalf("MarkWorkflowGone(pending): %v", err)
-	}
-	want := Clone(pend)
-	want.Status, want.Delivered = approval.StatusExpired, true
-	wantRequest(t, "MarkWorkflowGone of a pending request", got, want)
-	wantRequest(t, "GetRequest after MarkWorkflowGone of a pending request", get(t, s, pend.ID), want)
-
-	got, err = s.MarkWorkflowGone(ctx, dec.ID)
-	if err != nil {
-		t.Fatalf("MarkWorkflowGone(decided): %v", err)
-	}
-	want = decided(dec, d)
-	want.Status, want.Delivered = approval.StatusExpired, true
-	wantRequest(t, "MarkWorkflowGone of a decided request keeps the decision", got, want)
-	wantRequest(t, "GetRequest after MarkWorkflowGone of a decided request", get(t, s, dec.ID), want)
-
-	for name, list := range map[string]func(context.Context) ([]*approval.Request, error){
-		"ListPending": s.ListPending, "ListUndelivered": s.ListUndelivered,
-	} {
-		got, err := list(ctx)
+	var got []string
+	cursor := ""
+	for page := 0; ; page++ {
+		rs, next, err := s.ListPending(ctx, cursor, 3)
 		if err != nil {
-			t.Fatalf("%s: %v", name, err)
+			t.Fatalf("ListPending page %d: %v", page, err)
 		}
-		if len(got) != 0 {
-			t.Errorf("%s after MarkWorkflowGone: got %v, want none", name, ids(got))
+		if len(rs) > 3 {
+			t.Fatalf("ListPending page %d: %d requests, limit 3", page, len(rs))
 		}
-	}
-}
-
-func testUndelivered(t *testing.T, s approval.Store) {
-	ctx := t.Context()
-	var rs []*approval.Request
-	var toks [][]approval.Token
-	for i := range 4 {
-		r, tk := Fixture(Base.Add(time.Duration(i) * time.Minute))
-		rs, toks = append(rs, r), append(toks, tk)
-	}
-	for _, i := range []int{2, 3, 0, 1} { // not in creation order
-		create(t, s, rs[i], toks[i])
-	}
-	// Closed in creation order, so "oldest first" means the same whether a
-	// store orders by creation or by closing.
-	claim(t, s, toks[0][0].Hash, Base.Add(10*time.Minute))
-	if _, err := s.Expire(ctx, rs[1].ID, rs[1].ExpiresAt); err != nil {
-		t.Fatalf("Expire: %v", err)
-	}
-	claim(t, s, toks[2][2].Hash, rs[1].ExpiresAt.Add(30*time.Second))
-	// rs[3] stays pending: never listed as undelivered.
-
-	list := func(what string, want ...string) {
-		t.Helper()
-		got, err := s.ListUndelivered(ctx)
-		if err != nil {
-			t.Fatalf("ListUndelivered: %v", err)
-		}
-		if diff := cmp.Diff(want, ids(got), cmpopts.EquateEmpty()); diff != "" {
-			t.Errorf("ListUndelivered %s, oldest first (-want +got):\n%s", what, diff)
-		}
-		for _, r := range got {
-			if r.Status == approval.StatusPending || r.Delivered {
-				t.Errorf("ListUndelivered %s: %s has status %q, delivered %v", what, r.ID, r.Status, r.Delivered)
+		for _, r := range rs {
+			if r.Status != approval.StatusPending {
+				t.Errorf("ListPending returned %s, which is %s", r.ID, r.Status)
 			}
 		}
-	}
-	list("after closing three", rs[0].ID, rs[1].ID, rs[2].ID)
-
-	if err := s.MarkDelivered(ctx, rs[1].ID); err != nil {
-		t.Fatalf("MarkDelivered: %v", err)
-	}
-	want := Clone(rs[1])
-	want.Status, want.Delivered = approval.StatusExpired, true
-	wantRequest(t, "GetRequest after MarkDelivered", get(t, s, rs[1].ID), want)
-	list("after delivering one", rs[0].ID, rs[2].ID)
-
-	if err := s.MarkDelivered(ctx, rs[0].ID); err != nil {
-		t.Fatalf("MarkDelivered: %v", err)
-	}
-	if err := s.MarkDelivered(ctx, rs[2].ID); err != nil {
-		t.Fatalf("MarkDelivered: %v", err)
-	}
-	if err := s.MarkDelivered(ctx, rs[2].ID); err != nil {
-		t.Errorf("MarkDelivered twice: %v, want nil", err)
-	}
-	list("after delivering all")
-	if got := get(t, s, rs[2].ID); got.Status != approval.StatusApproved || !got.Delivered {
-		t.Errorf("after MarkDelivered: got status %q delivered %v, want approved and delivered", got.Status, got.Delivered)
-	}
-}
-
-func testSetChatMessage(t *testing.T, s approval.Store) {
-	ctx := t.Context()
-	r, toks := Fixture(Base)
-	create(t, s, r, toks)
-	m := approval.ChatMessage{Channel: "C0123ABCD", TS: "1715000000.000100"}
-	if err := s.SetChatMessage(ctx, r.ID, m); err != nil {
-		t.Fatalf("SetChatMessage: %v", err)
-	}
-	want := Clone(r)
-	want.ChatMessage = m
-	wantRequest(t, "GetRequest after SetChatMessage", get(t, s, r.ID), want)
-
-	// A claim keeps the message, so that the outcome can update it.
-	d := decision(approval.Approve, "alice@example.com", Base.Add(time.Minute))
-	got, err := s.Claim(ctx, toks[0].Hash, d)
-	if err != nil {
-		t.Fatalf("Claim: %v", err)
-	}
-	wantRequest(t, "Claim after SetChatMessage", got, decided(want, d))
-}
-
-// lease takes the delivery lease of id from now for d, failing the test on error.
-func lease(t *testing.T, s approval.Store, id string, now time.Time, d time.Duration) {
-	t.Helper()
-	if err := s.LeaseDelivery(t.Context(), id, now, now.Add(d)); err != nil {
-		t.Fatalf("LeaseDelivery(now %s, for %s): %v", now.Format(time.TimeOnly), d, err)
-	}
-}
-
-func testLeaseDelivery(t *testing.T, s approval.Store) {
-	ctx := t.Context()
-	r, toks := Fixture(Base)
-	create(t, s, r, toks)
-	d := decision(approval.Approve, "alice@example.com", Base.Add(time.Minute))
-	if _, err := s.Claim(ctx, toks[0].Hash, d); err != nil {
-		t.Fatalf("Claim: %v", err)
-	}
-	want := decided(r, d)
-
-	t0 := Base.Add(2 * time.Minute)
-	lease(t, s, r.ID, t0, time.Minute)
-	for _, at := range []time.Time{t0, t0.Add(30 * time.Second), t0.Add(time.Minute - time.Millisecond)} {
-		err := s.LeaseDelivery(ctx, r.ID, at, at.Add(time.Minute))
-		wantErr(t, fmt.Sprintf("LeaseDelivery %s into a running lease", at.Sub(t0)), err, approval.ErrConflict)
-	}
-	// The lease is bookkeeping: the request reads and lists as before.
-	wantRequest(t, "GetRequest while leased", get(t, s, r.ID), want)
-	undelivered, err := s.ListUndelivered(ctx)
-	if err != nil {
-		t.Fatalf("ListUndelivered: %v", err)
-	}
-	if diff := cmp.Diff([]string{r.ID}, ids(undelivered)); diff != "" {
-		t.Errorf("ListUndelivered while leased (-want +got):\n%s", diff)
-	}
-
-	// A lease that has run out (its end at or before now) is granted again,
-	// and the new one runs until its own end.
-	t1 := t0.Add(time.Minute)
-	lease(t, s, r.ID, t1, 2*time.Minute)
-	err = s.LeaseDelivery(ctx, r.ID, t1.Add(90*time.Second), t1.Add(3*time.Minute))
-	wantErr(t, "LeaseDelivery inside the renewed lease", err, approval.ErrConflict)
-	lease(t, s, r.ID, t1.Add(3*time.Minute), time.Minute)
-
-	// Its holder gives a lease up by asking for it as of its end, until the
-	// present; a later attempt then gets it.
-	t2 := t1.Add(3 * time.Minute)
-	if err := s.LeaseDelivery(ctx, r.ID, t2.Add(time.Minute), t2.Add(10*time.Second)); err != nil {
-		t.Fatalf("LeaseDelivery giving up the lease held until its end: %v", err)
-	}
-	lease(t, s, r.ID, t2.Add(10*time.Second), time.Minute)
-	// A stale holder's give-up (its lease ended before this one) is refused.
-	err = s.LeaseDelivery(ctx, r.ID, t2.Add(time.Minute), t2.Add(20*time.Second))
-	wantErr(t, "LeaseDelivery giving up a lease that ran out before the running one", err, approval.ErrConflict)
-	err = s.LeaseDelivery(ctx, r.ID, t2.Add(30*time.Second), t2.Add(time.Hour))
-	wantErr(t, "LeaseDelivery inside a lease taken after a give-up", err, approval.ErrConflict)
-
-	// Once delivered, nobody gets the lease, whether it runs or not.
-	if err := s.MarkDelivered(ctx, r.ID); err != nil {
-		t.Fatalf("MarkDelivered: %v", err)
-	}
-	for _, at := range []time.Time{t2.Add(2 * time.Minute), t1.Add(time.Hour)} {
-		err := s.LeaseDelivery(ctx, r.ID, at, at.Add(time.Minute))
-		wantErr(t, "LeaseDelivery of a delivered request", err, approval.ErrConflict)
-	}
-	want.Delivered = true
-	wantRequest(t, "GetRequest after MarkDelivered of a leased request", get(t, s, r.ID), want)
-}
-
-func testLeaseDeliveryStates(t *testing.T, s approval.Store) {
-	ctx := t.Context()
-	at := Base.Add(2 * TTL)
-	pend, pendToks := Fixture(Base)
-	expired, expToks := Fixture(Base.Add(time.Minute))
-	gone, goneToks := Fixture(Base.Add(2 * time.Minute))
-	for _, f := range []struct {
-		r    *approval.Request
-		toks []approval.Token
-	}{{pend, pendToks}, {expired, expToks}, {gone, goneToks}} {
-		create(t, s, f.r, f.toks)
-	}
-
-	// Pending, even past its expiry: nothing to deliver yet.
-	for _, when := range []time.Time{Base, at} {
-		err := s.LeaseDelivery(ctx, pend.ID, when, when.Add(time.Minute))
-		wantErr(t, "LeaseDelivery of a pending request", err, approval.ErrConflict)
-	}
-	wantRequest(t, "GetRequest after LeaseDelivery of a pending request", get(t, s, pend.ID), pend)
-	// Expiring it afterwards is not hindered by the refused lease.
-	if _, err := s.Expire(ctx, pend.ID, pend.ExpiresAt); err != nil {
-		t.Fatalf("Expire after a refused lease: %v", err)
-	}
-
-	// Closed as expired and undelivered: the outcome is there to deliver.
-	if _, err := s.Expire(ctx, expired.ID, expired.ExpiresAt); err != nil {
-		t.Fatalf("Expire: %v", err)
-	}
-	lease(t, s, expired.ID, at, time.Minute)
-
-	// A workflow found gone while leased: delivered, no lease any more to take.
-	claim(t, s, goneToks[0].Hash, Base.Add(3*time.Minute))
-	lease(t, s, gone.ID, at, time.Minute)
-	if _, err := s.MarkWorkflowGone(ctx, gone.ID); err != nil {
-		t.Fatalf("MarkWorkflowGone: %v", err)
-	}
-	err := s.LeaseDelivery(ctx, gone.ID, at.Add(time.Hour), at.Add(2*time.Hour))
-	wantErr(t, "LeaseDelivery after MarkWorkflowGone", err, approval.ErrConflict)
-}
-
-func testLeaseDeliveryConcurrent(t *testing.T, s approval.Store) {
-	const workers = 20
-	r, toks := Fixture(Base)
-	create(t, s, r, toks)
-	claim(t, s, toks[1].Hash, Base.Add(time.Minute))
-
-	now := Base.Add(2 * time.Minute)
-	errs := make([]error, workers)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range workers {
-		wg.Go(func() {
-			<-start
-			errs[i] = s.LeaseDelivery(context.WithoutCancel(t.Context()), r.ID, now, now.Add(time.Minute))
-		})
-	}
-	close(start)
-	wg.Wait()
-
-	granted := 0
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			granted++
-		case errors.Is(err, approval.ErrConflict):
-		default:
-			t.Errorf("LeaseDelivery %d: got error %v, want nil or ErrConflict", i, err)
+		got = append(got, ids(rs)...)
+		if next == "" {
+			break
 		}
+		if page > 5 {
+			t.Fatal("ListPending does not end")
+		}
+		cursor = next
 	}
-	if granted != 1 {
-		t.Errorf("got %d leases granted, want exactly 1", granted)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("pending requests over all pages, newest first (-want +got):\n%s", diff)
+	}
+	all, next, err := s.ListPending(ctx, "", 100)
+	if err != nil || next != "" || len(all) != 7 {
+		t.Errorf("ListPending with a large limit: %d requests, next %q, err %v; want 7, \"\", nil", len(all), next, err)
+	}
+}
+
+func testListDue(t *testing.T, s approval.Store) {
+	ctx := t.Context()
+	now := Base.Add(2 * TTL)
+	quiet := func(r *approval.Request) *approval.Request {
+		for i := range r.Effects {
+			r.Effects[i].State = approval.EffectDone
+			r.Effects[i].Lease = ""
+		}
+		return r
+	}
+	// Pending, expiring after now, no unfinished effect: not due.
+	notYet := quiet(Fixture(Base))
+	notYet.ExpiresAt = now.Add(time.Hour)
+	create(t, s, notYet)
+	// Pending and past expiry: due at its expiry.
+	expired := quiet(Fixture(Base.Add(time.Second)))
+	create(t, s, expired)
+	// Closed, an effect whose lease lapsed: due.
+	lapsed := Fixture(Base.Add(2 * time.Second))
+	create(t, s, lapsed)
+	c := quiet(Closed(lapsed, Base.Add(time.Minute)))
+	c.Effects[len(c.Effects)-1] = approval.Effect{Kind: approval.EffectDeliver, State: approval.EffectPending, Attempts: 1, LeaseUntil: Base.Add(3 * time.Minute)}
+	update(t, s, c)
+	// Closed, everything done: never due.
+	done := Fixture(Base.Add(3 * time.Second))
+	create(t, s, done)
+	update(t, s, quiet(Closed(done, Base.Add(time.Minute))))
+	// Closed, a retry not before after now: not due yet.
+	later := Fixture(Base.Add(4 * time.Second))
+	create(t, s, later)
+	lc := quiet(Closed(later, Base.Add(time.Minute)))
+	lc.Effects[0] = approval.Effect{Kind: approval.EffectDeliver, State: approval.EffectPending, Attempts: 3, NextAt: now.Add(time.Minute), Error: "x"}
+	update(t, s, lc)
+
+	due, err := s.ListDue(ctx, now, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{lapsed.ID, expired.ID} // earliest due first: 3 min, then 1 h
+	if diff := cmp.Diff(want, ids(due)); diff != "" {
+		t.Errorf("ListDue at now (-want +got):\n%s", diff)
+	}
+	due, err = s.ListDue(ctx, now, 1)
+	if err != nil || len(due) != 1 || due[0].ID != lapsed.ID {
+		t.Errorf("ListDue with limit 1: %v, %v; want [%s]", ids(due), err, lapsed.ID)
+	}
+	due, err = s.ListDue(ctx, now.Add(2*time.Hour), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{lapsed.ID, expired.ID, later.ID, notYet.ID}, ids(due)); diff != "" {
+		t.Errorf("ListDue two hours later (-want +got):\n%s", diff)
+	}
+	// Once nothing is left to do, a request leaves the index.
+	cur := get(t, s, lapsed.ID)
+	update(t, s, quiet(cur))
+	due, err = s.ListDue(ctx, now, 10)
+	if err != nil || len(due) != 1 || due[0].ID != expired.ID {
+		t.Errorf("ListDue after the lapsed effect was done: %v, %v; want [%s]", ids(due), err, expired.ID)
 	}
 }
