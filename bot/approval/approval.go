@@ -25,6 +25,9 @@ const (
 	StatusCanceled Status = "canceled"
 )
 
+// String returns the status's name.
+func (s Status) String() string { return string(s) }
+
 // Decided reports whether s is the result of people's votes.
 func (s Status) Decided() bool { return s == StatusApproved || s == StatusRejected }
 

@@ -210,7 +210,7 @@ type Progress struct {
 	Needed int
 	// Required is how many approvals the rule needs in all.
 	Required int
-	Groups []GroupProgress
+	Groups   []GroupProgress
 	// Outcome is the status the votes lead to: pending, approved or rejected.
 	Outcome Status
 }

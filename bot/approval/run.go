@@ -63,10 +63,11 @@ func (s *Service) runEffects(ctx context.Context, r *Request, lease string, wait
 	}
 	fg.Wait()
 	answer := r
-	for _, o := range outs {
-		if o.kind == EffectDeliver && o.apply != nil {
+	for i, e := range held {
+		// Only the foreground outcomes are written yet.
+		if e.Kind == EffectDeliver && r.TaskToken != "" && outs[i].apply != nil {
 			answer = r.Clone()
-			o.apply(answer)
+			outs[i].apply(answer)
 		}
 	}
 	s.background.Add(1)
@@ -322,4 +323,3 @@ func (s *Service) advanceWait(ctx context.Context, r *Request, wait bool) *Reque
 	}
 	return r
 }
-

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 )
@@ -91,7 +92,9 @@ func (s *Service) Create(ctx context.Context, in NewRequest) (r *Request, create
 	if r.TaskToken != "" {
 		r.ID = IDFromTaskToken(r.TaskToken)
 		if old, err := s.Store.GetRequest(ctx, r.ID); err == nil {
-			return old, false, nil
+			// A retried notification: take over what its first run left
+			// undone (notifications whose run died).
+			return s.advance(ctx, old), false, nil
 		} else if !errors.Is(err, ErrNotFound) {
 			return nil, false, fmt.Errorf("create request: %w", err)
 		}
@@ -129,17 +132,37 @@ func (s *Service) Create(ctx context.Context, in NewRequest) (r *Request, create
 		return nil, false, fmt.Errorf("create request %s: %w", r.ID, err)
 	}
 	if err := s.Store.CreateRequest(ctx, r); err != nil {
-		s.deletePages(context.WithoutCancel(ctx), r.PageKeys())
-		if errors.Is(err, ErrConflict) && r.TaskToken != "" {
-			if old, gerr := s.Store.GetRequest(ctx, r.ID); gerr == nil {
-				return old, false, nil
-			}
-		}
-		return nil, false, fmt.Errorf("create request %s: %w", r.ID, err)
+		return s.createFailed(ctx, r, lease, err)
 	}
 	s.log().Info("request created", "request_id", r.ID, "approvers", len(r.Approvers), "rule", r.Rule.Describe(len(r.Approvers)), "expires_at", r.ExpiresAt)
 	r = s.runEffects(ctx, r, lease, false)
 	return r, true, nil
+}
+
+// createFailed handles a CreateRequest that failed. A request that is not
+// stored has its pages removed; one that was stored all the same (the write
+// took effect but its answer was lost) is kept, and its notifications are left
+// to the sweep; when that cannot be told, the pages stay (their links name a
+// request that may not exist, and decide nothing then).
+func (s *Service) createFailed(ctx context.Context, r *Request, lease string, err error) (*Request, bool, error) {
+	bg := context.WithoutCancel(ctx)
+	old, gerr := s.Store.GetRequest(bg, r.ID)
+	switch {
+	case errors.Is(gerr, ErrNotFound):
+		s.deletePages(bg, r.PageKeys())
+	case gerr != nil:
+		s.log().Error("request may or may not be stored; its pages are kept", "request_id", r.ID, "err", gerr)
+	case !old.CreatedAt.Equal(r.CreatedAt) || !slices.Equal(old.Recipients, r.Recipients):
+		// Created by an earlier call for the same task token: ours are unused.
+		s.deletePages(bg, r.PageKeys())
+		if r.TaskToken != "" {
+			return s.advance(ctx, old), false, nil
+		}
+	default:
+		s.log().Warn("request stored although the store reported an error", "request_id", r.ID, "err", err)
+		return s.runEffects(ctx, old, lease, false), true, nil
+	}
+	return nil, false, fmt.Errorf("create request %s: %w", r.ID, err)
 }
 
 // mintEmailLinks gives every email approver a personal token and page and

@@ -35,9 +35,9 @@ type NewRequest struct {
 	RejectPolicy string       // any (default) or impossible
 	// AllowSelfApproval lets the requester approve their own request.
 	AllowSelfApproval bool
-	SlackChannel string // Slack channel ID or name; empty for the service default
-	WebhookURL   string // embedded mode: where the outcome is POSTed
-	TaskToken    string // AWS form: the Step Functions task token
+	SlackChannel      string // Slack channel ID or name; empty for the service default
+	WebhookURL        string // embedded mode: where the outcome is POSTed
+	TaskToken         string // AWS form: the Step Functions task token
 }
 
 // GroupInput is one group of a new request: at least Min of Approvers must
@@ -49,7 +49,7 @@ type GroupInput struct {
 }
 
 var (
-	groupName   = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
+	groupName      = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
 	slackUserID    = regexp.MustCompile(`^[UW][A-Z0-9]{5,20}$`)
 	slackChannelRe = regexp.MustCompile(`^(#?[a-z0-9][a-z0-9._-]{0,79}|[CGD][A-Z0-9]{5,20})$`)
 )

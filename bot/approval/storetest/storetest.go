@@ -205,7 +205,7 @@ func testCreateGet(t *testing.T, s approval.Store) {
 	// The smallest request: no optional field set.
 	min := &approval.Request{
 		ID: approval.NewID(), Title: "t", Requester: approval.DefaultRequester, Approvers: []string{"a@example.com"},
-		Rule: approval.Rule{Policy: approval.PolicyAny, RejectPolicy: approval.RejectAny},
+		Rule:   approval.Rule{Policy: approval.PolicyAny, RejectPolicy: approval.RejectAny},
 		Status: approval.StatusPending, CreatedAt: Base, ExpiresAt: Base.Add(TTL),
 	}
 	create(t, s, min)
