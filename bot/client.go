@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -117,6 +118,56 @@ func (l *linkList) Set(v string) error {
 	return nil
 }
 
+// groupJSON is one group of POST /api/requests.
+type groupJSON struct {
+	Name      string   `json:"name"`
+	Approvers []string `json:"approvers"`
+	Min       int      `json:"min,omitempty"`
+}
+
+// groupList is the repeatable --group name[:min]=member,member flag.
+type groupList []groupJSON
+
+func (l *groupList) String() string { return fmt.Sprint(*l) }
+func (l *groupList) Set(v string) error {
+	g, err := parseGroup(v)
+	if err != nil {
+		return err
+	}
+	*l = append(*l, g)
+	return nil
+}
+
+// parseGroup reads "security:2=sec@example.com,U0SEC00001": the group's name,
+// how many of its members must approve (1 when left out), and its members.
+func parseGroup(v string) (groupJSON, error) {
+	head, members, ok := strings.Cut(v, "=")
+	if !ok {
+		return groupJSON{}, fmt.Errorf("want name[:min]=member,member..., e.g. security:1=sec@example.com,U0SEC00001")
+	}
+	name, minText, hasMin := strings.Cut(strings.TrimSpace(head), ":")
+	g := groupJSON{Name: strings.TrimSpace(name), Min: 1}
+	if g.Name == "" {
+		return groupJSON{}, fmt.Errorf("%q: the group has no name (want name[:min]=member,...)", v)
+	}
+	if hasMin {
+		n, err := strconv.Atoi(strings.TrimSpace(minText))
+		if err != nil || n < 1 {
+			return groupJSON{}, fmt.Errorf("%q: the minimum after %q must be a whole number of at least 1", v, g.Name+":")
+		}
+		g.Min = n
+	}
+	for _, m := range strings.Split(members, ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			g.Approvers = append(g.Approvers, m)
+		}
+	}
+	if len(g.Approvers) == 0 {
+		return groupJSON{}, fmt.Errorf("%q: group %s has no members", v, g.Name)
+	}
+	return g, nil
+}
+
 func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer, help func(io.Writer)) error {
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
@@ -135,6 +186,7 @@ func runRequest(ctx context.Context, args []string, getenv func(string) string, 
 	c := clientFlags(fs, getenv)
 	var (
 		approvers stringList
+		groups    groupList
 		links     linkList
 		in        = map[string]any{}
 	)
@@ -145,15 +197,31 @@ func runRequest(ctx context.Context, args []string, getenv func(string) string, 
 	webhook := fs.String("webhook", "", "")
 	channel := fs.String("slack-channel", "", "")
 	policy := fs.String("policy", "", "")
+	rejectPolicy := fs.String("reject-policy", "", "")
+	selfApproval := fs.Bool("allow-self-approval", false, "")
 	wait := fs.Bool("wait", false, "")
 	asJSON := fs.Bool("json", false, "")
 	fs.Var(&approvers, "approver", "")
+	fs.Var(&groups, "group", "")
 	fs.Var(&links, "link", "")
 	if err := parseFlags(fs, args, stdout, printRequestHelp); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usageErr("request: unexpected argument %q (see request -h)", fs.Arg(0))
+	}
+	if *policy != "" {
+		if _, err := approval.ParsePolicy(*policy); err != nil {
+			return usageErr("--policy %q: want any, all or quorum:N (N a whole number of at least 1)", *policy)
+		}
+	}
+	if *rejectPolicy != "" {
+		if _, err := approval.ParseRejectPolicy(*rejectPolicy); err != nil {
+			return usageErr("--reject-policy %q: want any or impossible", *rejectPolicy)
+		}
+	}
+	if len(groups) > 0 && (len(approvers) > 0 || *policy != "") {
+		return usageErr("request: give either --group (one or more), or --approver and --policy, not both (see request -h)")
 	}
 	if *details == "-" {
 		b, err := io.ReadAll(io.LimitReader(os.Stdin, web.MaxBody))
@@ -166,15 +234,22 @@ func runRequest(ctx context.Context, args []string, getenv func(string) string, 
 		return usageErr("--timeout must be whole seconds, got %s", *timeout)
 	}
 	in["title"], in["details"], in["requester"] = *title, *details, *requester
-	in["approvers"] = []string(approvers)
+	if len(groups) > 0 {
+		in["groups"] = groups
+	} else {
+		in["approvers"] = []string(approvers)
+	}
 	in["timeoutSeconds"] = int64(*timeout / time.Second)
 	if len(links) > 0 {
 		in["links"] = links
 	}
-	for k, v := range map[string]string{"webhookURL": *webhook, "slackChannel": *channel, "policy": *policy} {
+	for k, v := range map[string]string{"webhookURL": *webhook, "slackChannel": *channel, "policy": *policy, "rejectPolicy": *rejectPolicy} {
 		if v != "" {
 			in[k] = v
 		}
+	}
+	if *selfApproval {
+		in["allowSelfApproval"] = true
 	}
 
 	var r web.RequestJSON

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -26,12 +27,14 @@ import (
 
 // Defaults of the server.
 const (
-	defaultAddr         = "127.0.0.1:8080"
-	defaultData         = ".approvalbot"
-	defaultExpireEvery  = 15 * time.Second
-	defaultRedeliverMin = 5 * time.Second
-	defaultRedeliverMax = 5 * time.Minute
-	shutdownGrace       = 10 * time.Second
+	defaultAddr = "127.0.0.1:8080"
+	defaultData = ".approvalbot"
+	// defaultSweepEvery is how often the sweep asks the database what is due
+	// (requests past their expiry, effects to retry or take over). A sweep
+	// with nothing due is one read of an index, so it runs often enough to
+	// keep to the effects' retry schedule (1 s, 2 s, 4 s ...).
+	defaultSweepEvery = time.Second
+	shutdownGrace     = 10 * time.Second
 )
 
 // Main is the embedded server: its configuration, and once started, what it
@@ -47,10 +50,10 @@ type Main struct {
 	WebhookSecret string          // signs webhook bodies when set
 	Slack         slackapp.Config // Slack, when enabled
 
-	Now          func() time.Time // clock; nil means time.Now
-	ExpireEvery  time.Duration    // how often due requests are closed
-	RedeliverMin time.Duration    // first retry delay of undelivered outcomes
-	RedeliverMax time.Duration    // cap of the retry delay
+	Now func() time.Time // clock; nil means time.Now
+	// SweepEvery is how often the sweep closes expired requests and retries
+	// or takes over the effects that are due; zero means every second.
+	SweepEvery time.Duration
 
 	Log    *slog.Logger
 	Stdout io.Writer
@@ -59,6 +62,7 @@ type Main struct {
 	url     string
 	service *approval.Service
 	store   *sqlite.Store
+	pages   *sqlite.Pages
 	srv     *http.Server
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -145,20 +149,15 @@ func (m *Main) stdout() io.Writer {
 	return m.Stdout
 }
 
-// Start opens the data folder and the database, listens, and serves in the
-// background along with the expiry and redelivery loops.
+// Start opens the data folder and the database, moves the pages of a data
+// folder of the first version into the database, listens, and serves in the
+// background along with the sweep.
 func (m *Main) Start(ctx context.Context) (err error) {
 	if m.Log == nil {
 		m.Log = slog.New(slog.DiscardHandler)
 	}
-	if m.ExpireEvery <= 0 {
-		m.ExpireEvery = defaultExpireEvery
-	}
-	if m.RedeliverMin <= 0 {
-		m.RedeliverMin = defaultRedeliverMin
-	}
-	if m.RedeliverMax < m.RedeliverMin {
-		m.RedeliverMax = max(defaultRedeliverMax, m.RedeliverMin)
+	if m.SweepEvery <= 0 {
+		m.SweepEvery = defaultSweepEvery
 	}
 	if m.DataDir == "" {
 		m.DataDir = defaultData
@@ -195,8 +194,8 @@ func (m *Main) Start(ctx context.Context) (err error) {
 			m.store.Close()
 		}
 	}()
-	pg, err := local.NewPages(filepath.Join(m.DataDir, "pages"), m.url)
-	if err != nil {
+	m.pages = sqlite.NewPages(m.store, m.url)
+	if err := m.migratePages(ctx, filepath.Join(m.DataDir, "pages")); err != nil {
 		return err
 	}
 	var mailer approval.Mailer
@@ -216,18 +215,21 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	}
 	m.service = &approval.Service{
 		Store:     m.store,
-		Pages:     pg,
+		Pages:     m.pages,
 		Renderer:  pages.Renderer{},
 		Mailer:    mailer,
 		Workflow:  local.NewWebhook(nil, m.WebhookSecret),
 		DecideURL: m.url + "/decide",
 		Now:       m.Now,
 		Log:       m.Log,
+		// Sync stays false: an answer waits only for the vote to be stored;
+		// emails, pages, Slack and webhooks finish in the background, and
+		// Close waits for them (Service.Idle).
 	}
 	cfg := web.Config{
 		Service:  m.service,
-		Pages:    pg,
-		PageURL:  pg.URL,
+		Pages:    dbPages{m.pages},
+		PageURL:  m.pages.URL,
 		APIToken: m.APIToken,
 		Log:      m.Log,
 	}
@@ -238,7 +240,7 @@ func (m *Main) Start(ctx context.Context) (err error) {
 		client := slackapp.NewClient(m.Slack)
 		m.service.Chat = slackapp.NewChat(client)
 		m.service.DefaultSlackChannel = m.Slack.DefaultChannel
-		app := slackapp.NewApp(m.service, client, pg.URL, m.Log)
+		app := slackapp.NewApp(m.service, client, m.Log)
 		if m.Slack.SocketMode() {
 			slackDesc = "slack:     Socket Mode"
 			m.wg.Go(func() {
@@ -267,8 +269,7 @@ func (m *Main) Start(ctx context.Context) (err error) {
 			m.serve <- err
 		}
 	}()
-	m.wg.Go(func() { m.expireLoop(ctx) })
-	m.wg.Go(func() { m.redeliverLoop(ctx) })
+	m.wg.Go(func() { m.sweepLoop(ctx) })
 
 	out := m.stdout()
 	fmt.Fprintf(out, "approvalbot listening on %s\n", ln.Addr())
@@ -286,6 +287,76 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	return nil
 }
 
+// dbPages serves the pages kept in the database to the web handler.
+type dbPages struct{ p *sqlite.Pages }
+
+func (d dbPages) Page(ctx context.Context, key string) ([]byte, error) { return d.p.Get(ctx, key) }
+
+// migratePages moves the one-time pages that the first version kept as files
+// in dir into the database: the page of every request still pending and not
+// past its expiry is copied, and then every file is removed (with the
+// temporary files a crash left behind), so that no page of a closed request is
+// served and the folder goes. A crash midway is harmless: the next start does
+// the rest. A data folder without that folder is left as it is.
+func (m *Main) migratePages(ctx context.Context, dir string) error {
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	files, err := local.NewPages(dir, m.url) // removes the temporary files
+	if err != nil {
+		return err
+	}
+	keys, err := files.Keys(ctx)
+	if err != nil {
+		return err
+	}
+	live := map[string]bool{}
+	if len(keys) > 0 {
+		now := time.Now()
+		if m.Now != nil {
+			now = m.Now()
+		}
+		for cursor := ""; ; {
+			rs, next, err := m.store.ListPending(ctx, cursor, 100)
+			if err != nil {
+				return fmt.Errorf("move pages into the database: %w", err)
+			}
+			for _, r := range rs {
+				if !r.ExpiredAt(now) {
+					for _, k := range r.PageKeys() {
+						live[k] = true
+					}
+				}
+			}
+			if next == "" {
+				break
+			}
+			cursor = next
+		}
+	}
+	moved := 0
+	for _, key := range keys {
+		if live[key] {
+			html, err := files.Page(ctx, key)
+			if err != nil {
+				return fmt.Errorf("move pages into the database: %w", err)
+			}
+			if err := m.pages.Put(ctx, key, html); err != nil {
+				return fmt.Errorf("move pages into the database: %w", err)
+			}
+			moved++
+		}
+		if err := files.Delete(ctx, []string{key}); err != nil {
+			return fmt.Errorf("move pages into the database: %w", err)
+		}
+	}
+	if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		m.Log.Warn("the old pages folder is not empty; it is no longer used", "dir", dir, "err", err)
+	}
+	m.Log.Info("moved the pages of the first version into the database", "moved", moved, "removed", len(keys)-moved)
+	return nil
+}
+
 // linkHost is the host:port of links when no base URL is set: the listen
 // address, with 127.0.0.1 for "all interfaces" (which is no address to open).
 func linkHost(a net.Addr) string {
@@ -297,16 +368,22 @@ func linkHost(a net.Addr) string {
 }
 
 // Close stops serving (letting requests in flight finish, up to a grace
-// period), stops the loops and closes the database.
+// period), stops the sweep, waits for the effects still running in the
+// background (a webhook being called, an email being sent) to be done and
+// recorded, and closes the database. Effects that outlast the grace period are
+// taken over by the sweep after a restart.
 func (m *Main) Close() error {
 	if m.srv == nil {
 		return nil
 	}
-	m.cancel() // ends long polls and the loops
+	m.cancel() // ends long polls and the sweep
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	err := m.srv.Shutdown(ctx)
 	m.wg.Wait()
+	if ierr := m.service.Idle(ctx); ierr != nil {
+		m.Log.Warn("stopped before every effect was recorded; the sweep takes them over after a restart", "err", ierr)
+	}
 	if cerr := m.store.Close(); err == nil {
 		err = cerr
 	}
@@ -314,45 +391,24 @@ func (m *Main) Close() error {
 	return err
 }
 
-// expireLoop closes the requests past their expiry, so that their pages go and
-// their webhooks hear of it even if nobody opens them.
-func (m *Main) expireLoop(ctx context.Context) {
-	t := time.NewTicker(m.ExpireEvery)
+// sweepLoop runs the sweep every SweepEvery: it closes the requests past their
+// expiry (so that their pages go and their webhooks hear of it even if nobody
+// opens them) and retries or takes over the effects that are due (a webhook
+// that was down, an email that failed, the work of a process that stopped).
+// Everything due is in the database, so it goes on after a restart.
+func (m *Main) sweepLoop(ctx context.Context) {
+	t := time.NewTicker(m.SweepEvery)
 	defer t.Stop()
 	for {
+		if st, err := m.service.Sweep(ctx); err != nil && ctx.Err() == nil {
+			m.Log.Error("sweep", "err", err)
+		} else if st.Advanced > 0 {
+			m.Log.Info("sweep: done", "expired", st.Expired, "advanced", st.Advanced, "undelivered", st.Left)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		}
-		if _, err := m.service.ExpireDue(ctx); err != nil && ctx.Err() == nil {
-			m.Log.Error("expire due requests", "err", err)
-		}
-	}
-}
-
-// redeliverLoop retries undelivered outcomes (webhooks that were down): every
-// RedeliverMin while all is delivered, backing off exponentially up to
-// RedeliverMax while something is not. The undelivered flag is in the database,
-// so retries go on after a restart.
-func (m *Main) redeliverLoop(ctx context.Context) {
-	wait := m.RedeliverMin
-	for {
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		left, err := m.service.Redeliver(ctx)
-		if err != nil && ctx.Err() == nil {
-			m.Log.Error("redeliver outcomes", "err", err)
-		}
-		if err != nil || left > 0 {
-			wait = min(wait*2, m.RedeliverMax)
-		} else {
-			wait = m.RedeliverMin
 		}
 	}
 }

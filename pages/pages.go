@@ -30,20 +30,26 @@ type ResultKind string
 
 // The result pages.
 const (
-	ResultApproved       ResultKind = "approved"        // this attempt approved the request
-	ResultRejected       ResultKind = "rejected"        // this attempt rejected the request
-	ResultAlreadyDecided ResultKind = "already-decided" // someone decided before: "already decided by X at T"
-	ResultExpired        ResultKind = "expired"         // the request or link expired
+	ResultApproved       ResultKind = "approved"        // this vote approved the request
+	ResultRejected       ResultKind = "rejected"        // this vote rejected the request
+	ResultRecorded       ResultKind = "recorded"        // this vote is recorded; the request still waits for others
+	ResultAlreadyVoted   ResultKind = "already-voted"   // this person voted before: "You already approved at T"
+	ResultAlreadyDecided ResultKind = "already-decided" // closed before: "already decided by X at T"
+	ResultSelfApproval   ResultKind = "self-approval"   // the requester may not approve their own request
+	ResultNotApprover    ResultKind = "not-approver"    // the person is not an approver of the request
+	ResultExpired        ResultKind = "expired"         // the request or link expired, or the request was closed without a decision
 	ResultGone           ResultKind = "gone"            // decided, but the workflow no longer waits
 	ResultNotFound       ResultKind = "not-found"       // unknown or used link
 	ResultInvalid        ResultKind = "invalid"         // bad input: Message says what
+	ResultBusy           ResultKind = "busy"            // too many concurrent changes: nothing recorded, try again
 	ResultError          ResultKind = "error"           // something failed on our side
 )
 
 // ResultKinds lists every result page, in a stable order.
 var ResultKinds = []ResultKind{
-	ResultApproved, ResultRejected, ResultAlreadyDecided, ResultExpired,
-	ResultGone, ResultNotFound, ResultInvalid, ResultError,
+	ResultApproved, ResultRejected, ResultRecorded, ResultAlreadyVoted, ResultAlreadyDecided,
+	ResultSelfApproval, ResultNotApprover, ResultExpired, ResultGone, ResultNotFound,
+	ResultInvalid, ResultBusy, ResultError,
 }
 
 // Result is the data of a result page. Request may be nil (not found, invalid,
@@ -51,6 +57,12 @@ var ResultKinds = []ResultKind{
 type Result struct {
 	Kind    ResultKind
 	Request *approval.Request
+	// Vote is the vote of the person who sees the page, when they have cast
+	// one: the one just recorded, or (ResultAlreadyVoted) their earlier one.
+	Vote *approval.Vote
+	// BackURL, when set, is the person's one-time page, offered where they
+	// may still act on it (ResultSelfApproval: they may still reject).
+	BackURL string
 	Message string // for ResultInvalid: the validation message, shown as is
 }
 
@@ -65,6 +77,16 @@ type Confirm struct {
 	// BackURL, when set, is where the Cancel link leads (the one-time page).
 	// Without it the page tells the person to go back or close it.
 	BackURL string
+	// Recipient is the holder of the token, when known: it words what
+	// confirming does.
+	Recipient approval.Recipient
+}
+
+// confirmView is the data of the confirmation step.
+type confirmView struct {
+	Confirm
+	Progress    *progressView
+	Consequence string
 }
 
 // Renderer implements approval.Renderer.
@@ -113,17 +135,30 @@ func cspHash(s string) string {
 }
 
 var funcs = template.FuncMap{
-	"css":         func() template.CSS { return template.CSS(styleCSS) },
-	"js":          func() template.JS { return template.JS(pageJS) },
-	"utc":         formatTime,
-	"iso":         func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-	"join":        func(s []string) string { return strings.Join(s, ", ") },
-	"maxComment":  func() int { return approval.MaxComment },
-	"choiceLabel": choiceLabel,
-	"lower":       strings.ToLower,
-	"decided":     decided,
-	"channel":     channelName,
-	"asker":       asker,
+	"css":          func() template.CSS { return template.CSS(styleCSS) },
+	"js":           func() template.JS { return template.JS(pageJS) },
+	"utc":          formatTime,
+	"iso":          func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"join":         func(s []string) string { return strings.Join(s, ", ") },
+	"maxComment":   func() int { return approval.MaxComment },
+	"choiceLabel":  choiceLabel,
+	"lower":        strings.ToLower,
+	"decided":      decided,
+	"channel":      channelName,
+	"asker":        asker,
+	"isSlackUser":  approval.IsSlackUserID,
+	"rule":         func(r *approval.Request) string { return r.Rule.Describe(len(r.Approvers)) },
+	"selfExcluded": selfExcluded,
+	"lowerFirst":   lowerFirst,
+}
+
+// lowerFirst writes s with its first letter in lower case, to continue a
+// sentence.
+func lowerFirst(s string) string {
+	for i, c := range s {
+		return string(unicode.ToLower(c)) + s[i+len(string(c)):]
+	}
+	return s
 }
 
 // asker names who to turn to about r: its requester, or "the person who sent
@@ -180,7 +215,26 @@ func render(w io.Writer, t *template.Template, d doc) error {
 	return err
 }
 
-// Page renders a recipient's one-time page.
+// pageView is the data of the one-time page.
+type pageView struct {
+	approval.PageView
+	Progress *progressView
+	// Self is set when the page's holder asked for the approval and may not
+	// approve it: the page offers only Reject.
+	Self bool
+	// Consequence says what confirming a vote does.
+	Consequence string
+}
+
+// snapshot marks p as shown on a page made once and served unchanged: its
+// votes are those cast before the page was made.
+func snapshot(p *progressView) *progressView {
+	p.Snapshot = true
+	return p
+}
+
+// Page renders a recipient's one-time page. It shows the request's rule and
+// the votes cast before the page was made.
 func (Renderer) Page(v approval.PageView) ([]byte, error) {
 	if v.Request == nil {
 		return nil, errors.New("render page: no request")
@@ -193,7 +247,12 @@ func (Renderer) Page(v approval.PageView) ([]byte, error) {
 		Title:  "Approval request: " + v.Request.Title,
 		CSP:    metaPageCSP(v.DecideURL),
 		Script: true,
-		V:      v,
+		V: pageView{
+			PageView:    v,
+			Progress:    snapshot(progressOf(v.Request)),
+			Self:        isSelf(v.Request, v.Recipient),
+			Consequence: consequence(v.Request, v.Recipient),
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("render page: %w", err)
@@ -207,6 +266,10 @@ type emailView struct {
 	Subject string
 	Asker   string // who asks, or empty when unknown
 	Within  string // how long the link works, from the moment it was sent
+	Rule    string // the request's rule in words
+	// Self is set when the recipient asked for the approval and may not
+	// approve it.
+	Self bool
 }
 
 // Email renders an approver's email.
@@ -219,6 +282,8 @@ func (Renderer) Email(v approval.EmailView) (approval.Email, error) {
 		EmailView: v,
 		Subject:   EmailSubject(r),
 		Within:    humanDuration(r.ExpiresAt.Sub(r.CreatedAt)),
+		Rule:      r.Rule.Describe(len(r.Approvers)),
+		Self:      isSelf(r, v.Recipient),
 	}
 	if r.Requester != approval.DefaultRequester {
 		ev.Asker = r.Requester
@@ -280,29 +345,55 @@ func humanDuration(d time.Duration) string {
 type resultView struct {
 	Result
 	Badge, Tone, Heading string
+	Progress             *progressView
+	// Alone is set when one vote decided the request (no rule of several).
+	Alone bool
+	// MoreNeeded says how many more approvals the request needs.
+	MoreNeeded string
+	// NoNotice is set when the request closed because no approver could be
+	// reached.
+	NoNotice bool
 }
 
 var resultText = map[ResultKind]struct{ badge, tone, heading string }{
 	ResultApproved:       {"Approved", "approved", "Approved"},
 	ResultRejected:       {"Rejected", "rejected", "Rejected"},
+	ResultRecorded:       {"Vote recorded", "approved", "Your approval is recorded"},
+	ResultAlreadyVoted:   {"Already voted", "neutral", "You have already voted on this request"},
 	ResultAlreadyDecided: {"Already decided", "neutral", "This request was already decided"},
+	ResultSelfApproval:   {"Not allowed", "warning", "You cannot approve your own request"},
+	ResultNotApprover:    {"Not allowed", "warning", "You are not an approver of this request"},
 	ResultExpired:        {"Expired", "warning", "This request has expired"},
 	ResultGone:           {"No longer waiting", "warning", "This request is no longer waiting"},
 	ResultNotFound:       {"Link not valid", "neutral", "This link is no longer valid"},
 	ResultInvalid:        {"Not sent", "warning", "Something in the form is not right"},
+	ResultBusy:           {"Not recorded", "warning", "Your vote could not be recorded yet"},
 	ResultError:          {"Error", "warning", "Something went wrong"},
 }
 
-// RenderResult writes a result page.
+// RenderResult writes a result page. Wherever it has the request, it shows its
+// rule, its progress and its votes.
 func RenderResult(w io.Writer, v Result) error {
 	txt, ok := resultText[v.Kind]
 	if !ok {
 		v = Result{Kind: ResultError}
 		txt = resultText[ResultError]
 	}
-	if v.Kind == ResultExpired && v.Request != nil && v.Request.Status == approval.StatusCanceled {
+	rv := resultView{Result: v, Progress: progressOf(v.Request)}
+	switch r := v.Request; {
+	case v.Kind == ResultRecorded && v.Vote != nil && v.Vote.Choice == approval.Reject:
+		txt.tone, txt.heading = "rejected", "Your rejection is recorded"
+	case v.Kind == ResultExpired && r != nil && r.Status == approval.StatusCanceled && r.Reason == approval.ReasonNotificationFailed:
+		txt.badge, txt.heading = "Closed", "This request was closed"
+		rv.NoNotice = true
+	case v.Kind == ResultExpired && r != nil && r.Status == approval.StatusCanceled:
 		txt.badge, txt.heading = "Withdrawn", "This request was withdrawn"
 	}
+	if r := v.Request; r != nil {
+		rv.Alone = decidesAlone(r)
+		rv.MoreNeeded = moreNeeded(r)
+	}
+	rv.Badge, rv.Tone, rv.Heading = txt.badge, txt.tone, txt.heading
 	title := txt.heading
 	if v.Request != nil {
 		title += ": " + v.Request.Title
@@ -310,7 +401,7 @@ func RenderResult(w io.Writer, v Result) error {
 	err := render(w, resultTmpl, doc{
 		Title: title,
 		CSP:   metaResultCSP(""),
-		V:     resultView{Result: v, Badge: txt.badge, Tone: txt.tone, Heading: txt.heading},
+		V:     rv,
 	})
 	if err != nil {
 		return fmt.Errorf("render result %s: %w", v.Kind, err)
@@ -329,7 +420,11 @@ func RenderConfirm(w io.Writer, v Confirm) error {
 	err := render(w, confirmTmpl, doc{
 		Title: choiceLabel(v.Choice) + " “" + v.Request.Title + "”?",
 		CSP:   metaResultCSP(v.DecideURL),
-		V:     v,
+		V: confirmView{
+			Confirm:     v,
+			Progress:    progressOf(v.Request),
+			Consequence: consequence(v.Request, v.Recipient),
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("render confirm: %w", err)

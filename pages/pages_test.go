@@ -47,7 +47,7 @@ func fixedRequest() *approval.Request {
 		},
 		Requester: "ci@example.com",
 		Approvers: []string{"alice@example.com", "bob@example.com"},
-		Policy:    approval.PolicyAny,
+		Rule:      approval.Rule{Policy: approval.PolicyAny, RejectPolicy: approval.RejectAny},
 		Status:    approval.StatusPending,
 		CreatedAt: created,
 		ExpiresAt: expires,
@@ -60,8 +60,56 @@ func fixedRequest() *approval.Request {
 func decidedRequest(c approval.Choice, comment string) *approval.Request {
 	r := fixedRequest()
 	r.Status = c.Status()
-	r.Delivered = true
-	r.Decision = &approval.Decision{Choice: c, By: "bob@example.com", Channel: approval.ChannelEmail, Comment: comment, At: created.Add(18 * time.Minute)}
+	at := created.Add(18 * time.Minute)
+	r.Votes = []approval.Vote{{By: "bob@example.com", Channel: approval.ChannelEmail, Choice: c, Comment: comment, At: at}}
+	r.Decision = &approval.Decision{Choice: c, By: "bob@example.com", Channel: approval.ChannelEmail, Comment: comment, At: at}
+	return r
+}
+
+// quorumRequest is fixedRequest under "quorum:2" of three approvers, with a
+// vote of bob's and one of carol's (Slack) as given.
+func quorumRequest(votes ...approval.Vote) *approval.Request {
+	r := fixedRequest()
+	r.Approvers = []string{"alice@example.com", "bob@example.com", "U0CAROL001"}
+	r.Rule.Policy = approval.PolicyQuorum(2)
+	r.Votes = votes
+	return r
+}
+
+var (
+	bobApproves   = approval.Vote{By: "bob@example.com", Channel: approval.ChannelEmail, Choice: approval.Approve, Comment: "Fine by me <b>now</b>", At: created.Add(5 * time.Minute)}
+	aliceApproves = approval.Vote{By: "alice@example.com", Channel: approval.ChannelEmail, Choice: approval.Approve, At: created.Add(9 * time.Minute)}
+	carolRejects  = approval.Vote{By: "U0CAROL001", Email: "carol@example.com", Channel: approval.ChannelSlack, Choice: approval.Reject, Comment: "Not during the freeze", At: created.Add(7 * time.Minute)}
+)
+
+// groupsRequest is fixedRequest with two groups (eng: alice or bob; security:
+// sec), approved by bob for eng so far.
+func groupsRequest() *approval.Request {
+	r := fixedRequest()
+	r.Approvers = []string{"alice@example.com", "bob@example.com", "sec@example.com"}
+	r.Rule = approval.Rule{Groups: []approval.Group{
+		{Name: "eng", Approvers: []string{"alice@example.com", "bob@example.com"}, Min: 1},
+		{Name: "security", Approvers: []string{"sec@example.com"}, Min: 1},
+	}}
+	v := bobApproves
+	v.Groups = []string{"eng"}
+	r.Votes = []approval.Vote{v}
+	return r
+}
+
+// selfRequest is fixedRequest asked by alice, one of its approvers: her own
+// page offers only Reject.
+func selfRequest() *approval.Request {
+	r := fixedRequest()
+	r.Requester = "Alice@example.com"
+	return r
+}
+
+// closed returns r closed by its last vote.
+func closed(r *approval.Request) *approval.Request {
+	last := r.Votes[len(r.Votes)-1]
+	r.Status = last.Choice.Status()
+	r.Decision = &approval.Decision{Choice: last.Choice, By: last.By, Channel: last.Channel, Comment: last.Comment, At: last.At}
 	return r
 }
 
@@ -89,24 +137,51 @@ func allOutputs(t *testing.T) []output {
 	minimal.Details, minimal.Links, minimal.Approvers, minimal.Requester = "", nil, []string{"alice@example.com"}, approval.DefaultRequester
 	page("page-minimal", approval.PageView{Request: minimal, Recipient: minimal.Recipients[0], Token: testToken, DecideURL: testDecideURL})
 	page("page-slack", approval.PageView{Request: fixedRequest(), Recipient: approval.Recipient{Address: "C0123ABCD", Channel: approval.ChannelSlack}, Token: testToken, DecideURL: testDecideURL})
+	page("page-slack-personal", approval.PageView{Request: quorumRequest(bobApproves), Recipient: approval.Recipient{Address: "U0CAROL001", Channel: approval.ChannelSlack}, Token: testToken, DecideURL: testDecideURL})
+	page("page-quorum", approval.PageView{Request: quorumRequest(bobApproves, carolRejects), Recipient: fixedRequest().Recipients[0], Token: testToken, DecideURL: testDecideURL})
+	page("page-groups", approval.PageView{Request: groupsRequest(), Recipient: fixedRequest().Recipients[0], Token: testToken, DecideURL: testDecideURL})
+	page("page-self", approval.PageView{Request: selfRequest(), Recipient: fixedRequest().Recipients[0], Token: testToken, DecideURL: testDecideURL})
 
 	results := map[ResultKind]Result{
 		ResultApproved:       {Kind: ResultApproved, Request: decidedRequest(approval.Approve, "Looks good.\nShip it.")},
 		ResultRejected:       {Kind: ResultRejected, Request: decidedRequest(approval.Reject, "")},
+		ResultRecorded:       {Kind: ResultRecorded, Request: quorumRequest(bobApproves), Vote: &bobApproves},
+		ResultAlreadyVoted:   {Kind: ResultAlreadyVoted, Request: quorumRequest(bobApproves), Vote: &bobApproves},
 		ResultAlreadyDecided: {Kind: ResultAlreadyDecided, Request: decidedRequest(approval.Approve, "Fine by me")},
+		ResultSelfApproval:   {Kind: ResultSelfApproval, Request: selfRequest(), BackURL: testPageURL},
+		ResultNotApprover:    {Kind: ResultNotApprover, Request: fixedRequest()},
 		ResultExpired:        {Kind: ResultExpired, Request: func() *approval.Request { r := fixedRequest(); r.Status = approval.StatusExpired; return r }()},
 		ResultGone:           {Kind: ResultGone, Request: decidedRequest(approval.Approve, "")},
 		ResultNotFound:       {Kind: ResultNotFound},
 		ResultInvalid:        {Kind: ResultInvalid, Message: "comment is longer than 2000 characters"},
+		ResultBusy:           {Kind: ResultBusy, Request: fixedRequest()},
 		ResultError:          {Kind: ResultError},
 	}
-	for _, k := range ResultKinds {
+	result := func(name string, v Result) {
 		var buf bytes.Buffer
-		if err := RenderResult(&buf, results[k]); err != nil {
-			t.Fatalf("RenderResult(%s): %v", k, err)
+		if err := RenderResult(&buf, v); err != nil {
+			t.Fatalf("RenderResult(%s): %v", name, err)
 		}
-		outs = append(outs, output{name: "result-" + string(k), html: true, web: true, body: buf.Bytes()})
+		outs = append(outs, output{name: name, html: true, web: true, body: buf.Bytes()})
 	}
+	for _, k := range ResultKinds {
+		result("result-"+string(k), results[k])
+	}
+	carolLater := carolRejects
+	carolLater.At = created.Add(20 * time.Minute)
+	result("result-recorded-reject", Result{Kind: ResultRecorded, Request: func() *approval.Request {
+		r := quorumRequest(bobApproves, carolLater)
+		r.Rule.RejectPolicy = approval.RejectImpossible
+		return r
+	}(), Vote: &carolLater})
+	result("result-recorded-groups", Result{Kind: ResultRecorded, Request: groupsRequest(), Vote: &groupsRequest().Votes[0]})
+	result("result-approved-quorum", Result{Kind: ResultApproved, Request: closed(quorumRequest(bobApproves, aliceApproves)), Vote: &aliceApproves})
+	result("result-already-decided-quorum", Result{Kind: ResultAlreadyDecided, Request: closed(quorumRequest(bobApproves, aliceApproves))})
+	result("result-expired-unreachable", Result{Kind: ResultExpired, Request: func() *approval.Request {
+		r := fixedRequest()
+		r.Status, r.Reason = approval.StatusCanceled, approval.ReasonNotificationFailed
+		return r
+	}()})
 
 	var buf bytes.Buffer
 	err := RenderConfirm(&buf, Confirm{Request: fixedRequest(), Token: testToken, Choice: approval.Approve, Comment: "Ship it <b>now</b>", DecideURL: testDecideURL, BackURL: testPageURL})
@@ -119,6 +194,11 @@ func allOutputs(t *testing.T) []output {
 		t.Fatalf("RenderConfirm: %v", err)
 	}
 	outs = append(outs, output{name: "confirm-reject", html: true, web: true, body: buf.Bytes()})
+	buf = bytes.Buffer{}
+	if err := RenderConfirm(&buf, Confirm{Request: quorumRequest(bobApproves), Token: testToken, Choice: approval.Approve, DecideURL: testDecideURL, Recipient: fixedRequest().Recipients[0]}); err != nil {
+		t.Fatalf("RenderConfirm: %v", err)
+	}
+	outs = append(outs, output{name: "confirm-quorum", html: true, web: true, body: buf.Bytes()})
 
 	m, err := Renderer{}.Email(approval.EmailView{Request: fixedRequest(), Recipient: fixedRequest().Recipients[0], PageURL: testPageURL})
 	if err != nil {
@@ -127,6 +207,16 @@ func allOutputs(t *testing.T) []output {
 	outs = append(outs,
 		output{name: "email-text", body: []byte("To: " + m.To + "\nSubject: " + m.Subject + "\n\n" + m.Text)},
 		output{name: "email-html", html: true, body: []byte(m.HTML)},
+	)
+	g := groupsRequest()
+	g.Votes, g.Requester = nil, "alice@example.com"
+	m, err = Renderer{}.Email(approval.EmailView{Request: g, Recipient: g.Recipients[0], PageURL: testPageURL})
+	if err != nil {
+		t.Fatalf("Email: %v", err)
+	}
+	outs = append(outs,
+		output{name: "email-text-groups", body: []byte("To: " + m.To + "\nSubject: " + m.Subject + "\n\n" + m.Text)},
+		output{name: "email-html-groups", html: true, body: []byte(m.HTML)},
 	)
 	return outs
 }
@@ -241,7 +331,7 @@ func TestEmail(t *testing.T) {
 		t.Errorf("To = %q, want %q", got, want)
 	}
 	for part, body := range map[string]string{"text": m.Text, "html": m.HTML} {
-		for _, want := range []string{testPageURL, "ci@example.com", "alice@example.com, bob@example.com", "Wed 25 Nov 2026, 14:22 UTC", "within 1 hour", "personal", "works once", "Opening it decides nothing", "faster checkout"} {
+		for _, want := range []string{testPageURL, "ci@example.com", "alice@example.com, bob@example.com", "Wed 25 Nov 2026, 14:22 UTC", "within 1 hour", "personal", "works once", "Opening it decides nothing", "faster checkout", "one approval from any approver approves"} {
 			if !strings.Contains(body, want) {
 				t.Errorf("%s part does not contain %q", part, want)
 			}

@@ -82,6 +82,12 @@ func fromEnv(ctx context.Context, cfg Config, getenv func(string) string, log *s
 // path-style addresses when the SDK is pointed at a custom endpoint (moto).
 // Without cfg.CallbackURL the App can decide but not notify (the callback's
 // case): Notify refuses.
+//
+// The service is synchronous (approval.Service.Sync): every call returns only
+// once the effects it caused (notifications, delivery to Step Functions,
+// deleting pages, updating Slack) have run and are recorded, because Lambda
+// may freeze the process as soon as the handler answers. What a frozen or
+// killed process leaves undone is taken over by the sweep.
 func New(cfg Config, awsCfg aws.Config, log *slog.Logger) (*App, error) {
 	if err := cfg.validate(false); err != nil {
 		return nil, err
@@ -109,6 +115,7 @@ func New(cfg Config, awsCfg aws.Config, log *slog.Logger) (*App, error) {
 		Mailer:   mailer,
 		Workflow: sfn.New(awssfn.NewFromConfig(awsCfg)),
 		Log:      log,
+		Sync:     true,
 	}
 	if cfg.CallbackURL != "" {
 		svc.DecideURL = cfg.DecideURL()

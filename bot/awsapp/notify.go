@@ -22,16 +22,33 @@ type NotifyEvent struct {
 	Request   *RequestInput `json:"request"`
 }
 
-// RequestInput is the approval request inside a NotifyEvent.
+// RequestInput is the approval request inside a NotifyEvent. Its fields have
+// the names of the embedded bot's API.
 type RequestInput struct {
 	Title          string          `json:"title"`
 	Details        string          `json:"details,omitempty"`
 	Requester      string          `json:"requester,omitempty"`
-	Approvers      []string        `json:"approvers"`
+	Approvers      []string        `json:"approvers,omitempty"`
 	TimeoutSeconds int64           `json:"timeoutSeconds"`
 	Links          []approval.Link `json:"links,omitempty"`
 	SlackChannel   string          `json:"slackChannel,omitempty"`
-	Policy         string          `json:"policy,omitempty"`
+	// Policy is any (the default), all or quorum:N.
+	Policy string `json:"policy,omitempty"`
+	// Groups replace Approvers and Policy: every group needs Min approvals
+	// from its members.
+	Groups []GroupInput `json:"groups,omitempty"`
+	// RejectPolicy is any (the default: one reject rejects) or impossible
+	// (rejected once the policy can no longer be met).
+	RejectPolicy string `json:"rejectPolicy,omitempty"`
+	// AllowSelfApproval lets the requester approve their own request.
+	AllowSelfApproval bool `json:"allowSelfApproval,omitempty"`
+}
+
+// GroupInput is one group of a RequestInput.
+type GroupInput struct {
+	Name      string   `json:"name"`
+	Approvers []string `json:"approvers"`
+	Min       int      `json:"min,omitempty"` // default 1
 }
 
 // NotifyOutput is the notifier's answer. Step Functions ignores it (the task
@@ -41,7 +58,20 @@ type NotifyOutput struct {
 	// Created is false when a retried invocation found the request that an
 	// earlier one created for the same task token.
 	Created   bool   `json:"created"`
+	Status    string `json:"status"`
 	ExpiresAt string `json:"expiresAt"`
+	// Notifications are the states of the approvers' notifications when the
+	// notifier answered. Those that failed are retried by the sweep; when
+	// every one has been given up the task fails with NotificationFailed.
+	Notifications []Notification `json:"notifications"`
+}
+
+// Notification is the state of one approver's notification.
+type Notification struct {
+	To      string `json:"to"`
+	Channel string `json:"channel"`
+	State   string `json:"state"` // sent, pending, retrying or failed
+	Error   string `json:"error,omitempty"`
 }
 
 // InvalidRequest is the error of an event the notifier cannot accept. Lambda
@@ -67,30 +97,21 @@ type NotifierError struct{ Err error }
 func (e *NotifierError) Error() string { return "approval request not created: " + e.Err.Error() }
 func (e *NotifierError) Unwrap() error { return e.Err }
 
-// NotificationFailed is the error of a request that was created but reached
-// none of its recipients (every email and the chat message failed). Lambda
-// reports it with errorType "NotificationFailed". Do not retry it: a retried
-// invocation finds the request already created and sends nothing again (the
-// one-time tokens exist only at creation), so the task fails instead of
-// waiting for an answer nobody was asked for.
-type NotificationFailed struct {
-	RequestID string
-	Err       error
-}
-
-func (e *NotificationFailed) Error() string {
-	return "approval request " + e.RequestID + " reached no recipient: " + e.Err.Error()
-}
-func (e *NotificationFailed) Unwrap() error { return e.Err }
-
 // maxEvent bounds the notifier's input (Step Functions' own limit is 256 KiB).
 const maxEvent = 256 << 10
 
 // Notify answers the Step Functions task (Handle, the notifier Lambda's
 // handler, passes it every event that is not from EventBridge): it validates
-// the event, then creates the request (tokens and request in DynamoDB, one page
-// per token on S3, one email per approver), idempotently on the task token. Its
-// errors are *InvalidRequest, *NotifierError or *NotificationFailed.
+// the event, then creates the request idempotently on the task token: one page
+// per email approver on S3, the request with its notifications in DynamoDB,
+// then the notifications themselves (one email per email approver, the Slack
+// message, a direct message per Slack approver). It answers once they have run
+// and their states are recorded (the service is synchronous in a Lambda). A
+// notification that failed does not fail the task: the sweep tries it again,
+// and once every notification has been given up the request is closed and the
+// task fails with NotificationFailed. A retried invocation for the same task
+// token takes over the notifications that an earlier one left undone. Its
+// errors are *InvalidRequest and *NotifierError.
 func (a *App) Notify(ctx context.Context, raw json.RawMessage) (NotifyOutput, error) {
 	ev, err := DecodeNotifyEvent(raw)
 	if err != nil {
@@ -103,44 +124,50 @@ func (a *App) Notify(ctx context.Context, raw json.RawMessage) (NotifyOutput, er
 		return NotifyOutput{}, &NotifierError{Err: fmt.Errorf("%s is not set: the pages would have nowhere to post", EnvCallbackURL)}
 	}
 	in := ev.Request
-	r, created, err := a.Service.Create(ctx, approval.NewRequest{
-		Title:        in.Title,
-		Details:      in.Details,
-		Requester:    in.Requester,
-		Approvers:    in.Approvers,
-		Links:        in.Links,
-		Timeout:      time.Duration(in.TimeoutSeconds) * time.Second,
-		Policy:       in.Policy,
-		SlackChannel: in.SlackChannel,
-		TaskToken:    ev.TaskToken,
-	})
+	nr := approval.NewRequest{
+		Title:             in.Title,
+		Details:           in.Details,
+		Requester:         in.Requester,
+		Approvers:         in.Approvers,
+		Links:             in.Links,
+		Timeout:           time.Duration(in.TimeoutSeconds) * time.Second,
+		Policy:            in.Policy,
+		RejectPolicy:      in.RejectPolicy,
+		AllowSelfApproval: in.AllowSelfApproval,
+		SlackChannel:      in.SlackChannel,
+		TaskToken:         ev.TaskToken,
+	}
+	for _, g := range in.Groups {
+		nr.Groups = append(nr.Groups, approval.GroupInput{Name: g.Name, Approvers: g.Approvers, Min: g.Min})
+	}
+	r, created, err := a.Service.Create(ctx, nr)
 	var ve *approval.ValidationError
 	switch {
 	case errors.As(err, &ve):
 		log.WarnContext(ctx, "notify: invalid request", "field", ve.Field, "err", ve.Message)
 		return NotifyOutput{}, &InvalidRequest{Field: "request." + jsonField(ve.Field), Message: "request." + jsonField(ve.Field) + ": " + ve.Message}
-	case err != nil && r == nil:
+	case err != nil:
 		log.ErrorContext(ctx, "notify: request not created", "err", err)
 		return NotifyOutput{}, &NotifierError{Err: err}
-	case err != nil && unreached(err) >= len(r.Recipients):
-		log.ErrorContext(ctx, "notify: no recipient reached", "request_id", r.ID, "err", err)
-		return NotifyOutput{}, &NotificationFailed{RequestID: r.ID, Err: err}
-	case err != nil:
-		log.WarnContext(ctx, "notify: some recipients not reached", "request_id", r.ID, "err", err)
 	}
-	log.InfoContext(ctx, "notify: done", "request_id", r.ID, "created", created, "recipients", len(r.Recipients))
-	return NotifyOutput{RequestID: r.ID, Created: created, ExpiresAt: r.ExpiresAt.UTC().Format(time.RFC3339)}, nil
-}
-
-// unreached counts the recipients a notify error says were not reached: the
-// errors it joins.
-func unreached(err error) int {
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		if j, ok := e.(interface{ Unwrap() []error }); ok {
-			return len(j.Unwrap())
+	out := NotifyOutput{
+		RequestID: r.ID, Created: created, Status: string(r.Status), ExpiresAt: r.ExpiresAt.UTC().Format(time.RFC3339),
+		Notifications: []Notification{},
+	}
+	sent := 0
+	for _, n := range r.Notifications() {
+		out.Notifications = append(out.Notifications, Notification{To: n.To, Channel: string(n.Channel), State: n.State, Error: n.Error})
+		if n.State == "sent" {
+			sent++
 		}
 	}
-	return 1
+	attrs := []any{"request_id", r.ID, "created", created, "status", r.Status, "notifications", len(out.Notifications), "sent", sent}
+	if sent < len(out.Notifications) {
+		log.WarnContext(ctx, "notify: some notifications not sent; the sweep tries them again", attrs...)
+	} else {
+		log.InfoContext(ctx, "notify: done", attrs...)
+	}
+	return out, nil
 }
 
 // jsonField maps the core's field names to the event's.
@@ -197,7 +224,7 @@ func decodeError(err error) error {
 		return &InvalidRequest{Message: "the input is not valid JSON"}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name := strings.TrimPrefix(err.Error(), "json: unknown field ")
-		return &InvalidRequest{Message: fmt.Sprintf("the input has an unknown field %s (known: taskToken, request.title, details, requester, approvers, timeoutSeconds, links, slackChannel, policy)", name)}
+		return &InvalidRequest{Message: fmt.Sprintf("the input has an unknown field %s (known: taskToken, request.title, details, requester, approvers, timeoutSeconds, links, slackChannel, policy, groups, rejectPolicy, allowSelfApproval)", name)}
 	}
 	return &InvalidRequest{Message: "the input cannot be read: " + err.Error()}
 }

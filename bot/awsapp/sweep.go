@@ -3,7 +3,6 @@ package awsapp
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 )
 
@@ -18,14 +17,19 @@ const (
 type SweepOutput struct {
 	// Expired is how many requests past their expiry the sweep closed.
 	Expired int `json:"expired"`
+	// Advanced is how many requests the sweep took up because something on
+	// them was due: an expiry, or an effect (a notification, the delivery of
+	// the outcome, deleting pages, updating Slack) whose run died or whose
+	// retry time came.
+	Advanced int `json:"advanced"`
 	// Undelivered is how many closed requests still wait for their outcome to
-	// reach the workflow: delivery failed again, or the outcome is younger than
-	// approval.RedeliverGrace and left to the Lambda that closed it.
+	// reach the workflow after the sweep (delivery failed again; a later sweep
+	// tries again).
 	Undelivered int `json:"undelivered"`
 }
 
-// SweepFailed is the error of a sweep that could not list the requests to
-// close or to deliver. Lambda reports it with errorType "SweepFailed"; the next
+// SweepFailed is the error of a sweep that could not read the requests that
+// are due. Lambda reports it with errorType "SweepFailed"; the next
 // scheduled sweep tries again.
 type SweepFailed struct{ Err error }
 
@@ -78,24 +82,22 @@ func deref(s *string) string {
 	return *s
 }
 
-// Sweep does on AWS what the embedded bot's background loops do: it closes
-// every pending request past its expiry (its pages deleted, its Slack message
-// updated, the task failed with "Expired") and delivers again the outcomes
-// whose delivery failed earlier (approval.Service.ExpireDue, then Redeliver).
-// Redeliver leaves alone outcomes closed less than approval.RedeliverGrace ago,
-// so a sweep cannot race the callback delivering the same decision. rules
-// names what triggered the sweep, for the log.
+// Sweep does on AWS what the embedded bot's background loop does
+// (approval.Service.Sweep): it reads the requests on which something is due,
+// a page at a time, closes those past their expiry (their pages deleted, their
+// Slack messages updated, the task failed with "Expired"), and takes over every
+// effect whose run died or whose retry time came: notifications that failed,
+// outcomes not yet delivered (a "task already closed" after an earlier send of
+// ours counts as delivered), pages to delete, messages to update. rules names
+// what triggered the sweep, for the log.
 func (a *App) Sweep(ctx context.Context, rules ...string) (SweepOutput, error) {
 	log := a.Log.With("rules", rules)
-	var out SweepOutput
-	expired, expErr := a.Service.ExpireDue(ctx)
-	out.Expired = expired
-	left, delErr := a.Service.Redeliver(ctx)
-	out.Undelivered = left
-	if err := errors.Join(expErr, delErr); err != nil {
-		log.ErrorContext(ctx, "sweep: failed", "expired", out.Expired, "undelivered", out.Undelivered, "err", err)
+	st, err := a.Service.Sweep(ctx)
+	out := SweepOutput{Expired: st.Expired, Advanced: st.Advanced, Undelivered: st.Left}
+	if err != nil {
+		log.ErrorContext(ctx, "sweep: failed", "expired", out.Expired, "advanced", out.Advanced, "undelivered", out.Undelivered, "err", err)
 		return out, &SweepFailed{Err: err}
 	}
-	log.InfoContext(ctx, "sweep: done", "expired", out.Expired, "undelivered", out.Undelivered)
+	log.InfoContext(ctx, "sweep: done", "expired", out.Expired, "advanced", out.Advanced, "undelivered", out.Undelivered)
 	return out, nil
 }

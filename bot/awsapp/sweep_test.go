@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -56,8 +57,9 @@ func TestHandleDispatch(t *testing.T) {
 			in:   func(t *testing.T) json.RawMessage { return scheduledEvent(t, ScheduledSource, ScheduledDetailType) },
 			want: SweepOutput{}},
 		{name: "step functions task notifies",
-			in:   func(*testing.T) json.RawMessage { return json.RawMessage(goodEvent) },
-			want: NotifyOutput{RequestID: approval.IDFromTaskToken("tt-1"), Created: true, ExpiresAt: "2026-11-25T15:00:00Z"}},
+			in: func(*testing.T) json.RawMessage { return json.RawMessage(goodEvent) },
+			want: NotifyOutput{RequestID: approval.IDFromTaskToken("tt-1"), Created: true, Status: "pending", ExpiresAt: "2026-11-25T15:00:00Z",
+				Notifications: []Notification{{To: "alice@example.com", Channel: "email", State: "sent"}, {To: "bob@example.com", Channel: "email", State: "sent"}}}},
 		{name: "other EventBridge event",
 			in:  func(t *testing.T) json.RawMessage { return scheduledEvent(t, "aws.s3", "Object Created") },
 			err: &UnsupportedEvent{}, msg: `not an event with source "aws.s3" and detail-type "Object Created"`},
@@ -142,8 +144,12 @@ type recordingChat struct {
 	updates []string // "<request ID> <status>"
 }
 
-func (c *recordingChat) Post(_ context.Context, r *approval.Request, _ string) (approval.ChatMessage, error) {
+func (c *recordingChat) Post(_ context.Context, r *approval.Request) (approval.ChatMessage, error) {
 	return approval.ChatMessage{Channel: r.SlackChannel, TS: "1700000000." + r.ID[:6]}, nil
+}
+
+func (c *recordingChat) DirectMessage(_ context.Context, r *approval.Request, user string) (approval.ChatMessage, error) {
+	return approval.ChatMessage{Channel: "D" + user[1:], TS: "1700000001." + r.ID[:6]}, nil
 }
 
 func (c *recordingChat) Update(_ context.Context, r *approval.Request) error {
@@ -151,6 +157,12 @@ func (c *recordingChat) Update(_ context.Context, r *approval.Request) error {
 	defer c.mu.Unlock()
 	c.updates = append(c.updates, r.ID+" "+string(r.Status))
 	return nil
+}
+
+func (c *recordingChat) Updates() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.updates...)
 }
 
 func TestSweepExpires(t *testing.T) {
@@ -176,31 +188,37 @@ func TestSweepExpires(t *testing.T) {
 	}
 	clock.Advance(2 * time.Second)
 	got, err := a.Handle(ctx, scheduledEvent(t, ScheduledSource, ScheduledDetailType))
-	if err != nil || got != (SweepOutput{Expired: 1}) {
+	if err != nil || got != (SweepOutput{Expired: 1, Advanced: 1}) {
 		t.Fatalf("sweep after the expiry = %+v, %v; want one expired", got, err)
 	}
 	r, err := a.Service.Store.GetRequest(ctx, short)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Status != approval.StatusExpired || !r.Delivered {
-		t.Errorf("swept request: status %q delivered %v; want expired and delivered", r.Status, r.Delivered)
+	if r.Status != approval.StatusExpired || !r.Delivered() {
+		t.Errorf("swept request: status %q delivered %v; want expired and delivered", r.Status, r.Delivered())
 	}
 	if d := wf.Delivered(); len(d) != 1 || d[0].RequestID != short || d[0].Decision != "expired" {
 		t.Errorf("workflow deliveries %+v, want one expiry of %s", d, short)
 	}
-	if diff := cmp.Diff([]string{short + " expired"}, chat.updates); diff != "" {
+	if diff := cmp.Diff([]string{short + " expired"}, chat.Updates()); diff != "" {
 		t.Errorf("Slack updates (-want +got):\n%s", diff)
 	}
 	// Only the open request's pages are left.
 	if diff := cmp.Diff(longRequest.PageKeys(), pg.Keys(), cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
 		t.Errorf("pages left (-want +got):\n%s", diff)
 	}
-	if !strings.Contains(logs.String(), `"msg":"sweep: done","rules":["arn:aws:events:us-east-1:123456789012:rule/ApprovalBot-Sweep"],"expired":1,"undelivered":0`) {
+	if !strings.Contains(logs.String(), `"msg":"sweep: done","rules":["arn:aws:events:us-east-1:123456789012:rule/ApprovalBot-Sweep"],"expired":1,"advanced":1,"undelivered":0`) {
 		t.Errorf("no JSON log line with the sweep's counts:\n%s", logs)
+	}
+	// Nothing is due any more.
+	if got, err := a.Sweep(ctx); err != nil || got != (SweepOutput{}) {
+		t.Errorf("second sweep = %+v, %v; want nothing done", got, err)
 	}
 }
 
+// An outcome whose delivery failed is delivered by the sweep once its retry
+// time has come, and not before.
 func TestSweepRedelivers(t *testing.T) {
 	ctx := context.Background()
 	a, clock, _, mail, wf, _ := sweepApp(t)
@@ -209,51 +227,104 @@ func TestSweepRedelivers(t *testing.T) {
 	}
 	id := approval.IDFromTaskToken("tt-1")
 	wf.SetErr(errors.New("ThrottlingException: rate exceeded"))
-	if _, err := a.Service.Decide(ctx, approval.DecideInput{Token: tokenFromEmail(t, a, mail.Sent()[0]), Choice: approval.Approve}); err != nil {
+	decided, err := a.Service.Decide(ctx, approval.DecideInput{Token: tokenFromEmail(t, a, mail.Sent()[0]), Choice: approval.Approve})
+	if err != nil {
 		t.Fatalf("Decide with Step Functions failing: %v (the decision must stand)", err)
+	}
+	if decided.Status != approval.StatusApproved || decided.Delivered() {
+		t.Fatalf("after Decide: status %s, delivered %v; want approved, not delivered", decided.Status, decided.Delivered())
 	}
 	wf.SetErr(nil)
 
-	// Within the grace period the callback that took the decision may still be
-	// delivering it: the sweep leaves it alone.
-	clock.Advance(approval.RedeliverGrace / 2)
-	if got, err := a.Sweep(ctx); err != nil || got != (SweepOutput{Undelivered: 1}) {
-		t.Errorf("sweep within the grace period = %+v, %v; want one left undelivered", got, err)
+	// Before its retry time the delivery is not due.
+	if got, err := a.Sweep(ctx); err != nil || got != (SweepOutput{}) {
+		t.Errorf("sweep before the retry time = %+v, %v; want nothing done", got, err)
 	}
 	if d := wf.Delivered(); len(d) != 0 {
-		t.Errorf("sweep within the grace period delivered %+v", d)
+		t.Errorf("sweep before the retry time delivered %+v", d)
 	}
 
-	clock.Advance(approval.RedeliverGrace)
-	if got, err := a.Sweep(ctx); err != nil || got != (SweepOutput{}) {
-		t.Errorf("sweep past the grace period = %+v, %v; want all delivered", got, err)
+	clock.Advance(time.Minute)
+	if got, err := a.Sweep(ctx); err != nil || got != (SweepOutput{Advanced: 1}) {
+		t.Errorf("sweep after the retry time = %+v, %v; want the request advanced and delivered", got, err)
 	}
 	if d := wf.Delivered(); len(d) != 1 || d[0].RequestID != id || d[0].Decision != "approved" {
 		t.Errorf("workflow deliveries %+v, want the approval of %s once", d, id)
 	}
-	if r, err := a.Service.Store.GetRequest(ctx, id); err != nil || r.Status != approval.StatusApproved || !r.Delivered {
+	if r, err := a.Service.Store.GetRequest(ctx, id); err != nil || r.Status != approval.StatusApproved || !r.Delivered() {
 		t.Errorf("request after the sweep: %+v, %v; want approved and delivered", r, err)
+	}
+	clock.Advance(time.Hour)
+	if got, err := a.Sweep(ctx); err != nil || got != (SweepOutput{}) {
+		t.Errorf("later sweep = %+v, %v; want nothing done", got, err)
+	}
+	if n := wf.Attempts(); n != 2 {
+		t.Errorf("%d delivery attempts, want 2", n)
 	}
 }
 
-// failingLists is a store whose listings fail.
-type failingLists struct{ approval.Store }
-
-func (failingLists) ListPending(context.Context) ([]*approval.Request, error) {
-	return nil, errors.New("dynamodb: throttled")
+// lostAnswer is a workflow whose first send takes effect but whose answer is
+// lost; every later send finds the task closed, as Step Functions answers.
+type lostAnswer struct {
+	mu       sync.Mutex
+	received []approval.Result
+	attempts int
 }
 
-func (failingLists) ListUndelivered(context.Context) ([]*approval.Request, error) {
+func (w *lostAnswer) Deliver(_ context.Context, r *approval.Request) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.attempts++
+	if len(w.received) > 0 {
+		return fmt.Errorf("deliver %s: %w: TaskTimedOut", r.ID, approval.ErrWorkflowGone)
+	}
+	w.received = append(w.received, r.Result())
+	return errors.New("read tcp: connection reset by peer")
+}
+
+// Issue 9: a send that took effect but whose answer was lost is delivered, not
+// expired: the sweep's "task already closed" after our own attempt is success.
+func TestSweepAfterLostAnswer(t *testing.T) {
+	ctx := context.Background()
+	a, clock, _, mail, _, _ := sweepApp(t)
+	wf := &lostAnswer{}
+	a.Service.Workflow = wf
+	if _, err := a.Handle(ctx, json.RawMessage(goodEvent)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Service.Decide(ctx, approval.DecideInput{Token: tokenFromEmail(t, a, mail.Sent()[0]), Choice: approval.Approve}); err != nil {
+		t.Fatalf("Decide: %v", err)
+	}
+	clock.Advance(time.Minute)
+	if got, err := a.Sweep(ctx); err != nil || got != (SweepOutput{Advanced: 1}) {
+		t.Errorf("sweep = %+v, %v; want the request advanced", got, err)
+	}
+	r, err := a.Service.Store.GetRequest(ctx, approval.IDFromTaskToken("tt-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != approval.StatusApproved || r.Reason != "" || !r.Delivered() {
+		t.Errorf("request after the sweep: status %s, reason %q, delivered %v; want approved and delivered", r.Status, r.Reason, r.Delivered())
+	}
+	if len(wf.received) != 1 || wf.received[0].Decision != "approved" || wf.attempts != 2 {
+		t.Errorf("workflow received %+v in %d attempts, want the approval once in 2", wf.received, wf.attempts)
+	}
+}
+
+// failingDue is a store whose due index fails.
+type failingDue struct{ approval.Store }
+
+func (failingDue) ListDue(context.Context, time.Time, int) ([]*approval.Request, error) {
 	return nil, errors.New("dynamodb: throttled")
 }
 
 func TestSweepFailed(t *testing.T) {
 	a, _, _, _, _, logs := sweepApp(t)
-	a.Service.Store = failingLists{a.Service.Store}
+	a.Service.Store = failingDue{a.Service.Store}
 	_, err := a.Handle(context.Background(), scheduledEvent(t, ScheduledSource, ScheduledDetailType))
 	var sf *SweepFailed
-	if !errors.As(err, &sf) || !strings.Contains(err.Error(), "expire due") || !strings.Contains(err.Error(), "redeliver") {
-		t.Errorf("sweep with the store failing = %v, want *SweepFailed naming both steps", err)
+	if !errors.As(err, &sf) || !strings.Contains(err.Error(), "throttled") {
+		t.Errorf("sweep with the store failing = %v, want *SweepFailed with the cause", err)
 	}
 	if !strings.Contains(logs.String(), `"msg":"sweep: failed"`) {
 		t.Errorf("no log line of the failed sweep:\n%s", logs)

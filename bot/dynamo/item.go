@@ -2,6 +2,8 @@ package dynamo
 
 import (
 	"fmt"
+	"hash/fnv"
+	"strconv"
 	"strings"
 	"time"
 
@@ -12,7 +14,8 @@ import (
 // Everything else about an item's shape stays private to this package.
 const (
 	// KeyAttribute is the table's partition key (type S): "REQ#<id>" for a
-	// request, "TOK#<hex sha256 of the token>" for a token.
+	// request; "TOK#<hex sha256 of the token>" for a token of the first
+	// version (only read, never written any more).
 	KeyAttribute = "pk"
 	// TTLAttribute holds, in epoch seconds (type N), when DynamoDB may delete
 	// the item: its expiry plus the retention period.
@@ -20,37 +23,56 @@ const (
 	// PendingIndex is the sparse index of pending requests: partition key
 	// PendingKeyAttribute (S), sort key CreatedAtAttribute (S), keys only.
 	PendingIndex = "pending"
-	// UndeliveredIndex is the sparse index of closed requests whose outcome has
-	// not reached the workflow: partition key UndeliveredKeyAttribute (S), sort
-	// key CreatedAtAttribute (S), keys only.
+	// UndeliveredIndex is the first version's sparse index of closed requests
+	// whose outcome had not reached the workflow: partition key
+	// UndeliveredKeyAttribute (S), sort key CreatedAtAttribute (S), keys
+	// only. Nothing writes it any more; ListDue reads it until the items of
+	// the first version are upgraded.
 	UndeliveredIndex = "undelivered"
-	// PendingKeyAttribute is present, with the value "PENDING", only on
-	// pending requests.
+	// DueIndex is the sparse index of requests that something is due on:
+	// partition key DueKeyAttribute (S), sort key DueAtAttribute (S), keys
+	// only.
+	DueIndex = "due"
+	// PendingKeyAttribute is present only on pending requests:
+	// "PENDING#<shard>" (the first version wrote "PENDING").
 	PendingKeyAttribute = "pendingPK"
-	// UndeliveredKeyAttribute is present, with the value "UNDELIVERED", only on
-	// closed requests whose outcome is not delivered.
+	// UndeliveredKeyAttribute was "UNDELIVERED" on the first version's closed
+	// requests whose outcome was not delivered.
 	UndeliveredKeyAttribute = "undeliveredPK"
+	// DueKeyAttribute is present, as "DUE#<shard>", only on requests whose
+	// DueAt is set.
+	DueKeyAttribute = "dueShard"
+	// DueAtAttribute is a request's DueAt (S, in the form of
+	// CreatedAtAttribute), present with DueKeyAttribute.
+	DueAtAttribute = "dueAt"
 	// CreatedAtAttribute is a request's creation time (S), fixed-width UTC
 	// RFC 3339 with nine fraction digits (2031-05-06T07:08:09.123000000Z), so
 	// that byte order is time order. Every stored time has this form.
 	CreatedAtAttribute = "createdAt"
+	// VersionAttribute is a request's Version (N). Items of the first
+	// version have none and read as version 0.
+	VersionAttribute = "version"
 )
 
-// leaseAttribute holds the end of a request's delivery lease (S, timeLayout).
-// It is absent when no lease was taken or the outcome is delivered. No index
-// uses it, and it is not part of requestItem: only LeaseDelivery sets it.
-const leaseAttribute = "deliveryLeaseUntil"
+// Shards is how many partition key values each sharded index spreads its
+// items over, so that no single key value takes every write. A request's shard
+// is a hash of its ID modulo Shards. Changing it moves requests between
+// shards: the lists only query shards 0 to Shards-1.
+const Shards = 8
 
 const (
-	requestPrefix    = "REQ#"
-	tokenPrefix      = "TOK#"
-	pendingValue     = "PENDING"
-	undeliveredValue = "UNDELIVERED"
+	requestPrefix = "REQ#"
+	tokenPrefix   = "TOK#"
+	pendingPrefix = "PENDING#"
+	duePrefix     = "DUE#"
+	// The first version's constant index keys.
+	legacyPending     = "PENDING"
+	legacyUndelivered = "UNDELIVERED"
 )
 
 // timeLayout stores instants as fixed-width UTC RFC 3339 strings, so that their
-// byte order is their time order: the store compares them in conditions
-// (expiresAt > :now) and sorts the indexes by them.
+// byte order is their time order: the indexes sort by them and the lists
+// compare them.
 const timeLayout = "2006-01-02T15:04:05.000000000Z"
 
 func formatTime(t time.Time) string {
@@ -75,29 +97,45 @@ func requestKey(id string) string                 { return requestPrefix + id }
 func tokenKey(hash string) string                 { return tokenPrefix + hash }
 func ttlOf(t time.Time, keep time.Duration) int64 { return t.Add(keep).Unix() }
 
-// requestItem is the stored form of an approval.Request.
+// shard is the shard of request id: FNV-1a of the ID modulo Shards.
+func shard(id string) int {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return int(h.Sum32() % Shards)
+}
+
+func pendingShard(n int) string { return pendingPrefix + strconv.Itoa(n) }
+func dueShard(n int) string     { return duePrefix + strconv.Itoa(n) }
+
+// requestItem is the stored form of an approval.Request: one item holding
+// everything about the request. The fields marked "first version" are only
+// read, from items written before version 2; writing an item drops them.
 type requestItem struct {
-	PK         string          `dynamodbav:"pk"`
-	Kind       string          `dynamodbav:"kind"`
-	ID         string          `dynamodbav:"id"`
-	TaskToken  string          `dynamodbav:"taskToken,omitempty"`
-	WebhookURL string          `dynamodbav:"webhookURL,omitempty"`
-	Title      string          `dynamodbav:"title"`
-	Details    string          `dynamodbav:"details,omitempty"`
-	Links      []linkItem      `dynamodbav:"links,omitempty"`
-	Requester  string          `dynamodbav:"requester"`
-	Approvers  []string        `dynamodbav:"approvers,omitempty"`
+	PK         string     `dynamodbav:"pk"`
+	Kind       string     `dynamodbav:"kind"`
+	ID         string     `dynamodbav:"id"`
+	Version    *int64     `dynamodbav:"version,omitempty"` // nil: first version
+	TaskToken  string     `dynamodbav:"taskToken,omitempty"`
+	WebhookURL string     `dynamodbav:"webhookURL,omitempty"`
+	Title      string     `dynamodbav:"title"`
+	Details    string     `dynamodbav:"details,omitempty"`
+	Links      []linkItem `dynamodbav:"links,omitempty"`
+	Requester  string     `dynamodbav:"requester"`
+	Approvers  []string   `dynamodbav:"approvers,omitempty"`
+	Rule       *ruleItem  `dynamodbav:"rule,omitempty"`
+	// Policy is the first version's policy (always "any" in practice).
 	Policy     string          `dynamodbav:"policy,omitempty"`
 	Recipients []recipientItem `dynamodbav:"recipients,omitempty"`
 
-	SlackChannel string `dynamodbav:"slackChannel,omitempty"`
-	ChatChannel  string `dynamodbav:"chatChannel,omitempty"`
-	ChatTS       string `dynamodbav:"chatTS,omitempty"`
+	SlackChannel   string     `dynamodbav:"slackChannel,omitempty"`
+	ChatChannel    string     `dynamodbav:"chatChannel,omitempty"`
+	ChatTS         string     `dynamodbav:"chatTS,omitempty"`
+	DirectMessages []chatItem `dynamodbav:"directMessages,omitempty"`
 
 	Status    string `dynamodbav:"status"`
 	CreatedAt string `dynamodbav:"createdAt"`
 	ExpiresAt string `dynamodbav:"expiresAt"`
-	Delivered bool   `dynamodbav:"delivered"`
+	Reason    string `dynamodbav:"reason,omitempty"`
 
 	DecisionChoice  string `dynamodbav:"decisionChoice,omitempty"`
 	DecidedBy       string `dynamodbav:"decidedBy,omitempty"`
@@ -105,14 +143,38 @@ type requestItem struct {
 	DecisionComment string `dynamodbav:"decisionComment,omitempty"`
 	DecidedAt       string `dynamodbav:"decidedAt,omitempty"`
 
+	Votes   []voteItem   `dynamodbav:"votes,omitempty"`
+	Effects []effectItem `dynamodbav:"effects,omitempty"`
+
+	// Delivered and DeliveryLeaseUntil are the first version's delivery
+	// state: whether the outcome reached the workflow, and the end of the
+	// lease of the process sending it.
+	Delivered          bool   `dynamodbav:"delivered,omitempty"`
+	DeliveryLeaseUntil string `dynamodbav:"deliveryLeaseUntil,omitempty"`
+
 	PendingPK     string `dynamodbav:"pendingPK,omitempty"`
-	UndeliveredPK string `dynamodbav:"undeliveredPK,omitempty"`
+	UndeliveredPK string `dynamodbav:"undeliveredPK,omitempty"` // first version
+	DueShard      string `dynamodbav:"dueShard,omitempty"`
+	DueAt         string `dynamodbav:"dueAt,omitempty"`
 	TTL           int64  `dynamodbav:"ttl"`
 }
 
 type linkItem struct {
 	Label string `dynamodbav:"label,omitempty"`
 	URL   string `dynamodbav:"url"`
+}
+
+type ruleItem struct {
+	Policy            string      `dynamodbav:"policy,omitempty"`
+	Groups            []groupItem `dynamodbav:"groups,omitempty"`
+	RejectPolicy      string      `dynamodbav:"rejectPolicy,omitempty"`
+	AllowSelfApproval bool        `dynamodbav:"allowSelfApproval,omitempty"`
+}
+
+type groupItem struct {
+	Name      string   `dynamodbav:"name"`
+	Approvers []string `dynamodbav:"approvers,omitempty"`
+	Min       int      `dynamodbav:"min"`
 }
 
 type recipientItem struct {
@@ -122,51 +184,71 @@ type recipientItem struct {
 	PageKey   string `dynamodbav:"pageKey,omitempty"`
 }
 
-// tokenItem is the stored form of an approval.Token. Only the token's hash is
-// kept, in the key.
+type chatItem struct {
+	Channel string `dynamodbav:"channel"`
+	TS      string `dynamodbav:"ts"`
+}
+
+type voteItem struct {
+	By      string   `dynamodbav:"by"`
+	Email   string   `dynamodbav:"email,omitempty"`
+	Channel string   `dynamodbav:"channel"`
+	Choice  string   `dynamodbav:"choice"`
+	Comment string   `dynamodbav:"comment,omitempty"`
+	At      string   `dynamodbav:"at"`
+	Groups  []string `dynamodbav:"groups,omitempty"`
+}
+
+type effectItem struct {
+	Kind       string `dynamodbav:"kind"`
+	Target     string `dynamodbav:"target,omitempty"`
+	State      string `dynamodbav:"state"`
+	Attempts   int    `dynamodbav:"attempts"`
+	Lease      string `dynamodbav:"lease,omitempty"`
+	LeaseUntil string `dynamodbav:"leaseUntil,omitempty"`
+	NextAt     string `dynamodbav:"nextAt,omitempty"`
+	Error      string `dynamodbav:"error,omitempty"`
+	At         string `dynamodbav:"at,omitempty"`
+}
+
+// tokenItem is the first version's stored form of a token, of which only the
+// request ID is still read. Only the token's hash is kept, in the key.
 type tokenItem struct {
 	PK        string `dynamodbav:"pk"`
-	Kind      string `dynamodbav:"kind"`
 	RequestID string `dynamodbav:"requestId"`
-	Recipient string `dynamodbav:"recipient"`
-	Channel   string `dynamodbav:"channel"`
-	PageKey   string `dynamodbav:"pageKey,omitempty"`
-	ExpiresAt string `dynamodbav:"expiresAt"`
-	UsedAt    string `dynamodbav:"usedAt,omitempty"`
-	TTL       int64  `dynamodbav:"ttl"`
 }
 
-// indexKeys are the sparse index keys that a request in this state carries.
-func indexKeys(s approval.Status, delivered bool) (pending, undelivered string) {
-	if s == approval.StatusPending {
-		return pendingValue, ""
-	}
-	if !delivered {
-		return "", undeliveredValue
-	}
-	return "", ""
-}
-
-func newRequestItem(r *approval.Request, keep time.Duration) requestItem {
+// newRequestItem is the item of r at version, with its index keys: the
+// sharded pending key while r is pending, the sharded due key and due time
+// while something is due on it.
+func newRequestItem(r *approval.Request, version int64, keep time.Duration) requestItem {
 	it := requestItem{
 		PK:           requestKey(r.ID),
 		Kind:         "request",
 		ID:           r.ID,
+		Version:      &version,
 		TaskToken:    r.TaskToken,
 		WebhookURL:   r.WebhookURL,
 		Title:        r.Title,
 		Details:      r.Details,
 		Requester:    r.Requester,
 		Approvers:    append([]string(nil), r.Approvers...),
-		Policy:       string(r.Policy),
 		SlackChannel: r.SlackChannel,
 		ChatChannel:  r.ChatMessage.Channel,
 		ChatTS:       r.ChatMessage.TS,
 		Status:       string(r.Status),
 		CreatedAt:    formatTime(r.CreatedAt),
 		ExpiresAt:    formatTime(r.ExpiresAt),
-		Delivered:    r.Delivered,
+		Reason:       r.Reason,
 		TTL:          ttlOf(r.ExpiresAt, keep),
+		Rule: &ruleItem{
+			Policy:            string(r.Rule.Policy),
+			RejectPolicy:      string(r.Rule.RejectPolicy),
+			AllowSelfApproval: r.Rule.AllowSelfApproval,
+		},
+	}
+	for _, g := range r.Rule.Groups {
+		it.Rule.Groups = append(it.Rule.Groups, groupItem{Name: g.Name, Approvers: append([]string(nil), g.Approvers...), Min: g.Min})
 	}
 	for _, l := range r.Links {
 		it.Links = append(it.Links, linkItem{Label: l.Label, URL: l.URL})
@@ -176,6 +258,9 @@ func newRequestItem(r *approval.Request, keep time.Duration) requestItem {
 			Address: rc.Address, Channel: string(rc.Channel), TokenHash: rc.TokenHash, PageKey: rc.PageKey,
 		})
 	}
+	for _, m := range r.DirectMessages {
+		it.DirectMessages = append(it.DirectMessages, chatItem{Channel: m.Channel, TS: m.TS})
+	}
 	if d := r.Decision; d != nil {
 		it.DecisionChoice = string(d.Choice)
 		it.DecidedBy = d.By
@@ -183,10 +268,31 @@ func newRequestItem(r *approval.Request, keep time.Duration) requestItem {
 		it.DecisionComment = d.Comment
 		it.DecidedAt = formatTime(d.At)
 	}
-	it.PendingPK, it.UndeliveredPK = indexKeys(r.Status, r.Delivered)
+	for _, v := range r.Votes {
+		it.Votes = append(it.Votes, voteItem{
+			By: v.By, Email: v.Email, Channel: string(v.Channel), Choice: string(v.Choice), Comment: v.Comment,
+			At: formatTime(v.At), Groups: append([]string(nil), v.Groups...),
+		})
+	}
+	for _, e := range r.Effects {
+		it.Effects = append(it.Effects, effectItem{
+			Kind: string(e.Kind), Target: e.Target, State: string(e.State), Attempts: e.Attempts, Lease: e.Lease,
+			LeaseUntil: formatTime(e.LeaseUntil), NextAt: formatTime(e.NextAt), Error: e.Error, At: formatTime(e.At),
+		})
+	}
+	n := shard(r.ID)
+	if r.Status == approval.StatusPending {
+		it.PendingPK = pendingShard(n)
+	}
+	if at := r.DueAt(); !at.IsZero() {
+		it.DueShard, it.DueAt = dueShard(n), formatTime(at)
+	}
 	return it
 }
 
+// request decodes the item. An item of the first version (no version
+// attribute) becomes the version 2 request it stands for, at Version 0; see
+// upgrade.
 func (it *requestItem) request() (*approval.Request, error) {
 	r := &approval.Request{
 		ID:           it.ID,
@@ -196,11 +302,13 @@ func (it *requestItem) request() (*approval.Request, error) {
 		Details:      it.Details,
 		Requester:    it.Requester,
 		Approvers:    it.Approvers,
-		Policy:       approval.Policy(it.Policy),
 		SlackChannel: it.SlackChannel,
 		ChatMessage:  approval.ChatMessage{Channel: it.ChatChannel, TS: it.ChatTS},
 		Status:       approval.Status(it.Status),
-		Delivered:    it.Delivered,
+		Reason:       it.Reason,
+	}
+	if it.Version != nil {
+		r.Version = *it.Version
 	}
 	var err error
 	if r.CreatedAt, err = parseTime("createdAt", it.CreatedAt); err != nil {
@@ -209,6 +317,16 @@ func (it *requestItem) request() (*approval.Request, error) {
 	if r.ExpiresAt, err = parseTime("expiresAt", it.ExpiresAt); err != nil {
 		return nil, err
 	}
+	if it.Rule != nil {
+		r.Rule = approval.Rule{
+			Policy:            approval.Policy(it.Rule.Policy),
+			RejectPolicy:      approval.RejectPolicy(it.Rule.RejectPolicy),
+			AllowSelfApproval: it.Rule.AllowSelfApproval,
+		}
+		for _, g := range it.Rule.Groups {
+			r.Rule.Groups = append(r.Rule.Groups, approval.Group{Name: g.Name, Approvers: g.Approvers, Min: g.Min})
+		}
+	}
 	for _, l := range it.Links {
 		r.Links = append(r.Links, approval.Link{Label: l.Label, URL: l.URL})
 	}
@@ -216,6 +334,9 @@ func (it *requestItem) request() (*approval.Request, error) {
 		r.Recipients = append(r.Recipients, approval.Recipient{
 			Address: rc.Address, Channel: approval.Channel(rc.Channel), TokenHash: rc.TokenHash, PageKey: rc.PageKey,
 		})
+	}
+	for _, m := range it.DirectMessages {
+		r.DirectMessages = append(r.DirectMessages, approval.ChatMessage{Channel: m.Channel, TS: m.TS})
 	}
 	if it.DecidedAt != "" {
 		at, err := parseTime("decidedAt", it.DecidedAt)
@@ -230,37 +351,73 @@ func (it *requestItem) request() (*approval.Request, error) {
 			At:      at,
 		}
 	}
+	for _, v := range it.Votes {
+		at, err := parseTime("votes.at", v.At)
+		if err != nil {
+			return nil, err
+		}
+		r.Votes = append(r.Votes, approval.Vote{
+			By: v.By, Email: v.Email, Channel: approval.Channel(v.Channel), Choice: approval.Choice(v.Choice),
+			Comment: v.Comment, At: at, Groups: v.Groups,
+		})
+	}
+	for _, e := range it.Effects {
+		ef := approval.Effect{
+			Kind: approval.EffectKind(e.Kind), Target: e.Target, State: approval.EffectState(e.State),
+			Attempts: e.Attempts, Lease: e.Lease, Error: e.Error,
+		}
+		if ef.LeaseUntil, err = parseTime("effects.leaseUntil", e.LeaseUntil); err != nil {
+			return nil, err
+		}
+		if ef.NextAt, err = parseTime("effects.nextAt", e.NextAt); err != nil {
+			return nil, err
+		}
+		if ef.At, err = parseTime("effects.at", e.At); err != nil {
+			return nil, err
+		}
+		r.Effects = append(r.Effects, ef)
+	}
+	if it.Version == nil {
+		if err := it.upgrade(r); err != nil {
+			return nil, err
+		}
+	}
 	return r, nil
 }
 
-func newTokenItem(t approval.Token, keep time.Duration) tokenItem {
-	return tokenItem{
-		PK:        tokenKey(t.Hash),
-		Kind:      "token",
-		RequestID: t.RequestID,
-		Recipient: t.Recipient,
-		Channel:   string(t.Channel),
-		PageKey:   t.PageKey,
-		ExpiresAt: formatTime(t.ExpiresAt),
-		UsedAt:    formatTime(t.UsedAt),
-		TTL:       ttlOf(t.ExpiresAt, keep),
+// upgrade completes r, decoded from an item of the first version, as the
+// version 2 request it stands for. That version decided on the first vote:
+// its rule is "any" with one reject rejecting; its decision, if any, was the
+// only vote. A closed request whose outcome had not been delivered owes a
+// delivery: one attempt, possibly successful, was made or is being made
+// under the old lease, so a later "workflow gone" counts as done. With no
+// lease recorded the delivery is due from the close on.
+func (it *requestItem) upgrade(r *approval.Request) error {
+	p, err := approval.ParsePolicy(it.Policy)
+	if err != nil {
+		p = approval.PolicyAny
 	}
+	r.Rule = approval.Rule{Policy: p, RejectPolicy: approval.RejectAny}
+	if d := r.Decision; d != nil {
+		r.Votes = []approval.Vote{{By: d.By, Channel: d.Channel, Choice: d.Choice, Comment: d.Comment, At: d.At}}
+	}
+	if r.Status == approval.StatusPending || it.Delivered {
+		return nil
+	}
+	lease, err := parseTime("deliveryLeaseUntil", it.DeliveryLeaseUntil)
+	if err != nil {
+		return err
+	}
+	if lease.IsZero() {
+		lease = r.ClosedAt()
+	}
+	r.Effects = append(r.Effects, approval.Effect{
+		Kind: approval.EffectDeliver, State: approval.EffectPending, Attempts: 1, LeaseUntil: lease,
+	})
+	return nil
 }
 
-func (it *tokenItem) token() (*approval.Token, error) {
-	t := &approval.Token{
-		Hash:      strings.TrimPrefix(it.PK, tokenPrefix),
-		RequestID: it.RequestID,
-		Recipient: it.Recipient,
-		Channel:   approval.Channel(it.Channel),
-		PageKey:   it.PageKey,
-	}
-	var err error
-	if t.ExpiresAt, err = parseTime("expiresAt", it.ExpiresAt); err != nil {
-		return nil, err
-	}
-	if t.UsedAt, err = parseTime("usedAt", it.UsedAt); err != nil {
-		return nil, err
-	}
-	return t, nil
+// idOf returns the request ID of a request item's key.
+func idOf(pk string) (string, bool) {
+	return strings.CutPrefix(pk, requestPrefix)
 }

@@ -1,28 +1,49 @@
-// Package dynamo is the approval.Store on Amazon DynamoDB: one table holding
-// request items (pk "REQ#<id>") and token items (pk "TOK#<sha256 hex of the
-// token>"; the raw token is never stored).
+// Package dynamo is the approval.Store on Amazon DynamoDB: one table, one item
+// per request (pk "REQ#<id>") holding everything about it: the rule, the
+// recipients with their token hashes (the raw tokens are never stored), the
+// votes, the effects with their states and leases, the chat messages, the
+// decision and the reason, and a numeric version.
 //
-// Claim is one TransactWriteItems over the token and its request, conditional on
-// the token unused, the request pending and both unexpired, so that of any
-// number of concurrent claims at most one wins. Expiry is checked in every
-// condition, never left to DynamoDB's time to live, which only cleans up:
-// every item carries a "ttl" (epoch seconds) of its expiry plus Retention.
+// Every write is one PutItem of the whole item, with no read before it.
+// CreateRequest is conditional on the key being new; UpdateRequest on the
+// stored version being the one the request was read at (items written by the
+// first version, which have no version, are read as version 0 and written
+// over only while they still have none). A failed condition returns the
+// stored item (ReturnValuesOnConditionCheckFailure ALL_OLD), which tells
+// ErrConflict from ErrNotFound without another read, and recognises a write
+// that had already taken effect when the SDK sent it again. Expiry is checked
+// by the core on every read, never left to DynamoDB's time to live, which only
+// cleans up: every item carries a "ttl" (epoch seconds) of its expiry plus
+// Retention.
 //
-// Two sparse, keys-only global secondary indexes serve the lists: "pending"
-// (pendingPK, createdAt) holds exactly the pending requests, and "undelivered"
-// (undeliveredPK, createdAt) the closed requests whose outcome has not reached
-// the workflow. The lists read the items themselves with strongly consistent
-// reads and keep only those still in the listed state. CreateTable makes a
-// table of this shape.
+// Two sparse, keys-only global secondary indexes with sharded partition keys
+// serve the lists, so that no single key value takes every write (a request's
+// shard is a hash of its ID modulo Shards):
 //
-// LeaseDelivery is one conditional UpdateItem of a request's delivery lease
-// attribute, which no index uses; MarkDelivered and MarkWorkflowGone remove it.
+//	pending  pendingPK "PENDING#<shard>" / createdAt   only while pending
+//	due      dueShard  "DUE#<shard>"     / dueAt       only while DueAt is set
+//
+// ListPending queries every pending shard in parallel and merges them newest
+// first, with an opaque cursor; ListDue queries every due shard for dueAt at
+// or before now and merges them earliest first. Both then read the items with
+// strongly consistent BatchGetItem calls (an index is only eventually
+// consistent) and keep only those still in the listed state.
+//
+// Items of the first version keep working: they are decoded into the request
+// they stand for (see requestItem.upgrade), their tokens ("TOK#<hash>" items)
+// are found by LegacyToken, and until they are written again they sit in the
+// first version's index partitions ("PENDING" in pending, "UNDELIVERED" in the
+// index "undelivered"), which ListPending and ListDue read as well. Their
+// first write (a vote, the sweep) rewrites them in the current form and takes
+// them out of those partitions. CreateTable makes a table of this shape.
 package dynamo
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
+	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -40,8 +61,7 @@ const DefaultRetention = 90 * 24 * time.Hour
 // api is the part of the DynamoDB client the store uses.
 type api interface {
 	GetItem(ctx context.Context, in *dynamodb.GetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
-	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
-	TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, opts ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
+	PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 	Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 	BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
 }
@@ -55,7 +75,7 @@ type Store struct {
 	// DynamoDB's time to live. Set it before the first call.
 	Retention time.Duration
 
-	pageSize  int32 // items per index query page; 0 lets DynamoDB decide
+	pageSize  int32 // items per index query page; 0 lets the store decide
 	batchSize int   // keys per BatchGetItem; 0 means batchGetMax
 }
 
@@ -79,100 +99,142 @@ func keyOf(pk string) map[string]types.AttributeValue {
 
 func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
 
-// CreateRequest stores r and its tokens in one transaction, each conditional on
-// its key being new. It returns ErrConflict if the request or a token exists.
-func (s *Store) CreateRequest(ctx context.Context, r *approval.Request, tokens []approval.Token) error {
-	keep := s.retention()
-	req, err := attributevalue.MarshalMap(newRequestItem(r, keep))
+func num(n int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
+}
+
+// encode is the item of r at version.
+func (s *Store) encode(r *approval.Request, version int64) (map[string]types.AttributeValue, error) {
+	item, err := attributevalue.MarshalMap(newRequestItem(r, version, s.retention()))
 	if err != nil {
-		return fmt.Errorf("create request %s: encode: %w", r.ID, err)
+		return nil, fmt.Errorf("encode: %w", err)
 	}
-	notExists := aws.String("attribute_not_exists(" + KeyAttribute + ")")
-	items := []types.TransactWriteItem{{Put: &types.Put{TableName: &s.table, Item: req, ConditionExpression: notExists}}}
-	for _, t := range tokens {
-		tok, err := attributevalue.MarshalMap(newTokenItem(t, keep))
-		if err != nil {
-			return fmt.Errorf("create request %s: encode token: %w", r.ID, err)
-		}
-		items = append(items, types.TransactWriteItem{Put: &types.Put{TableName: &s.table, Item: tok, ConditionExpression: notExists}})
-	}
-	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+	return item, nil
+}
+
+// CreateRequest stores r at version 1: one PutItem conditional on its key
+// being new. It returns ErrConflict if a request with the same ID exists.
+func (s *Store) CreateRequest(ctx context.Context, r *approval.Request) error {
+	item, err := s.encode(r, 1)
 	if err != nil {
-		if conditionFailed(err) {
-			return fmt.Errorf("create request %s: %w", r.ID, approval.ErrConflict)
-		}
 		return fmt.Errorf("create request %s: %w", r.ID, err)
 	}
+	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                           &s.table,
+		Item:                                item,
+		ConditionExpression:                 aws.String("attribute_not_exists(#pk)"),
+		ExpressionAttributeNames:            map[string]string{"#pk": KeyAttribute},
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	if err != nil {
+		old, failed := conditionFailed(err)
+		switch {
+		case !failed:
+			return fmt.Errorf("create request %s: %w", r.ID, err)
+		case !sameItem(old, item):
+			return fmt.Errorf("create request %s: %w", r.ID, approval.ErrConflict)
+		}
+		// Our own write, sent again by the SDK after its answer was lost.
+	}
+	r.Version = 1
 	return nil
 }
 
-// conditionFailed reports whether err is a transaction cancelled because a
-// condition did not hold, or a failed conditional write.
-func conditionFailed(err error) bool {
-	var cc *types.ConditionalCheckFailedException
-	if errors.As(err, &cc) {
-		return true
+// UpdateRequest replaces the stored request with r if the stored version is
+// r.Version (version 0: an item of the first version, which has none), and
+// then increments r.Version. It is one PutItem with no read before it; the
+// item returned by a failed condition says which error to return:
+// ErrNotFound (no item) or ErrConflict (another version).
+func (s *Store) UpdateRequest(ctx context.Context, r *approval.Request) error {
+	item, err := s.encode(r, r.Version+1)
+	if err != nil {
+		return fmt.Errorf("update request %s: %w", r.ID, err)
 	}
-	var tc *types.TransactionCanceledException
-	if errors.As(err, &tc) {
-		for _, r := range tc.CancellationReasons {
-			if aws.ToString(r.Code) == "ConditionalCheckFailed" {
-				return true
-			}
+	in := &dynamodb.PutItemInput{
+		TableName:                           &s.table,
+		Item:                                item,
+		ConditionExpression:                 aws.String("#v = :v"),
+		ExpressionAttributeNames:            map[string]string{"#v": VersionAttribute},
+		ExpressionAttributeValues:           map[string]types.AttributeValue{":v": num(r.Version)},
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}
+	if r.Version == 0 {
+		in.ConditionExpression = aws.String("attribute_exists(#pk) AND attribute_not_exists(#v)")
+		in.ExpressionAttributeNames["#pk"] = KeyAttribute
+		in.ExpressionAttributeValues = nil
+	}
+	if _, err := s.db.PutItem(ctx, in); err != nil {
+		old, failed := conditionFailed(err)
+		switch {
+		case !failed:
+			return fmt.Errorf("update request %s: %w", r.ID, err)
+		case len(old) == 0:
+			return fmt.Errorf("update request %s: %w", r.ID, approval.ErrNotFound)
+		case !sameItem(old, item):
+			return fmt.Errorf("update request %s: version %d, not %d: %w", r.ID, storedVersion(old), r.Version, approval.ErrConflict)
 		}
+		// Our own write, sent again by the SDK after its answer was lost.
 	}
-	return false
+	r.Version++
+	return nil
 }
 
-// transactionConflict reports whether a transaction was cancelled because
-// another one was writing the same items at the same time.
-func transactionConflict(err error) bool {
-	var tc *types.TransactionCanceledException
-	if errors.As(err, &tc) {
-		for _, r := range tc.CancellationReasons {
-			if aws.ToString(r.Code) == "TransactionConflict" {
-				return true
-			}
-		}
+// conditionFailed reports whether err is a failed condition, and returns the
+// item as it stood (empty when there was none).
+func conditionFailed(err error) (map[string]types.AttributeValue, bool) {
+	var cc *types.ConditionalCheckFailedException
+	if errors.As(err, &cc) {
+		return cc.Item, true
 	}
-	var tcx *types.TransactionConflictException
-	return errors.As(err, &tcx)
+	return nil, false
+}
+
+// sameItem reports whether two items hold the same attributes and values.
+func sameItem(a, b map[string]types.AttributeValue) bool {
+	if len(a) == 0 || len(a) != len(b) {
+		return false
+	}
+	var x, y map[string]any
+	if attributevalue.UnmarshalMap(a, &x) != nil || attributevalue.UnmarshalMap(b, &y) != nil {
+		return false
+	}
+	return reflect.DeepEqual(x, y)
+}
+
+// storedVersion is the version of a stored item, 0 for the first version's.
+func storedVersion(item map[string]types.AttributeValue) int64 {
+	if n, ok := item[VersionAttribute].(*types.AttributeValueMemberN); ok {
+		v, _ := strconv.ParseInt(n.Value, 10, 64)
+		return v
+	}
+	return 0
 }
 
 // GetRequest returns the request with the given ID (strongly consistent read),
 // or ErrNotFound.
 func (s *Store) GetRequest(ctx context.Context, id string) (*approval.Request, error) {
-	r, err := s.getRequest(ctx, id)
-	if err != nil {
+	var it requestItem
+	if err := s.get(ctx, requestKey(id), &it); err != nil {
 		return nil, fmt.Errorf("get request %s: %w", id, err)
+	}
+	r, err := it.request()
+	if err != nil {
+		return nil, fmt.Errorf("get request %s: decode: %w", id, err)
 	}
 	return r, nil
 }
 
-func (s *Store) getRequest(ctx context.Context, id string) (*approval.Request, error) {
-	var it requestItem
-	if err := s.get(ctx, requestKey(id), &it); err != nil {
-		return nil, err
-	}
-	return it.request()
-}
-
-// GetToken returns the token stored under hash (strongly consistent read), or
-// ErrNotFound.
-func (s *Store) GetToken(ctx context.Context, hash string) (*approval.Token, error) {
-	t, err := s.getToken(ctx, hash)
-	if err != nil {
-		return nil, fmt.Errorf("get token: %w", err)
-	}
-	return t, nil
-}
-
-func (s *Store) getToken(ctx context.Context, hash string) (*approval.Token, error) {
+// LegacyToken returns the ID of the request that a token of the first version
+// belongs to, from its "TOK#<hash>" item, or ErrNotFound.
+func (s *Store) LegacyToken(ctx context.Context, hash string) (string, error) {
 	var it tokenItem
 	if err := s.get(ctx, tokenKey(hash), &it); err != nil {
-		return nil, err
+		return "", fmt.Errorf("legacy token: %w", err)
 	}
-	return it.token()
+	if it.RequestID == "" {
+		return "", fmt.Errorf("legacy token: no request ID: %w", approval.ErrNotFound)
+	}
+	return it.RequestID, nil
 }
 
 func (s *Store) get(ctx context.Context, pk string, v any) error {
@@ -189,141 +251,14 @@ func (s *Store) get(ctx context.Context, pk string, v any) error {
 	return nil
 }
 
-// ListPending returns every pending request, newest first, from the pending
-// index.
-func (s *Store) ListPending(ctx context.Context) ([]*approval.Request, error) {
-	rs, err := s.list(ctx, PendingIndex, PendingKeyAttribute, pendingValue, false, func(r *approval.Request) bool {
-		return r.Status == approval.StatusPending
-	})
+func decodeRequest(item map[string]types.AttributeValue) (*approval.Request, error) {
+	var it requestItem
+	if err := attributevalue.UnmarshalMap(item, &it); err != nil {
+		return nil, fmt.Errorf("decode item: %w", err)
+	}
+	r, err := it.request()
 	if err != nil {
-		return nil, fmt.Errorf("list pending: %w", err)
+		return nil, fmt.Errorf("decode request %s: %w", it.ID, err)
 	}
-	return rs, nil
-}
-
-// ListUndelivered returns every closed request whose outcome has not been
-// delivered, oldest first, from the undelivered index.
-func (s *Store) ListUndelivered(ctx context.Context) ([]*approval.Request, error) {
-	rs, err := s.list(ctx, UndeliveredIndex, UndeliveredKeyAttribute, undeliveredValue, true, func(r *approval.Request) bool {
-		return r.Status != approval.StatusPending && !r.Delivered
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list undelivered: %w", err)
-	}
-	return rs, nil
-}
-
-// list reads every key of a sparse index in order, then the items themselves
-// with consistent reads (an index is only eventually consistent), and keeps
-// those for which keep holds.
-func (s *Store) list(ctx context.Context, index, attr, value string, ascending bool, keep func(*approval.Request) bool) ([]*approval.Request, error) {
-	var keys []string
-	in := &dynamodb.QueryInput{
-		TableName:                 &s.table,
-		IndexName:                 aws.String(index),
-		KeyConditionExpression:    aws.String("#k = :v"),
-		ExpressionAttributeNames:  map[string]string{"#k": attr, "#pk": KeyAttribute},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":v": str(value)},
-		ProjectionExpression:      aws.String("#pk"),
-		ScanIndexForward:          aws.Bool(ascending),
-	}
-	if s.pageSize > 0 {
-		in.Limit = aws.Int32(s.pageSize)
-	}
-	for {
-		out, err := s.db.Query(ctx, in)
-		if err != nil {
-			return nil, fmt.Errorf("query index %s: %w", index, err)
-		}
-		for _, item := range out.Items {
-			if pk, ok := item[KeyAttribute].(*types.AttributeValueMemberS); ok {
-				keys = append(keys, pk.Value)
-			}
-		}
-		if len(out.LastEvaluatedKey) == 0 {
-			break
-		}
-		in.ExclusiveStartKey = out.LastEvaluatedKey
-	}
-	items, err := s.batchGet(ctx, keys)
-	if err != nil {
-		return nil, err
-	}
-	var rs []*approval.Request
-	for _, pk := range keys {
-		item, ok := items[pk]
-		if !ok {
-			continue // deleted since the query
-		}
-		var it requestItem
-		if err := attributevalue.UnmarshalMap(item, &it); err != nil {
-			return nil, fmt.Errorf("decode item: %w", err)
-		}
-		r, err := it.request()
-		if err != nil {
-			return nil, fmt.Errorf("decode request %s: %w", it.ID, err)
-		}
-		if keep(r) {
-			rs = append(rs, r)
-		}
-	}
-	return rs, nil
-}
-
-// maxAttempts bounds how often an operation that DynamoDB asks to retry (a
-// transaction conflict, unprocessed keys) is tried.
-const maxAttempts = 8
-
-// batchGetMax is the most keys one BatchGetItem call may ask for.
-const batchGetMax = 100
-
-// batchGet reads the items under keys with consistent reads, by partition key.
-func (s *Store) batchGet(ctx context.Context, keys []string) (map[string]map[string]types.AttributeValue, error) {
-	size := batchGetMax
-	if s.batchSize > 0 {
-		size = min(s.batchSize, batchGetMax)
-	}
-	found := make(map[string]map[string]types.AttributeValue, len(keys))
-	for start := 0; start < len(keys); start += size {
-		var ask []map[string]types.AttributeValue
-		for _, pk := range keys[start:min(start+size, len(keys))] {
-			ask = append(ask, keyOf(pk))
-		}
-		req := map[string]types.KeysAndAttributes{s.table: {Keys: ask, ConsistentRead: aws.Bool(true)}}
-		for attempt := 0; len(req) > 0; attempt++ {
-			if attempt == maxAttempts {
-				return nil, fmt.Errorf("batch get: keys still unprocessed after %d attempts", attempt)
-			}
-			if attempt > 0 {
-				if err := pause(ctx, attempt); err != nil {
-					return nil, err
-				}
-			}
-			out, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
-			if err != nil {
-				return nil, fmt.Errorf("batch get: %w", err)
-			}
-			for _, item := range out.Responses[s.table] {
-				if pk, ok := item[KeyAttribute].(*types.AttributeValueMemberS); ok {
-					found[pk.Value] = item
-				}
-			}
-			req = out.UnprocessedKeys
-		}
-	}
-	return found, nil
-}
-
-// pause waits before attempt (1, 2, …) of an operation that DynamoDB asked to
-// retry, growing from 20 ms to at most 1 s.
-func pause(ctx context.Context, attempt int) error {
-	d := min(20*time.Millisecond<<min(attempt-1, 6), time.Second)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return r, nil
 }

@@ -14,7 +14,9 @@ import (
 )
 
 // Pages keeps the one-time pages as files named <key>.html in a folder and serves
-// them at <BaseURL>/p/<key>.
+// them at <BaseURL>/p/<key>. It is how the first version of the embedded bot
+// kept its pages; the bot now keeps them in its database and reads this folder
+// only to move the pages of a data folder written before into the database.
 type Pages struct {
 	dir     string
 	baseURL string
@@ -29,13 +31,32 @@ var pageKey = regexp.MustCompile(`^[A-Za-z0-9_-]{16,64}$`)
 // ValidPageKey reports whether key has the shape of a page key.
 func ValidPageKey(key string) bool { return pageKey.MatchString(key) }
 
-// NewPages returns the pages kept in dir, creating it if needed. baseURL is the
-// address at which the bot is reached, such as "http://127.0.0.1:8080".
+// NewPages returns the pages kept in dir, creating it if needed, and removes
+// the temporary files a crash left there. baseURL is the address at which the
+// bot is reached, such as "http://127.0.0.1:8080".
 func NewPages(dir, baseURL string) (*Pages, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("pages folder: %w", err)
 	}
+	if _, err := RemoveTemp(dir); err != nil {
+		return nil, fmt.Errorf("pages folder: %w", err)
+	}
 	return &Pages{dir: dir, baseURL: strings.TrimRight(baseURL, "/")}, nil
+}
+
+// Keys returns the keys of the pages in the folder, in directory order.
+func (p *Pages) Keys(ctx context.Context) ([]string, error) {
+	entries, err := os.ReadDir(p.dir)
+	if err != nil {
+		return nil, fmt.Errorf("list pages: %w", err)
+	}
+	var keys []string
+	for _, e := range entries {
+		if key, ok := strings.CutSuffix(e.Name(), ".html"); ok && e.Type().IsRegular() && ValidPageKey(key) {
+			keys = append(keys, key)
+		}
+	}
+	return keys, nil
 }
 
 // Dir is the folder that holds the pages.
@@ -98,18 +119,47 @@ func (p *Pages) Page(ctx context.Context, key string) ([]byte, error) {
 	return b, nil
 }
 
+// tempPrefix starts the name of every temporary file writeFileAtomic makes.
+const tempPrefix = ".tmp-"
+
+// RemoveTemp removes the temporary files that a process stopped in the middle
+// of writeFileAtomic left in dir, and returns how many it removed. Call it at
+// start, before anything writes to dir.
+func RemoveTemp(dir string) (int, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("remove temporary files: %w", err)
+	}
+	n := 0
+	var errs []error
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), tempPrefix) || !e.Type().IsRegular() {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+			continue
+		}
+		n++
+	}
+	if err := errors.Join(errs...); err != nil {
+		return n, fmt.Errorf("remove temporary files: %w", err)
+	}
+	return n, nil
+}
+
 // writeFileAtomic writes data to a temporary file next to path and renames it into
-// place, so that nobody ever reads a partial file.
+// place, so that nobody ever reads a partial file, and a process that dies
+// midway leaves only a temporary file (see RemoveTemp). It does not fsync: the
+// file survives the process, not a crash of the machine, as the database
+// does (SQLite in WAL mode with synchronous=NORMAL).
 func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	f, err := os.CreateTemp(filepath.Dir(path), tempPrefix+"*")
 	if err != nil {
 		return err
 	}
 	tmp := f.Name()
 	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

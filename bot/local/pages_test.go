@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"approvalbot/bot/approval"
@@ -64,5 +65,42 @@ func TestPagesRejectBadKeys(t *testing.T) {
 		if err := p.Put(ctx, key, []byte("x")); err == nil {
 			t.Errorf("Put(%q) succeeded, want an error", key)
 		}
+	}
+}
+
+// A crash in the middle of an atomic write leaves a temporary file; the next
+// start removes it, and only it.
+func TestRemoveTemp(t *testing.T) {
+	dir := t.TempDir()
+	key := approval.NewPageKey()
+	for name, body := range map[string]string{".tmp-123": "half a page", ".tmp-456": "", key + ".html": "<p>page</p>", "x.eml": "mail"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := NewPages(dir, "http://x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	want := []string{key + ".html", "x.eml"}
+	slices.Sort(want)
+	if !slices.Equal(names, want) {
+		t.Errorf("after NewPages the folder holds %v, want %v", names, want)
+	}
+	keys, err := p.Keys(context.Background())
+	if err != nil || !slices.Equal(keys, []string{key}) {
+		t.Errorf("Keys = %v, %v; want [%s]", keys, err, key)
+	}
+	os.WriteFile(filepath.Join(dir, ".tmp-789"), nil, 0o600)
+	if _, err := NewOutbox(dir, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".tmp-789")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("NewOutbox left a temporary file: %v", err)
 	}
 }

@@ -22,10 +22,15 @@ import (
 const SignatureHeader = "X-Approvalbot-Signature"
 
 // Webhook is the workflow of the embedded mode: it POSTs each outcome, as the JSON
-// of approval.Result, to the request's webhook URL. Any 2xx answer means
-// delivered; anything else is an error, and the service keeps the outcome
-// undelivered for Service.Redeliver to try again. A request without a webhook URL
-// is delivered at once.
+// of approval.Result (the decision, its reason and every vote), to the request's
+// webhook URL. Any 2xx answer means delivered; anything else is an error. The
+// service runs it as the request's deliver effect, in the background: the
+// person whose vote closed the request has their answer before the webhook is
+// called, and a failed or timed-out POST is tried again with backoff (by the
+// sweep, also after a restart) until the webhook takes it or the attempts run
+// out. Delivery is at least once: a POST whose answer was lost is sent again,
+// with the same X-Approvalbot-Request-Id. A request without a webhook URL is
+// delivered at once.
 type Webhook struct {
 	client *http.Client
 	secret []byte

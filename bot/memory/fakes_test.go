@@ -67,7 +67,7 @@ func TestWorkflow(t *testing.T) {
 	if err := w.Deliver(ctx, r); err != nil {
 		t.Fatalf("Deliver: %v", err)
 	}
-	if diff := cmp.Diff([]approval.Result{{RequestID: "r1", Decision: "rejected"}}, w.Delivered()); diff != "" {
+	if diff := cmp.Diff([]approval.Result{{RequestID: "r1", Decision: "rejected", Votes: []approval.VoteResult{}}}, w.Delivered()); diff != "" {
 		t.Errorf("Delivered (-want +got):\n%s", diff)
 	}
 	if got, want := w.Attempts(), 2; got != want {

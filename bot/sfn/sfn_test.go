@@ -4,6 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"syscall"
 	"testing"
 	"time"
 
@@ -12,30 +16,50 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/google/go-cmp/cmp"
 )
 
-// fakeSFN records the calls and answers with err.
+// fakeSFN records the calls, and the options each was given, and answers
+// with err.
 type fakeSFN struct {
 	success []*sfn.SendTaskSuccessInput
 	failure []*sfn.SendTaskFailureInput
+	options []sfn.Options // as each call's options left them
 	err     error
 }
 
-func (f *fakeSFN) SendTaskSuccess(_ context.Context, in *sfn.SendTaskSuccessInput, _ ...func(*sfn.Options)) (*sfn.SendTaskSuccessOutput, error) {
+func (f *fakeSFN) apply(opts []func(*sfn.Options)) {
+	var o sfn.Options
+	for _, fn := range opts {
+		fn(&o)
+	}
+	f.options = append(f.options, o)
+}
+
+func (f *fakeSFN) SendTaskSuccess(_ context.Context, in *sfn.SendTaskSuccessInput, opts ...func(*sfn.Options)) (*sfn.SendTaskSuccessOutput, error) {
 	f.success = append(f.success, in)
+	f.apply(opts)
 	return &sfn.SendTaskSuccessOutput{}, f.err
 }
 
-func (f *fakeSFN) SendTaskFailure(_ context.Context, in *sfn.SendTaskFailureInput, _ ...func(*sfn.Options)) (*sfn.SendTaskFailureOutput, error) {
+func (f *fakeSFN) SendTaskFailure(_ context.Context, in *sfn.SendTaskFailureInput, opts ...func(*sfn.Options)) (*sfn.SendTaskFailureOutput, error) {
 	f.failure = append(f.failure, in)
+	f.apply(opts)
 	return &sfn.SendTaskFailureOutput{}, f.err
 }
+
+var decidedAt = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
 func decided(status approval.Status) *approval.Request {
 	r := &approval.Request{ID: "abcdefghijklmnop", TaskToken: "task-token", Status: status}
 	if status.Decided() {
-		r.Decision = &approval.Decision{By: "alice@example.com", Channel: approval.ChannelEmail, Comment: "ok", At: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+		r.Decision = &approval.Decision{Choice: approval.Approve, By: "alice@example.com", Channel: approval.ChannelEmail, Comment: "ok", At: decidedAt}
+		if status == approval.StatusRejected {
+			r.Decision.Choice = approval.Reject
+		}
+		r.Votes = []approval.Vote{{By: r.Decision.By, Channel: r.Decision.Channel, Choice: r.Decision.Choice, Comment: "ok", At: decidedAt}}
 	}
 	return r
 }
@@ -43,18 +67,22 @@ func decided(status approval.Status) *approval.Request {
 func TestDeliverCalls(t *testing.T) {
 	tests := []struct {
 		status      approval.Status
+		reason      string
 		wantSuccess bool
 		wantError   string
 	}{
-		{approval.StatusApproved, true, ""},
-		{approval.StatusRejected, false, "Rejected"},
-		{approval.StatusExpired, false, "Expired"},
-		{approval.StatusCanceled, false, "Canceled"},
+		{approval.StatusApproved, "", true, ""},
+		{approval.StatusRejected, "", false, "Rejected"},
+		{approval.StatusExpired, "", false, "Expired"},
+		{approval.StatusExpired, approval.ReasonWorkflowGone, false, "Expired"},
+		{approval.StatusCanceled, "", false, "Canceled"},
+		{approval.StatusCanceled, approval.ReasonNotificationFailed, false, "NotificationFailed"},
 	}
 	for _, tt := range tests {
-		t.Run(string(tt.status), func(t *testing.T) {
+		t.Run(string(tt.status)+" "+tt.reason, func(t *testing.T) {
 			f := &fakeSFN{}
 			r := decided(tt.status)
+			r.Reason = tt.reason
 			if err := New(f).Deliver(context.Background(), r); err != nil {
 				t.Fatalf("Deliver: %v", err)
 			}
@@ -130,19 +158,77 @@ func TestDeliverErrors(t *testing.T) {
 
 // The Result JSON is the contract with the workflow: keep its field names.
 func TestResultJSON(t *testing.T) {
-	b, err := json.Marshal(decided(approval.StatusApproved).Result())
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name string
+		r    *approval.Request
+		want string
+	}{
+		{"approved", decided(approval.StatusApproved), `{"requestId":"abcdefghijklmnop","decision":"approved","decidedBy":"alice@example.com",` +
+			`"channel":"email","comment":"ok","decidedAt":"2026-01-02T03:04:05Z",` +
+			`"votes":[{"by":"alice@example.com","channel":"email","choice":"approve","comment":"ok","at":"2026-01-02T03:04:05Z"}]}`},
+		{"notification failed", func() *approval.Request {
+			r := decided(approval.StatusCanceled)
+			r.Reason = approval.ReasonNotificationFailed
+			return r
+		}(), `{"requestId":"abcdefghijklmnop","decision":"canceled","reason":"notification_failed","votes":[]}`},
 	}
-	var got map[string]string
-	if err := json.Unmarshal(b, &got); err != nil {
-		t.Fatal(err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := json.Marshal(tt.r.Result())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got, want any
+			if err := json.Unmarshal(b, &got); err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal([]byte(tt.want), &want); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("result JSON (-want +got):\n%s", diff)
+			}
+		})
 	}
-	want := map[string]string{
-		"requestId": "abcdefghijklmnop", "decision": "approved", "decidedBy": "alice@example.com",
-		"channel": "email", "comment": "ok", "decidedAt": "2026-01-02T03:04:05Z",
+}
+
+// Every send goes out with SendOnce: the SDK retries only what certainly did
+// not take effect.
+func TestDeliverSendsOnce(t *testing.T) {
+	for _, status := range []approval.Status{approval.StatusApproved, approval.StatusRejected} {
+		f := &fakeSFN{}
+		if err := New(f).Deliver(context.Background(), decided(status)); err != nil {
+			t.Fatal(err)
+		}
+		if len(f.options) != 1 || f.options[0].Retryer == nil {
+			t.Fatalf("%s: options %+v, want one call with its own retryer", status, f.options)
+		}
+		checkRetryer(t, f.options[0].Retryer)
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("result JSON (-want +got):\n%s", diff)
+}
+
+func checkRetryer(t *testing.T, r aws.Retryer) {
+	t.Helper()
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	reset := &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"throttled", &smithy.GenericAPIError{Code: "ThrottlingException", Message: "Rate exceeded"}, true},
+		{"connection refused", &smithyhttp.RequestSendError{Err: &url.Error{Op: "Post", URL: "https://states", Err: refused}}, true},
+		{"connection reset after sending", &smithyhttp.RequestSendError{Err: &url.Error{Op: "Post", URL: "https://states", Err: reset}}, false},
+		{"server error", &smithyhttp.ResponseError{Response: &smithyhttp.Response{Response: &http.Response{StatusCode: 500}},
+			Err: &smithy.GenericAPIError{Code: "InternalFailure"}}, false},
+		{"bad gateway", &smithyhttp.ResponseError{Response: &smithyhttp.Response{Response: &http.Response{StatusCode: 502}},
+			Err: errors.New("bad gateway")}, false},
+		{"timeout", &smithyhttp.RequestSendError{Err: &url.Error{Op: "Post", URL: "https://states", Err: context.DeadlineExceeded}}, false},
+		{"task timed out", &types.TaskTimedOut{Message: aws.String("x")}, false},
+	}
+	for _, tt := range tests {
+		if got := r.IsErrorRetryable(tt.err); got != tt.want {
+			t.Errorf("%s: retryable = %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/slack-go/slack"
@@ -11,25 +12,25 @@ import (
 	"approvalbot/bot/approval"
 )
 
-// callTimeout bounds each Web API call, so that a slow Slack never holds up a
-// decision for long: the core tries an update three times, which stays well
-// inside a 15-second Lambda even when Slack does not answer at all.
+// callTimeout bounds each Web API call, so that a slow Slack never holds up
+// an effect for long; the core retries a failed effect.
 const callTimeout = 3 * time.Second
 
-// slackAPI is the part of the Slack Web API this package calls.
-type slackAPI interface {
+// chatAPI is the part of the Slack Web API that Chat calls.
+type chatAPI interface {
 	PostMessageContext(ctx context.Context, channelID string, options ...slack.MsgOption) (string, string, error)
 	UpdateMessageContext(ctx context.Context, channelID, timestamp string, options ...slack.MsgOption) (string, string, string, error)
-	PostEphemeralContext(ctx context.Context, channelID, userID string, options ...slack.MsgOption) (string, error)
-	GetUserInfoContext(ctx context.Context, user string, options ...slack.GetUserInfoOption) (*slack.User, error)
+	OpenConversationContext(ctx context.Context, params *slack.OpenConversationParameters) (*slack.Channel, bool, bool, error)
 }
 
-var _ slackAPI = (*slack.Client)(nil)
+var _ chatAPI = (*slack.Client)(nil)
 
-// Chat posts a request's message to Slack and rewrites it when the request is
-// closed. It implements approval.Chat.
+// Chat posts a request's message to its Slack channel, sends Slack approvers
+// a direct message, and rewrites both as votes come in and when the request
+// closes. It implements approval.Chat. No message it writes carries a link to
+// a page: the "Open approval page" button asks the app for a personal link.
 type Chat struct {
-	api slackAPI
+	api chatAPI
 }
 
 var _ approval.Chat = (*Chat)(nil)
@@ -37,42 +38,102 @@ var _ approval.Chat = (*Chat)(nil)
 // NewChat returns a Chat that talks to Slack through client.
 func NewChat(client *slack.Client) *Chat { return &Chat{api: client} }
 
-// Post announces r in r.SlackChannel: the request, a button to the channel's
-// one-time page at pageURL and the Approve/Reject buttons. Link and media
-// unfurling are off so that Slack never fetches the page.
-func (c *Chat) Post(ctx context.Context, r *approval.Request, pageURL string) (approval.ChatMessage, error) {
+// Post announces r in r.SlackChannel: the request, its rule, progress and
+// votes, and the Approve, Reject and "Open approval page" buttons. Link and
+// media unfurling are off so that Slack fetches nothing the message names.
+func (c *Chat) Post(ctx context.Context, r *approval.Request) (approval.ChatMessage, error) {
 	if r.SlackChannel == "" {
 		return approval.ChatMessage{}, fmt.Errorf("post request %s to Slack: no channel", r.ID)
 	}
+	m, err := c.post(ctx, r.SlackChannel, r, false)
+	if err != nil {
+		return approval.ChatMessage{}, fmt.Errorf("post request %s to Slack channel %s: %w", r.ID, r.SlackChannel, err)
+	}
+	return m, nil
+}
+
+// DirectMessage sends Slack user (an approver given by user ID) a direct
+// message with the request and its buttons: conversations.open (scope
+// im:write), then chat.postMessage in that conversation.
+func (c *Chat) DirectMessage(ctx context.Context, r *approval.Request, user string) (approval.ChatMessage, error) {
+	if !approval.IsSlackUserID(user) {
+		return approval.ChatMessage{}, fmt.Errorf("direct message on request %s: %q is not a Slack user ID", r.ID, user)
+	}
+	octx, cancel := context.WithTimeout(ctx, callTimeout)
+	ch, _, _, err := c.api.OpenConversationContext(octx, &slack.OpenConversationParameters{Users: []string{user}, ReturnIM: true})
+	cancel()
+	if err != nil {
+		return approval.ChatMessage{}, fmt.Errorf("direct message on request %s to %s: open conversation: %w", r.ID, user, err)
+	}
+	if ch == nil || ch.ID == "" {
+		return approval.ChatMessage{}, fmt.Errorf("direct message on request %s to %s: open conversation: no channel", r.ID, user)
+	}
+	m, err := c.post(ctx, ch.ID, r, true)
+	if err != nil {
+		return approval.ChatMessage{}, fmt.Errorf("direct message on request %s to %s: %w", r.ID, user, err)
+	}
+	return m, nil
+}
+
+func (c *Chat) post(ctx context.Context, channel string, r *approval.Request, dm bool) (approval.ChatMessage, error) {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	channel, ts, err := c.api.PostMessageContext(ctx, r.SlackChannel,
-		slack.MsgOptionText(fallbackText(r), true),
-		slack.MsgOptionBlocks(requestBlocks(r, pageURL)...),
+	ch, ts, err := c.api.PostMessageContext(ctx, channel,
+		slack.MsgOptionText(fallbackText(r, dm), true),
+		slack.MsgOptionBlocks(requestBlocks(r, dm)...),
 		slack.MsgOptionDisableLinkUnfurl(),
 		slack.MsgOptionDisableMediaUnfurl(),
 	)
 	if err != nil {
-		return approval.ChatMessage{}, fmt.Errorf("post request %s to Slack channel %s: %w", r.ID, r.SlackChannel, err)
+		return approval.ChatMessage{}, err
 	}
-	return approval.ChatMessage{Channel: channel, TS: ts}, nil
+	return approval.ChatMessage{Channel: ch, TS: ts}, nil
 }
 
-// Update rewrites r's message to show its outcome (who, when, how, comment),
-// removing the buttons and the link to the page.
+// Update rewrites r's channel message and every direct message, in parallel,
+// to show r as it stands: the votes and progress while pending, the outcome
+// and no button once closed. A message that no longer exists (deleted by
+// someone in Slack) cannot be rewritten, ever, and is skipped.
 func (c *Chat) Update(ctx context.Context, r *approval.Request) error {
-	m := r.ChatMessage
-	if m.Channel == "" || m.TS == "" {
-		return fmt.Errorf("update Slack message of request %s: %w", r.ID, errors.New("no message recorded"))
+	type target struct {
+		m  approval.ChatMessage
+		dm bool
 	}
+	var targets []target
+	if r.ChatMessage.Channel != "" && r.ChatMessage.TS != "" {
+		targets = append(targets, target{r.ChatMessage, false})
+	}
+	for _, m := range r.DirectMessages {
+		if m.Channel != "" && m.TS != "" {
+			targets = append(targets, target{m, true})
+		}
+	}
+	if len(targets) == 0 {
+		return fmt.Errorf("update Slack messages of request %s: no message recorded", r.ID)
+	}
+	errs := make([]error, len(targets))
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Go(func() {
+			if err := c.update(ctx, t.m, r, t.dm); err != nil {
+				errs[i] = fmt.Errorf("update Slack message %s/%s of request %s: %w", t.m.Channel, t.m.TS, r.ID, err)
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (c *Chat) update(ctx context.Context, m approval.ChatMessage, r *approval.Request, dm bool) error {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	_, _, _, err := c.api.UpdateMessageContext(ctx, m.Channel, m.TS,
-		slack.MsgOptionText(fmt.Sprintf("%s: %s", r.Title, r.Status), true),
-		slack.MsgOptionBlocks(outcomeBlocks(r)...),
+		slack.MsgOptionText(fallbackText(r, dm), true),
+		slack.MsgOptionBlocks(requestBlocks(r, dm)...),
 	)
-	if err != nil {
-		return fmt.Errorf("update Slack message of request %s: %w", r.ID, err)
+	var se slack.SlackErrorResponse
+	if errors.As(err, &se) && se.Err == "message_not_found" {
+		return nil
 	}
-	return nil
+	return err
 }

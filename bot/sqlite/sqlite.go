@@ -1,16 +1,40 @@
-// Package sqlite is the approval.Store of the embedded mode, on SQLite through the
-// pure-Go modernc.org/sqlite driver. Its tables mirror the DynamoDB data model:
-// one row per request, one row per token keyed by the token's SHA-256. Claims are
-// single immediate transactions of conditional updates, so that of any number of
-// concurrent claims on a request's tokens at most one wins.
+// Package sqlite is the approval.Store of the embedded mode, on one SQLite
+// database file through the pure-Go modernc.org/sqlite driver, and the one-time
+// pages of that mode (Pages), kept in the same database.
+//
+// A request is one row of the requests table. Its scalar fields (title,
+// status, created_at, expires_at, the closing decision, ...) have their own
+// columns, written on every change so that the indexes and the tools that read
+// the table keep working; the parts of the decision core v2 (the rule, the
+// votes, the recipients, the effects, the direct messages, the reason and the
+// decision) are one JSON document in the doc column. Every change of a request
+// is one UPDATE conditional on the row's version (optimistic concurrency: of
+// any number of changes computed from one version exactly one is written).
+// The due_at column holds Request.DueAt in Unix milliseconds, NULL when nothing
+// is due; its partial index is the due index the sweep reads (ListDue).
+// Pending requests are listed newest first through the pending index, a page
+// at a time, with an opaque cursor naming the last request of the page.
+//
+// Writes of one process queue for SQLite's single writer in the Store (a
+// one-slot channel) rather than in SQLite's busy handler; writers in other
+// processes wait through busy_timeout.
+//
+// Rows written by the first version (doc IS NULL) are read from their old
+// columns: policy any, the old recipients (including a whole Slack channel's
+// link), the decision, and an outcome that was never delivered as a pending
+// deliver effect, so that the sweep delivers it. Their first change rewrites
+// them in the new form. Their tokens, which do not name their request, stay in
+// the tokens table for LegacyToken.
 package sqlite
 
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,10 +51,10 @@ const busyTimeout = 10 * time.Second
 // Store is an approval.Store in one SQLite database file.
 type Store struct {
 	db *sql.DB
-	// writer admits one write transaction of this process at a time. SQLite
-	// allows one writer anyway; queueing here rather than in SQLite's busy
-	// handler (which sleeps and polls) keeps contended claims fast. Writers in
-	// other processes are still handled by busy_timeout.
+	// writer admits one write of this process at a time. SQLite allows one
+	// writer anyway; queueing here rather than in SQLite's busy handler (which
+	// sleeps and polls) keeps contended writes fast. Writers in other
+	// processes are still handled by busy_timeout.
 	writer chan struct{}
 }
 
@@ -61,6 +85,12 @@ func open(ctx context.Context, path string, steps []string) (*Store, error) {
 		db.SetMaxOpenConns(1)
 		db.SetConnMaxIdleTime(0)
 		db.SetConnMaxLifetime(0)
+	} else {
+		// Enough connections for readers beside the writer, all kept open:
+		// opening a connection costs far more than a read.
+		n := max(4, 2*runtime.GOMAXPROCS(0))
+		db.SetMaxOpenConns(n)
+		db.SetMaxIdleConns(n)
 	}
 	s := &Store{db: db, writer: make(chan struct{}, 1)}
 	if err := s.migrate(ctx, steps); err != nil {
@@ -79,6 +109,7 @@ func (s *Store) Close() error {
 }
 
 // migrations are applied in order; PRAGMA user_version counts those applied.
+// Never change a step once released: append a new one.
 var migrations = []string{
 	`CREATE TABLE requests (
 		id               TEXT PRIMARY KEY,
@@ -119,21 +150,76 @@ var migrations = []string{
 	// 2: the delivery lease (Unix milliseconds), NULL when none was taken or
 	// the outcome is delivered.
 	`ALTER TABLE requests ADD COLUMN delivery_lease_until INTEGER;`,
+	// 3: decision core v2. version counts a row's writes (0: written by the
+	// first version); doc holds the v2 parts as JSON (NULL: a row of the
+	// first version, read from its old columns); due_at is Request.DueAt (Unix
+	// milliseconds), NULL when nothing is due, and its partial index is the due
+	// index. Rows of the first version are due at their expiry while pending,
+	// and at the end of their delivery lease (or at once) while their outcome
+	// is undelivered. The pages table holds the one-time pages; a page is
+	// linked to its request (request_id) by the write that stores the request
+	// with the page's key among its recipients, and served only while that
+	// request is pending.
+	`ALTER TABLE requests ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE requests ADD COLUMN doc TEXT;
+	ALTER TABLE requests ADD COLUMN due_at INTEGER;
+	UPDATE requests SET due_at = CASE
+		WHEN status = 'pending' THEN expires_at
+		WHEN delivered = 0 THEN coalesce(delivery_lease_until, created_at)
+	END;
+	CREATE INDEX requests_due ON requests (due_at, id) WHERE due_at IS NOT NULL;
+	CREATE TABLE pages (
+		key        TEXT PRIMARY KEY,
+		request_id TEXT,               -- NULL until its request is stored
+		html       BLOB NOT NULL,
+		created_at INTEGER NOT NULL    -- Unix milliseconds
+	) STRICT;
+	CREATE INDEX pages_request ON pages (request_id);
+	CREATE TRIGGER requests_pages_insert AFTER INSERT ON requests BEGIN
+		UPDATE pages SET request_id = NEW.id
+		WHERE request_id IS NULL
+		AND key IN (SELECT json_extract(value, '$.pageKey') FROM json_each(NEW.recipients));
+	END;
+	CREATE TRIGGER requests_pages_update AFTER UPDATE OF recipients ON requests
+	WHEN OLD.recipients IS NOT NEW.recipients BEGIN
+		UPDATE pages SET request_id = NEW.id
+		WHERE request_id IS NULL
+		AND key IN (SELECT json_extract(value, '$.pageKey') FROM json_each(NEW.recipients));
+	END;`,
 }
 
 // begin starts a write transaction; done must be called when it is over.
 func (s *Store) begin(ctx context.Context) (tx *sql.Tx, done func(), err error) {
-	select {
-	case s.writer <- struct{}{}:
-	case <-ctx.Done():
-		return nil, nil, ctx.Err()
+	if err := s.lock(ctx); err != nil {
+		return nil, nil, err
 	}
 	tx, err = s.db.BeginTx(ctx, nil)
 	if err != nil {
-		<-s.writer
+		s.unlock()
 		return nil, nil, err
 	}
-	return tx, func() { tx.Rollback(); <-s.writer }, nil
+	return tx, func() { tx.Rollback(); s.unlock() }, nil
+}
+
+// lock waits for this process's turn to write; unlock ends it.
+func (s *Store) lock(ctx context.Context) error {
+	select {
+	case s.writer <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Store) unlock() { <-s.writer }
+
+// exec runs one writing statement in its turn.
+func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if err := s.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer s.unlock()
+	return s.db.ExecContext(ctx, query, args...)
 }
 
 func (s *Store) migrate(ctx context.Context, steps []string) error {
@@ -175,71 +261,28 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 	return v, nil
 }
 
-// Rows in JSON columns. The tags stay here, never on the core's types.
-type (
-	linkJSON struct {
-		Label string `json:"label,omitempty"`
-		URL   string `json:"url"`
-	}
-	recipientJSON struct {
-		Address   string `json:"address"`
-		Channel   string `json:"channel"`
-		TokenHash string `json:"tokenHash"`
-		PageKey   string `json:"pageKey"`
-	}
-)
+// requestColumns are the columns a request is read from, in scanRequest's
+// order.
+const requestColumns = `id, version, task_token, webhook_url, title, details, links, requester, approvers,
+	slack_channel, chat_channel, chat_ts, status, created_at, expires_at,
+	decision_choice, decision_by, decision_channel, decision_comment, decision_at,
+	delivered, delivery_lease_until, recipients, doc`
 
-func ms(t time.Time) int64 { return t.UnixMilli() }
-
-func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
-
-// CreateRequest stores r and its tokens in one transaction.
-func (s *Store) CreateRequest(ctx context.Context, r *approval.Request, tokens []approval.Token) error {
-	links := make([]linkJSON, 0, len(r.Links))
-	for _, l := range r.Links {
-		links = append(links, linkJSON(l))
-	}
-	rcs := make([]recipientJSON, 0, len(r.Recipients))
-	for _, rc := range r.Recipients {
-		rcs = append(rcs, recipientJSON{Address: rc.Address, Channel: string(rc.Channel), TokenHash: rc.TokenHash, PageKey: rc.PageKey})
-	}
-	approvers := r.Approvers
-	if approvers == nil {
-		approvers = []string{}
-	}
-	linksJS, err := json.Marshal(links)
+// CreateRequest stores r at version 1, or returns ErrConflict if its ID is
+// taken.
+func (s *Store) CreateRequest(ctx context.Context, r *approval.Request) error {
+	row, err := encodeRequest(r)
 	if err != nil {
 		return fmt.Errorf("create request %s: %w", r.ID, err)
 	}
-	approversJS, err := json.Marshal(approvers)
-	if err != nil {
-		return fmt.Errorf("create request %s: %w", r.ID, err)
-	}
-	rcsJS, err := json.Marshal(rcs)
-	if err != nil {
-		return fmt.Errorf("create request %s: %w", r.ID, err)
-	}
-	var dc, dby, dch, dcom any
-	var dat any
-	if d := r.Decision; d != nil {
-		dc, dby, dch, dcom, dat = string(d.Choice), d.By, string(d.Channel), d.Comment, ms(d.At)
-	}
-
-	tx, done, err := s.begin(ctx)
-	if err != nil {
-		return fmt.Errorf("create request %s: %w", r.ID, err)
-	}
-	defer done()
-	res, err := tx.ExecContext(ctx, `INSERT INTO requests (
-		id, task_token, webhook_url, title, details, links, requester, approvers, policy,
+	res, err := s.exec(ctx, `INSERT INTO requests (
+		id, version, task_token, webhook_url, title, details, links, requester, approvers, policy,
 		slack_channel, chat_channel, chat_ts, status, created_at, expires_at,
 		decision_choice, decision_by, decision_channel, decision_comment, decision_at,
-		delivered, recipients)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		delivered, delivery_lease_until, recipients, doc, due_at)
+		VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`,
-		r.ID, r.TaskToken, r.WebhookURL, r.Title, r.Details, string(linksJS), r.Requester, string(approversJS), string(r.Policy),
-		r.SlackChannel, r.ChatMessage.Channel, r.ChatMessage.TS, string(r.Status), ms(r.CreatedAt), ms(r.ExpiresAt),
-		dc, dby, dch, dcom, dat, r.Delivered, string(rcsJS))
+		append([]any{r.ID}, row.values()...)...)
 	if err != nil {
 		return fmt.Errorf("create request %s: %w", r.ID, err)
 	}
@@ -248,139 +291,140 @@ func (s *Store) CreateRequest(ctx context.Context, r *approval.Request, tokens [
 	} else if n == 0 {
 		return fmt.Errorf("create request %s: %w", r.ID, approval.ErrConflict)
 	}
-	for _, t := range tokens {
-		var used any
-		if !t.UsedAt.IsZero() {
-			used = ms(t.UsedAt)
-		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO tokens (hash, request_id, recipient, channel, page_key, expires_at, used_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hash) DO NOTHING`,
-			t.Hash, t.RequestID, t.Recipient, string(t.Channel), t.PageKey, ms(t.ExpiresAt), used)
-		if err != nil {
-			return fmt.Errorf("create request %s: token: %w", r.ID, err)
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return fmt.Errorf("create request %s: token: %w", r.ID, err)
-		} else if n == 0 {
-			return fmt.Errorf("create request %s: token exists: %w", r.ID, approval.ErrConflict)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("create request %s: %w", r.ID, err)
-	}
+	r.Version = 1
 	return nil
-}
-
-const requestColumns = `id, task_token, webhook_url, title, details, links, requester, approvers, policy,
-	slack_channel, chat_channel, chat_ts, status, created_at, expires_at,
-	decision_choice, decision_by, decision_channel, decision_comment, decision_at,
-	delivered, recipients`
-
-// querier is what *sql.DB and *sql.Tx have in common.
-type querier interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
-type scanner interface {
-	Scan(dest ...any) error
-}
-
-func scanRequest(row scanner) (*approval.Request, error) {
-	var (
-		r                                approval.Request
-		links, approvers, rcs            string
-		policy, status                   string
-		created, expires                 int64
-		dChoice, dBy, dChannel, dComment sql.NullString
-		dAt                              sql.NullInt64
-		delivered                        bool
-	)
-	err := row.Scan(&r.ID, &r.TaskToken, &r.WebhookURL, &r.Title, &r.Details, &links, &r.Requester, &approvers, &policy,
-		&r.SlackChannel, &r.ChatMessage.Channel, &r.ChatMessage.TS, &status, &created, &expires,
-		&dChoice, &dBy, &dChannel, &dComment, &dAt, &delivered, &rcs)
-	if err != nil {
-		return nil, err
-	}
-	r.Policy, r.Status, r.Delivered = approval.Policy(policy), approval.Status(status), delivered
-	r.CreatedAt, r.ExpiresAt = fromMS(created), fromMS(expires)
-	if dChoice.Valid {
-		r.Decision = &approval.Decision{
-			Choice: approval.Choice(dChoice.String), By: dBy.String, Channel: approval.Channel(dChannel.String),
-			Comment: dComment.String, At: fromMS(dAt.Int64),
-		}
-	}
-	var ls []linkJSON
-	if err := json.Unmarshal([]byte(links), &ls); err != nil {
-		return nil, fmt.Errorf("request %s: links: %w", r.ID, err)
-	}
-	for _, l := range ls {
-		r.Links = append(r.Links, approval.Link(l))
-	}
-	if err := json.Unmarshal([]byte(approvers), &r.Approvers); err != nil {
-		return nil, fmt.Errorf("request %s: approvers: %w", r.ID, err)
-	}
-	var rs []recipientJSON
-	if err := json.Unmarshal([]byte(rcs), &rs); err != nil {
-		return nil, fmt.Errorf("request %s: recipients: %w", r.ID, err)
-	}
-	for _, rc := range rs {
-		r.Recipients = append(r.Recipients, approval.Recipient{
-			Address: rc.Address, Channel: approval.Channel(rc.Channel), TokenHash: rc.TokenHash, PageKey: rc.PageKey,
-		})
-	}
-	return &r, nil
-}
-
-func getRequest(ctx context.Context, q querier, id string) (*approval.Request, error) {
-	r, err := scanRequest(q.QueryRowContext(ctx, "SELECT "+requestColumns+" FROM requests WHERE id = ?", id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, approval.ErrNotFound
-	}
-	return r, err
-}
-
-func getToken(ctx context.Context, q querier, hash string) (*approval.Token, error) {
-	var (
-		t       approval.Token
-		channel string
-		expires int64
-		used    sql.NullInt64
-	)
-	err := q.QueryRowContext(ctx, `SELECT hash, request_id, recipient, channel, page_key, expires_at, used_at
-		FROM tokens WHERE hash = ?`, hash).Scan(&t.Hash, &t.RequestID, &t.Recipient, &channel, &t.PageKey, &expires, &used)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, approval.ErrNotFound
-	}
-	if err != nil {
-		return nil, err
-	}
-	t.Channel, t.ExpiresAt = approval.Channel(channel), fromMS(expires)
-	if used.Valid {
-		t.UsedAt = fromMS(used.Int64)
-	}
-	return &t, nil
 }
 
 // GetRequest returns the request with the given ID, or ErrNotFound.
 func (s *Store) GetRequest(ctx context.Context, id string) (*approval.Request, error) {
-	r, err := getRequest(ctx, s.db, id)
+	r, err := scanRequest(s.db.QueryRowContext(ctx, "SELECT "+requestColumns+" FROM requests WHERE id = ?", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		err = approval.ErrNotFound
+	}
 	if err != nil {
 		return nil, fmt.Errorf("get request %s: %w", id, err)
 	}
 	return r, nil
 }
 
-// GetToken returns the token stored under hash, or ErrNotFound.
-func (s *Store) GetToken(ctx context.Context, hash string) (*approval.Token, error) {
-	t, err := getToken(ctx, s.db, hash)
+// UpdateRequest writes r over the stored request in one UPDATE conditional on
+// the stored version being r.Version, and then increments r.Version. It
+// returns ErrConflict if the stored version differs and ErrNotFound if there is
+// no such request.
+func (s *Store) UpdateRequest(ctx context.Context, r *approval.Request) error {
+	row, err := encodeRequest(r)
 	if err != nil {
-		return nil, fmt.Errorf("get token: %w", err)
+		return fmt.Errorf("update request %s: %w", r.ID, err)
 	}
-	return t, nil
+	res, err := s.exec(ctx, `UPDATE requests SET version = version + 1,
+		task_token = ?, webhook_url = ?, title = ?, details = ?, links = ?, requester = ?, approvers = ?, policy = ?,
+		slack_channel = ?, chat_channel = ?, chat_ts = ?, status = ?, created_at = ?, expires_at = ?,
+		decision_choice = ?, decision_by = ?, decision_channel = ?, decision_comment = ?, decision_at = ?,
+		delivered = ?, delivery_lease_until = ?, recipients = ?, doc = ?, due_at = ?
+		WHERE id = ? AND version = ?`,
+		append(row.values(), r.ID, r.Version)...)
+	if err != nil {
+		return fmt.Errorf("update request %s: %w", r.ID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("update request %s: %w", r.ID, err)
+	}
+	if n == 0 {
+		// Nothing written: say why. Rows are never deleted, so a row seen
+		// now existed at the write.
+		var stored int64
+		err := s.db.QueryRowContext(ctx, "SELECT version FROM requests WHERE id = ?", r.ID).Scan(&stored)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("update request %s: %w", r.ID, approval.ErrNotFound)
+		case err != nil:
+			return fmt.Errorf("update request %s: %w", r.ID, err)
+		}
+		return fmt.Errorf("update request %s: version %d, not %d: %w", r.ID, stored, r.Version, approval.ErrConflict)
+	}
+	r.Version++
+	return nil
 }
 
-func (s *Store) list(ctx context.Context, where string) ([]*approval.Request, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT "+requestColumns+" FROM requests WHERE "+where)
+// LegacyToken returns the request of a token of the first version, from the
+// tokens table, or ErrNotFound.
+func (s *Store) LegacyToken(ctx context.Context, hash string) (string, error) {
+	var id string
+	err := s.db.QueryRowContext(ctx, "SELECT request_id FROM tokens WHERE hash = ?", hash).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = approval.ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("legacy token: %w", err)
+	}
+	return id, nil
+}
+
+// ListPending returns up to limit pending requests (all of them when limit is
+// 0 or less), newest first, ties by ID descending, starting after cursor, and
+// the cursor of the next page ("" after the last). The cursor is opaque: it
+// encodes the creation time and ID of the last request of the page.
+func (s *Store) ListPending(ctx context.Context, cursor string, limit int) ([]*approval.Request, string, error) {
+	q := "SELECT " + requestColumns + " FROM requests WHERE status = 'pending'"
+	var args []any
+	if cursor != "" {
+		at, id, err := parseCursor(cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		q += " AND created_at <= ?1 AND (created_at < ?1 OR id < ?2)"
+		args = append(args, at, id)
+	}
+	q += " ORDER BY created_at DESC, id DESC"
+	if limit > 0 {
+		q += " LIMIT " + strconv.Itoa(limit+1)
+	}
+	rs, err := s.list(ctx, q, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list pending: %w", err)
+	}
+	next := ""
+	if limit > 0 && len(rs) > limit {
+		rs = rs[:limit]
+		last := rs[limit-1]
+		next = makeCursor(last.CreatedAt.UnixMilli(), last.ID)
+	}
+	return rs, next, nil
+}
+
+// makeCursor and parseCursor write and read a ListPending cursor.
+func makeCursor(createdAt int64, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(createdAt, 10) + "." + id))
+}
+
+func parseCursor(c string) (int64, string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err == nil {
+		at, id, ok := strings.Cut(string(b), ".")
+		if n, perr := strconv.ParseInt(at, 10, 64); ok && perr == nil && id != "" {
+			return n, id, nil
+		}
+	}
+	return 0, "", approval.Invalidf("cursor", "cursor %q is not a cursor of this list", c)
+}
+
+// ListDue returns up to limit requests (all when limit is 0 or less) whose due
+// time is set and at or before now, earliest first: the due index.
+func (s *Store) ListDue(ctx context.Context, now time.Time, limit int) ([]*approval.Request, error) {
+	q := "SELECT " + requestColumns + " FROM requests WHERE due_at IS NOT NULL AND due_at <= ? ORDER BY due_at, id"
+	if limit > 0 {
+		q += " LIMIT " + strconv.Itoa(limit)
+	}
+	rs, err := s.list(ctx, q, now.UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("list due: %w", err)
+	}
+	return rs, nil
+}
+
+func (s *Store) list(ctx context.Context, query string, args ...any) ([]*approval.Request, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -394,216 +438,4 @@ func (s *Store) list(ctx context.Context, where string) ([]*approval.Request, er
 		out = append(out, r)
 	}
 	return out, rows.Err()
-}
-
-// ListPending returns the pending requests, newest first.
-func (s *Store) ListPending(ctx context.Context) ([]*approval.Request, error) {
-	rs, err := s.list(ctx, "status = 'pending' ORDER BY created_at DESC, id DESC")
-	if err != nil {
-		return nil, fmt.Errorf("list pending: %w", err)
-	}
-	return rs, nil
-}
-
-// ListUndelivered returns the closed requests whose outcome is not delivered,
-// oldest first.
-func (s *Store) ListUndelivered(ctx context.Context) ([]*approval.Request, error) {
-	rs, err := s.list(ctx, "status <> 'pending' AND delivered = 0 ORDER BY created_at, id")
-	if err != nil {
-		return nil, fmt.Errorf("list undelivered: %w", err)
-	}
-	return rs, nil
-}
-
-// Claim uses the token to record d in one immediate transaction of two
-// conditional updates: the token, if unused and unexpired at d.At; then its
-// request, if pending and unexpired at d.At. If either matches no row, the
-// transaction works out why from what it sees and rolls back.
-func (s *Store) Claim(ctx context.Context, hash string, d approval.Decision) (*approval.Request, error) {
-	tx, done, err := s.begin(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("claim: %w", err)
-	}
-	defer done()
-	at := ms(d.At)
-	var id string
-	err = tx.QueryRowContext(ctx, `UPDATE tokens SET used_at = ?1
-		WHERE hash = ?2 AND used_at IS NULL AND expires_at > ?1
-		RETURNING request_id`, at, hash).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("claim: %w", whyNot(ctx, tx, hash, at, false))
-	}
-	if err != nil {
-		return nil, fmt.Errorf("claim: %w", err)
-	}
-	res, err := tx.ExecContext(ctx, `UPDATE requests SET status = ?1,
-		decision_choice = ?2, decision_by = ?3, decision_channel = ?4, decision_comment = ?5, decision_at = ?6
-		WHERE id = ?7 AND status = 'pending' AND expires_at > ?6`,
-		string(d.Choice.Status()), string(d.Choice), d.By, string(d.Channel), d.Comment, at, id)
-	if err != nil {
-		return nil, fmt.Errorf("claim request %s: %w", id, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return nil, fmt.Errorf("claim request %s: %w", id, err)
-	} else if n != 1 {
-		return nil, fmt.Errorf("claim request %s: %w", id, whyNot(ctx, tx, hash, at, true))
-	}
-	r, err := getRequest(ctx, tx, id)
-	if err != nil {
-		return nil, fmt.Errorf("claim request %s: %w", id, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("claim request %s: %w", id, err)
-	}
-	return r, nil
-}
-
-// whyNot explains, inside the claim's transaction, why a claim at at matched no
-// row. tokenOK says the token's own update succeeded, so only the request is at
-// fault.
-func whyNot(ctx context.Context, tx *sql.Tx, hash string, at int64, tokenOK bool) error {
-	t, err := getToken(ctx, tx, hash)
-	if err != nil {
-		return err
-	}
-	var (
-		status  approval.Status
-		expires int64
-	)
-	err = tx.QueryRowContext(ctx, "SELECT status, expires_at FROM requests WHERE id = ?", t.RequestID).Scan(&status, &expires)
-	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("request %s: %w", t.RequestID, approval.ErrNotFound)
-	}
-	if err != nil {
-		return err
-	}
-	switch {
-	case status.Decided(), !tokenOK && !t.UsedAt.IsZero():
-		return approval.ErrAlreadyDecided
-	case status != approval.StatusPending, !tokenOK && ms(t.ExpiresAt) <= at, expires <= at:
-		return approval.ErrExpired
-	}
-	return fmt.Errorf("request %s changed during the claim: %w", t.RequestID, approval.ErrConflict)
-}
-
-// Expire closes a pending request that is due at now.
-func (s *Store) Expire(ctx context.Context, id string, now time.Time) (*approval.Request, error) {
-	tx, done, err := s.begin(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("expire request %s: %w", id, err)
-	}
-	defer done()
-	res, err := tx.ExecContext(ctx, `UPDATE requests SET status = 'expired'
-		WHERE id = ? AND status = 'pending' AND expires_at <= ?`, id, ms(now))
-	if err != nil {
-		return nil, fmt.Errorf("expire request %s: %w", id, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return nil, fmt.Errorf("expire request %s: %w", id, err)
-	}
-	r, err := getRequest(ctx, tx, id)
-	if err != nil {
-		return nil, fmt.Errorf("expire request %s: %w", id, err)
-	}
-	if n == 0 {
-		if r.Status != approval.StatusPending {
-			return nil, fmt.Errorf("expire request %s: %w", id, approval.ErrAlreadyDecided)
-		}
-		return nil, fmt.Errorf("expire request %s: not due: %w", id, approval.ErrConflict)
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("expire request %s: %w", id, err)
-	}
-	return r, nil
-}
-
-// MarkWorkflowGone closes the request as expired and delivered, keeping any
-// decision.
-func (s *Store) MarkWorkflowGone(ctx context.Context, id string) (*approval.Request, error) {
-	tx, done, err := s.begin(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("mark workflow gone %s: %w", id, err)
-	}
-	defer done()
-	if _, err := tx.ExecContext(ctx, "UPDATE requests SET status = 'expired', delivered = 1, delivery_lease_until = NULL WHERE id = ?", id); err != nil {
-		return nil, fmt.Errorf("mark workflow gone %s: %w", id, err)
-	}
-	r, err := getRequest(ctx, tx, id)
-	if err != nil {
-		return nil, fmt.Errorf("mark workflow gone %s: %w", id, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("mark workflow gone %s: %w", id, err)
-	}
-	return r, nil
-}
-
-func (s *Store) update(ctx context.Context, op, id, query string, args ...any) error {
-	select {
-	case s.writer <- struct{}{}:
-	case <-ctx.Done():
-		return fmt.Errorf("%s %s: %w", op, id, ctx.Err())
-	}
-	res, err := s.db.ExecContext(ctx, query, args...)
-	<-s.writer
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", op, id, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", op, id, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("%s %s: %w", op, id, approval.ErrNotFound)
-	}
-	return nil
-}
-
-// MarkDelivered records that the outcome reached the workflow.
-func (s *Store) MarkDelivered(ctx context.Context, id string) error {
-	return s.update(ctx, "mark delivered", id, "UPDATE requests SET delivered = 1, delivery_lease_until = NULL WHERE id = ?", id)
-}
-
-// LeaseDelivery takes the delivery lease of a closed, undelivered request whose
-// lease is not running at now, until until: one conditional update. When it
-// matches no row, a read in the same transaction tells ErrNotFound from
-// ErrConflict.
-func (s *Store) LeaseDelivery(ctx context.Context, id string, now, until time.Time) error {
-	tx, done, err := s.begin(ctx)
-	if err != nil {
-		return fmt.Errorf("lease delivery %s: %w", id, err)
-	}
-	defer done()
-	res, err := tx.ExecContext(ctx, `UPDATE requests SET delivery_lease_until = ?1
-		WHERE id = ?2 AND status <> 'pending' AND delivered = 0
-		AND (delivery_lease_until IS NULL OR delivery_lease_until <= ?3)`, ms(until), id, ms(now))
-	if err != nil {
-		return fmt.Errorf("lease delivery %s: %w", id, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("lease delivery %s: %w", id, err)
-	}
-	if n == 0 {
-		var one int
-		err := tx.QueryRowContext(ctx, "SELECT 1 FROM requests WHERE id = ?", id).Scan(&one)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			return fmt.Errorf("lease delivery %s: %w", id, approval.ErrNotFound)
-		case err != nil:
-			return fmt.Errorf("lease delivery %s: %w", id, err)
-		}
-		return fmt.Errorf("lease delivery %s: pending, delivered or leased: %w", id, approval.ErrConflict)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("lease delivery %s: %w", id, err)
-	}
-	return nil
-}
-
-// SetChatMessage records where the request's chat message was posted.
-func (s *Store) SetChatMessage(ctx context.Context, id string, m approval.ChatMessage) error {
-	return s.update(ctx, "set chat message", id,
-		"UPDATE requests SET chat_channel = ?, chat_ts = ? WHERE id = ?", m.Channel, m.TS, id)
 }

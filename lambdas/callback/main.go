@@ -1,7 +1,11 @@
 // Command callback is the Lambda behind the callback's function URL (InvokeMode
 // RESPONSE_STREAM): it serves the one-time pages' POST /decide with the same
 // HTTP handler as the embedded mode, its local API disabled, over DynamoDB, S3,
-// SES v2 and Step Functions (see awsapp.App.CallbackHandler).
+// SES v2 and Step Functions (see awsapp.App.CallbackHandler). A vote is one
+// conditional write on the request; the vote that closes it hands the outcome
+// to Step Functions, deletes the pages and updates the Slack messages, and the
+// answer goes out once all of that is done and recorded (the service is
+// synchronous, since Lambda may freeze the process once it answers).
 //
 // Environment: the notifier's (APPROVALS_TABLE, PAGES_BUCKET, PAGES_PREFIX,
 // PAGES_BASE_URL, MAIL_FROM, SES_CONFIGURATION_SET) except that CALLBACK_URL is

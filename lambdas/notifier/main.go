@@ -1,10 +1,16 @@
 // Command notifier is the Lambda that a Step Functions task
 // "arn:aws:states:::lambda:invoke.waitForTaskToken" invokes with
-// {"taskToken": "$$.Task.Token", "request": {...}}: it stores the request and its
-// one-time tokens in DynamoDB, puts one page per token on S3 and emails each
-// approver through SES v2 (see awsapp.App.Notify). Invoked by an EventBridge
-// scheduled rule, it sweeps instead: it closes the requests past their expiry
-// and delivers again the outcomes whose delivery failed (awsapp.App.Sweep).
+// {"taskToken": "$$.Task.Token", "request": {...}}: it puts one page per email
+// approver on S3, stores the request with its notifications in DynamoDB, then
+// emails each approver through SES v2, posts the Slack message and sends Slack
+// approvers a direct message, and answers once those have run and their states
+// are recorded (see awsapp.App.Notify; the service is synchronous, since Lambda
+// may freeze the process once it answers). A retried invocation for the same
+// task token takes over the notifications an earlier one left undone. Invoked
+// by an EventBridge scheduled rule, it sweeps instead: it closes the requests
+// past their expiry and takes over every effect that is due (notifications to
+// retry, outcomes to deliver, pages to delete, messages to update; see
+// awsapp.App.Sweep).
 //
 // Environment: APPROVALS_TABLE, PAGES_BUCKET, PAGES_PREFIX (default "p/"),
 // PAGES_BASE_URL, CALLBACK_URL, MAIL_FROM, SES_CONFIGURATION_SET (optional) and

@@ -253,6 +253,67 @@ func (c *client) get(ctx context.Context, id string) (requestJSON, error) {
 	return r, nil
 }
 
+// waitMail waits until the outbox holds at least want messages: the bot
+// answers a create once the request is stored, and sends its emails right
+// after, in the background. It returns how long it waited.
+func waitMail(ctx context.Context, dir string, want int) (time.Duration, error) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		files, err := filepath.Glob(filepath.Join(dir, "*.eml"))
+		if err != nil {
+			return 0, fmt.Errorf("outbox: %w", err)
+		}
+		if len(files) >= want {
+			return time.Since(start), nil
+		}
+		select {
+		case <-ctx.Done():
+			return time.Since(start), fmt.Errorf("outbox: %d of %d emails after %s", len(files), want, time.Since(start).Round(time.Millisecond))
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// pendingPage is the part of a page of GET /api/requests the benchmark reads.
+type pendingPage struct {
+	Requests   []requestJSON `json:"requests"`
+	NextCursor string        `json:"nextCursor"`
+}
+
+// listPending reads every pending request through the paged list, limit at a
+// time, and returns how many there are, the calls it took, the bytes read and
+// the time.
+func (c *client) listPending(ctx context.Context, limit int) (n, calls, size int, d time.Duration, err error) {
+	cursor := ""
+	for {
+		target := fmt.Sprintf("/api/requests?status=pending&limit=%d", limit)
+		if cursor != "" {
+			target += "&cursor=" + url.QueryEscape(cursor)
+		}
+		res, err := c.do(ctx, "GET", target, "", nil)
+		if err := expect(res, err, http.StatusOK, "list"); err != nil {
+			return n, calls, size, d, err
+		}
+		calls++
+		size += len(res.body)
+		d += res.dur
+		var page pendingPage
+		if err := json.Unmarshal(res.body, &page); err != nil {
+			return n, calls, size, d, fmt.Errorf("list: %w", err)
+		}
+		n += len(page.Requests)
+		if page.NextCursor == "" || len(page.Requests) == 0 {
+			return n, calls, size, d, nil
+		}
+		if calls > 10_000 {
+			return n, calls, size, d, errors.New("list: more than 10000 pages")
+		}
+		cursor = page.NextCursor
+	}
+}
+
 var pageLink = regexp.MustCompile(`https?://[^\s"<>]+/p/[A-Za-z0-9_-]+`)
 
 // outboxLinks reads every .eml in the outbox as a mail client would and returns

@@ -7,13 +7,16 @@
 // scripts/bench builds the bot and runs it; "benchapp -h" lists the flags.
 //
 // Phases:
-//  1. create: n requests through POST /api/requests, c at a time;
+//  1. create: n requests through POST /api/requests, c at a time (the bot
+//     answers once a request is stored and sends its emails in the
+//     background; the report says how long the last ones took to arrive);
 //  2. decide: for each, the page link from the outbox .eml, GET the page, POST
 //     approve with confirmed=1 to /decide;
 //  3. contention: k requests, each hit by m concurrent POSTs spread over all its
 //     tokens (approve and reject alternating): exactly one must win per request,
 //     the rest get 409, none a 5xx;
-//  4. list: GET /api/requests?status=pending with p requests pending;
+//  4. list: every page of GET /api/requests?status=pending&limit=100 with p
+//     requests pending;
 //  5. memory: VmHWM and VmRSS of the bot, the database size.
 //
 // It exits 1 when a call failed or the contention round broke a rule, 2 on bad
@@ -89,7 +92,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.M, "m", 8, "contention round: concurrent POSTs per request, over all its tokens")
 	fs.IntVar(&c.KApprovers, "k-approvers", 3, "contention round: approvers (tokens) per request")
 	fs.IntVar(&c.P, "p", 200, "requests left pending for the list phase")
-	fs.IntVar(&c.Lists, "lists", 50, "GET /api/requests?status=pending calls (one at a time)")
+	fs.IntVar(&c.Lists, "lists", 50, "listings of every pending request (each pages through GET /api/requests?status=pending), one at a time")
 	fs.DurationVar(&c.Timeout, "timeout", 2*time.Minute, "stop everything after this long")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "the bot's APPROVALBOT_LOG_LEVEL (its log goes to a file)")
 	fs.BoolVar(&c.JSON, "json", false, "print the report as JSON")
@@ -130,8 +133,11 @@ type Report struct {
 	Contention Contention `json:"contention"`
 	List       ListResult `json:"list"`
 	Memory     Memory     `json:"memory"`
-	Seconds    float64    `json:"seconds"`
-	Problems   []string   `json:"problems"` // empty when every call went as expected
+	// MailDrain is how long the last emails of the create phase took to
+	// reach the outbox after its last 201 (they are sent in the background).
+	MailDrain Millis   `json:"mailDrainMs"`
+	Seconds   float64  `json:"seconds"`
+	Problems  []string `json:"problems"` // empty when every call went as expected
 }
 
 // Machine is where the numbers were taken.
@@ -155,8 +161,9 @@ type Contention struct {
 
 // ListResult describes the list phase.
 type ListResult struct {
-	Pending int `json:"pending"` // requests each answer held
-	Bytes   int `json:"bytes"`   // size of one answer
+	Pending int `json:"pending"` // requests each listing held
+	Pages   int `json:"pages"`   // calls one listing took
+	Bytes   int `json:"bytes"`   // size of one listing, all pages
 }
 
 // Memory is the bot's memory and disk use.
@@ -308,6 +315,14 @@ func (r *runner) phases(ctx context.Context) {
 		return
 	}
 
+	// The emails go out in the background, right after each 201.
+	mailWait, err := waitMail(ctx, outbox, len(t.succeeded())*cfg.Approvers)
+	if err != nil {
+		r.problem("%v", err)
+		return
+	}
+	r.rep.MailDrain = ms(mailWait)
+
 	// 2. open the page from the email, decide
 	links, err := outboxLinks(outbox)
 	if err != nil {
@@ -368,27 +383,23 @@ func (r *runner) phases(ctx context.Context) {
 		if ctx.Err() != nil {
 			break
 		}
-		res, err := r.c.do(ctx, "GET", "/api/requests?status=pending", "", nil)
-		if err := expect(res, err, http.StatusOK, "list"); err != nil {
+		n, calls, size, d, err := r.c.listPending(ctx, listLimit)
+		if err != nil {
 			errs.add(err)
 			continue
 		}
-		var list struct {
-			Requests []requestJSON `json:"requests"`
-		}
-		if err := json.Unmarshal(res.body, &list); err != nil {
-			errs.add(fmt.Errorf("list: %w", err))
+		if n != want {
+			errs.add(fmt.Errorf("list: %d pending requests, want %d", n, want))
 			continue
 		}
-		if len(list.Requests) != want {
-			errs.add(fmt.Errorf("list: %d pending requests, want %d", len(list.Requests), want))
-			continue
-		}
-		r.rep.List.Bytes = len(res.body)
-		t.set(i, res.dur)
+		r.rep.List.Bytes, r.rep.List.Pages = size, calls
+		t.set(i, d)
 	}
-	r.report("list", fmt.Sprintf("GET /api/requests?status=pending (%d)", want), t, errs, time.Since(start))
+	r.report("list", fmt.Sprintf("GET /api/requests?status=pending&limit=%d, every page (%d)", listLimit, want), t, errs, time.Since(start))
 }
+
+// listLimit is the page size of the list phase.
+const listLimit = 100
 
 // contention creates k requests with several tokens each and hits each with m
 // concurrent decisions spread over its tokens.
@@ -408,6 +419,10 @@ func (r *runner) contention(ctx context.Context, outbox string) {
 	r.created += len(t.succeeded())
 	if errs.n() > 0 {
 		r.problem("contention setup: %d create(s) failed, first: %s", errs.n(), strings.Join(errs.first, " | "))
+	}
+	if _, err := waitMail(ctx, outbox, (r.created-len(t.succeeded()))*cfg.Approvers+len(t.succeeded())*cfg.KApprovers); err != nil {
+		r.problem("contention setup: %v", err)
+		return
 	}
 	links, err := outboxLinks(outbox)
 	if err != nil {
@@ -532,13 +547,14 @@ func printReport(w io.Writer, rep *Report) {
 		fmt.Fprintf(tw, "%-*s\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t\n", width, p.Name+" "+p.Call, p.Ops, p.Errors, p.PerSec, p.P50, p.P95, p.P99, p.Max)
 	}
 	tw.Flush()
+	fmt.Fprintf(w, "\nmail:       the create phase's last emails reached the outbox %s ms after its last answer\n", rep.MailDrain)
 	k := rep.Contention
 	if k.Requests > 0 {
 		fmt.Fprintf(w, "\ncontention: %d of %d requests decided exactly once (%d POSTs each), answers %v, 5xx %d, violations %d\n",
 			k.DecidedOnce, k.Requests, k.PostsEach, k.Statuses, k.ServerErrors, k.Violations)
 	}
 	if rep.List.Pending > 0 {
-		fmt.Fprintf(w, "list:       %d pending requests, %s per answer\n", rep.List.Pending, bytesString(float64(rep.List.Bytes)))
+		fmt.Fprintf(w, "list:       %d pending requests in %d pages, %s in all\n", rep.List.Pending, rep.List.Pages, bytesString(float64(rep.List.Bytes)))
 	}
 	m := rep.Memory
 	fmt.Fprintf(w, "memory:     peak RSS (VmHWM) %s, RSS idle %s, at end %s\n",
