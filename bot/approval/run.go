@@ -224,7 +224,9 @@ func (s *Service) record(ctx context.Context, snap *Request, lease string, outs 
 			next.Status, next.Reason = StatusCanceled, ReasonNotificationFailed
 			s.log().Error("no approver could be reached; request closed", "request_id", next.ID)
 		}
-		if next.Status != snap.Status || next.Reason != snap.Reason {
+		// Only a change made here calls for its effects: a change that
+		// another writer made since snap recorded its own.
+		if next.Status != cur.Status || next.Reason != cur.Reason {
 			s.wantAfterChange(next, follow, now)
 			followed = true
 		} else if chatWritten && s.Chat != nil && len(next.Votes) != len(snap.Votes) {

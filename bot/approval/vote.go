@@ -45,9 +45,10 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (*Request, error) 
 }
 
 // recipientIdentity is who votes with a recipient's token. A channel-wide
-// link of the first version votes as the channel.
+// link of the first version (its address a channel, neither a Slack user nor
+// an email address) votes as the channel.
 func recipientIdentity(rc Recipient) Identity {
-	if rc.Channel == ChannelSlack && !IsSlackUserID(rc.Address) {
+	if rc.Channel == ChannelSlack && !IsSlackUserID(rc.Address) && !strings.Contains(rc.Address, "@") {
 		return Identity{ID: "Slack channel " + rc.Address}
 	}
 	return Identity{ID: rc.Address}
@@ -228,7 +229,7 @@ func (s *Service) PersonalLink(ctx context.Context, id string, voter Identity) (
 			return r, "", err
 		}
 		next := r.Clone()
-		rc, html, err := s.mint(next, voter.ID, ChannelSlack)
+		rc, html, err := s.mint(next, a, ChannelSlack) // the approver they are: their vote is theirs
 		if err != nil {
 			return nil, "", fmt.Errorf("personal link: %w", err)
 		}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -90,7 +91,8 @@ func (s *Store) LegacyToken(_ context.Context, hash string) (string, error) {
 }
 
 // ListPending returns a page of pending requests, newest first. The cursor is
-// the ID of the last request of the previous page.
+// the creation time and ID of the last request of the previous page, so that a
+// request closed since does not lose the place.
 func (s *Store) ListPending(_ context.Context, cursor string, limit int) ([]*approval.Request, string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -107,16 +109,26 @@ func (s *Store) ListPending(_ context.Context, cursor string, limit int) ([]*app
 		return strings.Compare(b.ID, a.ID)
 	})
 	if cursor != "" {
-		i := slices.IndexFunc(all, func(r *approval.Request) bool { return r.ID == cursor })
-		if i < 0 {
-			return nil, "", approval.Invalidf("cursor", "cursor %q is not a request of this list", cursor)
+		ms, id, ok := strings.Cut(cursor, ".")
+		at, err := strconv.ParseInt(ms, 10, 64)
+		if !ok || err != nil {
+			return nil, "", approval.Invalidf("cursor", "cursor %q is not one this list gave", cursor)
 		}
-		all = all[i+1:]
+		after := time.UnixMilli(at)
+		i := slices.IndexFunc(all, func(r *approval.Request) bool {
+			c := r.CreatedAt.Compare(after)
+			return c < 0 || (c == 0 && r.ID < id)
+		})
+		if i < 0 {
+			i = len(all)
+		}
+		all = all[i:]
 	}
 	next := ""
 	if limit > 0 && len(all) > limit {
 		all = all[:limit]
-		next = all[limit-1].ID
+		last := all[limit-1]
+		next = fmt.Sprintf("%d.%s", last.CreatedAt.UnixMilli(), last.ID)
 	}
 	out := make([]*approval.Request, len(all))
 	for i, r := range all {
