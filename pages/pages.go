@@ -1,6 +1,7 @@
 // Package pages renders everything a person reads: the one-time decision page,
 // the result pages, the no-JavaScript confirmation step and the email bodies. The
-// templates are embedded; the functions are typed.
+// templates are embedded; the functions are typed. Wherever a request is shown,
+// its rule is said in words, and its progress and votes are listed.
 //
 // Every page is self-contained: one inline <style> (and, on the one-time page, one
 // inline <script>) allowed by their SHA-256 hashes in the Content-Security-Policy,

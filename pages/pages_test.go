@@ -138,7 +138,11 @@ func allOutputs(t *testing.T) []output {
 	page("page-minimal", approval.PageView{Request: minimal, Recipient: minimal.Recipients[0], Token: testToken, DecideURL: testDecideURL})
 	page("page-slack", approval.PageView{Request: fixedRequest(), Recipient: approval.Recipient{Address: "C0123ABCD", Channel: approval.ChannelSlack}, Token: testToken, DecideURL: testDecideURL})
 	page("page-slack-personal", approval.PageView{Request: quorumRequest(bobApproves), Recipient: approval.Recipient{Address: "U0CAROL001", Channel: approval.ChannelSlack}, Token: testToken, DecideURL: testDecideURL})
-	page("page-quorum", approval.PageView{Request: quorumRequest(bobApproves, carolRejects), Recipient: fixedRequest().Recipients[0], Token: testToken, DecideURL: testDecideURL})
+	page("page-quorum", approval.PageView{Request: func() *approval.Request {
+		r := quorumRequest(bobApproves, carolRejects)
+		r.Rule.RejectPolicy = approval.RejectImpossible
+		return r
+	}(), Recipient: fixedRequest().Recipients[0], Token: testToken, DecideURL: testDecideURL})
 	page("page-groups", approval.PageView{Request: groupsRequest(), Recipient: fixedRequest().Recipients[0], Token: testToken, DecideURL: testDecideURL})
 	page("page-self", approval.PageView{Request: selfRequest(), Recipient: fixedRequest().Recipients[0], Token: testToken, DecideURL: testDecideURL})
 
@@ -382,6 +386,26 @@ func TestResultSaysWhatHappened(t *testing.T) {
 		{Result{Kind: ResultExpired, Request: func() *approval.Request { r := fixedRequest(); r.Status = approval.StatusCanceled; return r }()}, []string{"withdrawn"}},
 		{Result{Kind: ResultGone, Request: fixedRequest()}, []string{"no longer waiting", "timed out or was stopped"}},
 		{Result{Kind: ResultNotFound}, []string{"This link is no longer valid"}},
+		{Result{Kind: ResultRecorded, Request: quorumRequest(bobApproves), Vote: &bobApproves}, []string{"Your approval is recorded", "Your approval of <strong>Deploy v1.2 to prod</strong> is recorded. 1 more approval is needed.", "2 of 3 approvers must approve", "1 of 2 approvals", "bob@example.com", "Fine by me", "can still vote"}},
+		{Result{Kind: ResultRecorded, Request: quorumRequest(carolRejects), Vote: &carolRejects}, []string{"Your rejection is recorded", "2 more approvals are needed", "U0CAROL001</strong> (carol@example.com)", "Not during the freeze", "through Slack"}},
+		{Result{Kind: ResultRecorded, Request: groupsRequest(), Vote: &groupsRequest().Votes[0]}, []string{"1 more approval is needed: waiting for security (0 of 1)", "one approval from each group: eng, security", "for eng"}},
+		{Result{Kind: ResultAlreadyVoted, Request: quorumRequest(bobApproves), Vote: &bobApproves}, []string{"You already approved at Wed 25 Nov 2026, 13:27 UTC", "not recorded"}},
+		{Result{Kind: ResultAlreadyVoted}, []string{"You have already voted"}},
+		{Result{Kind: ResultSelfApproval, Request: selfRequest(), BackURL: testPageURL}, []string{"You asked for this approval, so you cannot approve it; you may still reject it", `href="` + testPageURL + `"`, "Nothing was recorded"}},
+		{Result{Kind: ResultNotApprover, Request: fixedRequest()}, []string{"not an approver", "Only the approvers", "Nothing was recorded"}},
+		{Result{Kind: ResultBusy, Request: fixedRequest()}, []string{"could not be recorded", "send your answer again"}},
+		{Result{Kind: ResultApproved, Request: closed(quorumRequest(bobApproves, aliceApproves))}, []string{"Your approval was the last one needed", "is approved (2 of 3 approvers must approve)", "2 of 2 approvals", "bob@example.com", "alice@example.com"}},
+		{Result{Kind: ResultRejected, Request: func() *approval.Request {
+			r := closed(quorumRequest(bobApproves, carolRejects))
+			r.Rule.RejectPolicy = approval.RejectImpossible
+			return r
+		}()}, []string{"can no longer be met", "is rejected"}},
+		{Result{Kind: ResultAlreadyDecided, Request: closed(quorumRequest(bobApproves, aliceApproves))}, []string{"already decided by alice@example.com", "2 of 2 approvals", "Fine by me"}},
+		{Result{Kind: ResultExpired, Request: func() *approval.Request {
+			r := fixedRequest()
+			r.Status, r.Reason = approval.StatusCanceled, approval.ReasonNotificationFailed
+			return r
+		}()}, []string{"This request was closed", "none of its approvers could be reached"}},
 		{Result{Kind: ResultInvalid, Message: "decision must be \"approve\" or \"reject\""}, []string{"decision must be &#34;approve&#34; or &#34;reject&#34;", "try again"}},
 		{Result{Kind: ResultError}, []string{"Something went wrong", "open the link"}},
 	} {
@@ -426,6 +450,67 @@ func TestResultWithUnknownRequester(t *testing.T) {
 		}
 		if got := buf.String(); strings.Contains(got, "ask unknown") || !strings.Contains(got, "ask the person who sent the request") {
 			t.Errorf("%s page with an unknown requester: want \"ask the person who sent the request\", got:\n%s", res.Kind, got)
+		}
+	}
+}
+
+// The one-time page says the rule in words, shows the progress and lists the
+// votes cast so far; the requester's own page offers only Reject.
+func TestPageShowsRuleAndVotes(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		v       approval.PageView
+		want    []string
+		notWant []string
+	}{
+		{
+			name: "quorum",
+			v:    approval.PageView{Request: quorumRequest(bobApproves, carolRejects), Recipient: fixedRequest().Recipients[0], Token: testToken, DecideURL: testDecideURL},
+			want: []string{"<dt>Rule</dt>\n<dd>2 of 3 approvers must approve</dd>", `<progress max="2" value="1"`, "1 of 2 approvals · 1 rejection",
+				"Approved</span> <strong>bob@example.com</strong>", "Fine by me &lt;b&gt;now&lt;/b&gt;", "Rejected</span> <strong>U0CAROL001</strong> (carol@example.com)",
+				"Wed 25 Nov 2026, 13:27 UTC", "Your vote counts toward the rule", `value="approve"`},
+		},
+		{
+			name: "groups",
+			v:    approval.PageView{Request: groupsRequest(), Recipient: fixedRequest().Recipients[0], Token: testToken, DecideURL: testDecideURL},
+			want: []string{"one approval from each group: eng, security", "<strong>eng</strong>: alice@example.com, bob@example.com", "waiting for security (0 of 1)", "(satisfied)"},
+		},
+		{
+			name:    "any, no votes",
+			v:       approval.PageView{Request: fixedRequest(), Recipient: fixedRequest().Recipients[0], Token: testToken, DecideURL: testDecideURL},
+			want:    []string{"one approval from any approver approves", "No votes yet", "This decides the request for everyone"},
+			notWant: []string{"the first answer decides"},
+		},
+		{
+			name:    "requester's own page",
+			v:       approval.PageView{Request: selfRequest(), Recipient: fixedRequest().Recipients[0], Token: testToken, DecideURL: testDecideURL},
+			want:    []string{"You asked for this approval, so you cannot approve it; you may still reject it", `value="reject"`},
+			notWant: []string{`name="decision" value="approve"`},
+		},
+		{
+			name: "requester may approve",
+			v: approval.PageView{Request: func() *approval.Request {
+				r := selfRequest()
+				r.Rule.AllowSelfApproval = true
+				return r
+			}(), Recipient: fixedRequest().Recipients[0], Token: testToken, DecideURL: testDecideURL},
+			want:    []string{`name="decision" value="approve"`},
+			notWant: []string{"you cannot approve it", "may not approve it"},
+		},
+	} {
+		b, err := Renderer{}.Page(tc.v)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(string(b), w) {
+				t.Errorf("%s: page lacks %q", tc.name, w)
+			}
+		}
+		for _, w := range tc.notWant {
+			if strings.Contains(string(b), w) {
+				t.Errorf("%s: page has %q", tc.name, w)
+			}
 		}
 	}
 }

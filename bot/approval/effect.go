@@ -106,10 +106,13 @@ func (e *Effect) due(now time.Time) bool {
 // pending, or the earliest time an unfinished effect may be taken over. It is
 // zero when nothing is due; stores index it (the due index).
 func (r *Request) DueAt() time.Time {
-	var at time.Time
+	var (
+		at  time.Time
+		set bool
+	)
 	take := func(t time.Time) {
-		if at.IsZero() || t.Before(at) {
-			at = t
+		if !set || t.Before(at) {
+			at, set = t, true
 		}
 	}
 	if r.Status == StatusPending {
@@ -117,7 +120,11 @@ func (r *Request) DueAt() time.Time {
 	}
 	for _, e := range r.Effects {
 		if e.State == EffectPending {
-			take(later(e.LeaseUntil, e.NextAt))
+			t := later(e.LeaseUntil, e.NextAt)
+			if t.IsZero() {
+				t = r.CreatedAt // never leased, no retry time: due at once
+			}
+			take(t)
 		}
 	}
 	return at

@@ -3,6 +3,8 @@ package dynamo_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,16 +24,37 @@ import (
 
 // fixtureWithRawTokens is a storetest fixture whose tokens' raw values are
 // known, so that a test can look for them in the table.
-func fixtureWithRawTokens(createdAt time.Time) (*approval.Request, []approval.Token, []string) {
-	r, toks := storetest.Fixture(createdAt)
+func fixtureWithRawTokens(createdAt time.Time) (*approval.Request, []string) {
+	r := storetest.Fixture(createdAt)
 	var raws []string
-	for i := range toks {
-		raw, hash := approval.NewToken()
+	for i := range r.Recipients {
+		raw := approval.NewRequestToken(r.ID)
 		raws = append(raws, raw)
-		toks[i].Hash = hash
-		r.Recipients[i].TokenHash = hash
+		r.Recipients[i].TokenHash = approval.HashToken(raw)
 	}
-	return r, toks, raws
+	return r, raws
+}
+
+// quiet marks every effect of r done: nothing is due on it but its expiry.
+func quiet(r *approval.Request) *approval.Request {
+	for i := range r.Effects {
+		r.Effects[i].State, r.Effects[i].Lease = approval.EffectDone, ""
+	}
+	return r
+}
+
+func mustCreate(t *testing.T, s approval.Store, r *approval.Request) {
+	t.Helper()
+	if err := s.CreateRequest(t.Context(), r); err != nil {
+		t.Fatalf("CreateRequest %s: %v", r.ID, err)
+	}
+}
+
+func mustUpdate(t *testing.T, s approval.Store, r *approval.Request) {
+	t.Helper()
+	if err := s.UpdateRequest(t.Context(), r); err != nil {
+		t.Fatalf("UpdateRequest %s: %v", r.ID, err)
+	}
 }
 
 // items returns every item of the table by partition key.
@@ -51,7 +74,7 @@ func items(t *testing.T, client *dynamodb.Client, table string) map[string]map[s
 	return out
 }
 
-// strings collects every string inside an attribute value.
+// allStrings collects every string inside an attribute value.
 func allStrings(v types.AttributeValue) []string {
 	switch v := v.(type) {
 	case *types.AttributeValueMemberS:
@@ -90,321 +113,350 @@ func attrN(it map[string]types.AttributeValue, name string) string {
 	return ""
 }
 
-// TestItemShape checks what lands in the table: keys, time to live, the
-// sparse index keys through a request's life, and no raw token anywhere.
+// firstVersionAttributes are attributes only the first version wrote.
+var firstVersionAttributes = []string{"undeliveredPK", "delivered", "deliveryLeaseUntil", "policy"}
+
+// TestItemShape checks what lands in the table: one item per request with its
+// version, time to live, the sharded index keys through a request's life, no
+// attribute of the first version, and no raw token anywhere.
 func TestItemShape(t *testing.T) {
-	ctx := t.Context()
 	client, table := newTable(t)
 	s := dynamo.New(client, table)
 	s.Retention = 48 * time.Hour
 
-	r, toks, raws := fixtureWithRawTokens(storetest.Base)
-	if err := s.CreateRequest(ctx, storetest.Clone(r), toks); err != nil {
-		t.Fatalf("CreateRequest: %v", err)
-	}
+	r, raws := fixtureWithRawTokens(storetest.Base)
+	mustCreate(t, s, r.Clone())
 	got := items(t, client, table)
-	if len(got) != 1+len(toks) {
-		t.Errorf("table holds %d items, want %d (the request and its tokens)", len(got), 1+len(toks))
+	if len(got) != 1 {
+		t.Errorf("table holds %d items, want 1 (the request)", len(got))
 	}
-	wantTTL := strconvI(r.ExpiresAt.Add(48 * time.Hour).Unix())
 	req, ok := got["REQ#"+r.ID]
 	if !ok {
-		t.Fatalf("no item REQ#%s; keys: %v", r.ID, keys(got))
+		t.Fatalf("no item REQ#%s; keys: %v", r.ID, slices.Collect(maps.Keys(got)))
 	}
-	for _, tok := range toks {
-		if _, ok := got["TOK#"+tok.Hash]; !ok {
-			t.Errorf("no item TOK#<hash> for %s", tok.Recipient)
-		}
+	wantTTL := strconv.FormatInt(r.ExpiresAt.Add(48*time.Hour).Unix(), 10)
+	if got := attrN(req, dynamo.TTLAttribute); got != wantTTL {
+		t.Errorf("ttl = %q, want %q (expiry + retention, epoch seconds)", got, wantTTL)
 	}
-	for pk, it := range got {
-		if got := attrN(it, dynamo.TTLAttribute); got != wantTTL {
-			t.Errorf("%s: ttl = %q, want %q (expiry + retention, epoch seconds)", pk, got, wantTTL)
-		}
-		for name, v := range it {
-			for _, sv := range allStrings(v) {
-				for _, raw := range raws {
-					if strings.Contains(sv, raw) {
-						t.Errorf("%s: attribute %s holds a raw token", pk, name)
-					}
+	if got := attrN(req, dynamo.VersionAttribute); got != "1" {
+		t.Errorf("version = %q, want 1", got)
+	}
+	for name, v := range req {
+		for _, sv := range allStrings(v) {
+			for _, raw := range raws {
+				if strings.Contains(sv, raw) || strings.Contains(sv, strings.SplitN(raw, ".", 2)[1]) {
+					t.Errorf("attribute %s holds a raw token", name)
 				}
 			}
 		}
 	}
-	if v, _ := attrS(req, dynamo.PendingKeyAttribute); v != "PENDING" {
-		t.Errorf("pending request: pendingPK = %q, want PENDING", v)
-	}
-	if _, ok := req[dynamo.UndeliveredKeyAttribute]; ok {
-		t.Errorf("pending request has undeliveredPK")
-	}
 	if v, _ := attrS(req, dynamo.CreatedAtAttribute); v != "2031-05-06T07:08:09.123000000Z" {
 		t.Errorf("createdAt = %q, want fixed-width UTC 2031-05-06T07:08:09.123000000Z", v)
 	}
-
-	d := approval.Decision{Choice: approval.Approve, By: "alice@example.com", Channel: approval.ChannelEmail, At: storetest.Base.Add(time.Minute)}
-	if _, err := s.Claim(ctx, toks[0].Hash, d); err != nil {
-		t.Fatalf("Claim: %v", err)
+	n := dynamo.ShardOf(r.ID)
+	if v, _ := attrS(req, dynamo.PendingKeyAttribute); v != fmt.Sprintf("PENDING#%d", n) {
+		t.Errorf("pending request: pendingPK = %q, want PENDING#%d", v, n)
 	}
-	got = items(t, client, table)
-	req = got["REQ#"+r.ID]
-	if _, ok := req[dynamo.PendingKeyAttribute]; ok {
-		t.Errorf("after Claim: pendingPK still present")
+	if v, _ := attrS(req, dynamo.DueKeyAttribute); v != fmt.Sprintf("DUE#%d", n) {
+		t.Errorf("pending request: dueShard = %q, want DUE#%d", v, n)
 	}
-	if v, _ := attrS(req, dynamo.UndeliveredKeyAttribute); v != "UNDELIVERED" {
-		t.Errorf("after Claim: undeliveredPK = %q, want UNDELIVERED", v)
+	// Due first when bob's email may be retried: 4 s after creation.
+	if v, _ := attrS(req, dynamo.DueAtAttribute); v != "2031-05-06T07:08:13.123000000Z" {
+		t.Errorf("pending request: dueAt = %q, want 2031-05-06T07:08:13.123000000Z", v)
 	}
-	if _, ok := req["decisionComment"]; ok {
-		t.Errorf("after Claim without a comment: decisionComment stored")
-	}
-	if v, _ := attrS(got["TOK#"+toks[0].Hash], "usedAt"); v != "2031-05-06T07:09:09.123000000Z" {
-		t.Errorf("after Claim: token usedAt = %q, want 2031-05-06T07:09:09.123000000Z", v)
-	}
-	if _, ok := got["TOK#"+toks[1].Hash]["usedAt"]; ok {
-		t.Errorf("after Claim: an unused token has usedAt")
+	for _, name := range firstVersionAttributes {
+		if _, ok := req[name]; ok {
+			t.Errorf("new request has the first version's attribute %s", name)
+		}
 	}
 
-	if err := s.MarkDelivered(ctx, r.ID); err != nil {
-		t.Fatalf("MarkDelivered: %v", err)
-	}
+	// Closed, delivery still to run: out of pending, still due.
+	r.Version = 1
+	c := quiet(storetest.Closed(r, storetest.Base.Add(5*time.Minute)))
+	c.Effects[len(c.Effects)-2] = approval.Effect{Kind: approval.EffectDeliver, State: approval.EffectPending, Attempts: 1, Lease: "l", LeaseUntil: storetest.Base.Add(7 * time.Minute)}
+	mustUpdate(t, s, c)
 	req = items(t, client, table)["REQ#"+r.ID]
-	if _, ok := req[dynamo.UndeliveredKeyAttribute]; ok {
-		t.Errorf("after MarkDelivered: undeliveredPK still present")
+	if _, ok := req[dynamo.PendingKeyAttribute]; ok {
+		t.Errorf("closed request: pendingPK still present")
 	}
-}
-
-// TestDeliveryLeaseItemShape checks that the delivery lease is one attribute
-// that leaves the sparse indexes alone: a leased outcome stays in the
-// undelivered index, and delivering it removes the lease with the index key.
-func TestDeliveryLeaseItemShape(t *testing.T) {
-	ctx := t.Context()
-	client, table := newTable(t)
-	s := dynamo.New(client, table)
-	r, toks := storetest.Fixture(storetest.Base)
-	gone, goneToks := storetest.Fixture(storetest.Base.Add(time.Minute))
-	for _, f := range []struct {
-		r    *approval.Request
-		toks []approval.Token
-	}{{r, toks}, {gone, goneToks}} {
-		if err := s.CreateRequest(ctx, storetest.Clone(f.r), f.toks); err != nil {
-			t.Fatalf("CreateRequest: %v", err)
-		}
-		d := approval.Decision{Choice: approval.Approve, By: "alice@example.com", Channel: approval.ChannelEmail, At: storetest.Base.Add(2 * time.Minute)}
-		if _, err := s.Claim(ctx, f.toks[0].Hash, d); err != nil {
-			t.Fatalf("Claim: %v", err)
-		}
+	if v, _ := attrS(req, dynamo.DueAtAttribute); v != "2031-05-06T07:15:09.123000000Z" {
+		t.Errorf("closed request with a delivery to run: dueAt = %q, want 2031-05-06T07:15:09.123000000Z (its lease's end)", v)
 	}
-	before := items(t, client, table)
-	now := storetest.Base.Add(3 * time.Minute)
-	for _, id := range []string{r.ID, gone.ID} {
-		if err := s.LeaseDelivery(ctx, id, now, now.Add(time.Minute)); err != nil {
-			t.Fatalf("LeaseDelivery: %v", err)
-		}
+	if got := attrN(req, dynamo.VersionAttribute); got != "2" {
+		t.Errorf("version after one update = %q, want 2", got)
 	}
-	after := items(t, client, table)
-	req := after["REQ#"+r.ID]
-	if v, _ := attrS(req, "deliveryLeaseUntil"); v != "2031-05-06T07:12:09.123000000Z" {
-		t.Errorf("leased request: deliveryLeaseUntil = %q, want fixed-width UTC 2031-05-06T07:12:09.123000000Z", v)
-	}
-	// Nothing but the lease changed: same index keys, same everything else.
-	for pk, it := range after {
-		old := before[pk]
-		for name, v := range it {
-			if name == "deliveryLeaseUntil" {
-				continue
-			}
-			if !slices.Equal(slices.Sorted(slices.Values(allStrings(old[name]))), slices.Sorted(slices.Values(allStrings(v)))) ||
-				attrN(old, name) != attrN(it, name) {
-				t.Errorf("%s: attribute %s changed by LeaseDelivery", pk, name)
-			}
-		}
-		if len(it) != len(old)+boolInt(strings.HasPrefix(pk, "REQ#")) {
-			t.Errorf("%s: %d attributes after LeaseDelivery, want %d", pk, len(it), len(old)+boolInt(strings.HasPrefix(pk, "REQ#")))
-		}
-	}
-	if v, _ := attrS(req, dynamo.UndeliveredKeyAttribute); v != "UNDELIVERED" {
-		t.Errorf("leased request: undeliveredPK = %q, want UNDELIVERED", v)
-	}
-	undelivered, err := s.ListUndelivered(ctx)
-	if err != nil {
-		t.Fatalf("ListUndelivered: %v", err)
-	}
-	if got := len(undelivered); got != 2 {
-		t.Errorf("ListUndelivered of two leased outcomes: got %d requests, want 2", got)
+	if v, _ := attrS(req, "decisionComment"); v != "not today" {
+		t.Errorf("decisionComment = %q, want %q", v, "not today")
 	}
 
-	if err := s.MarkDelivered(ctx, r.ID); err != nil {
-		t.Fatalf("MarkDelivered: %v", err)
-	}
-	if _, err := s.MarkWorkflowGone(ctx, gone.ID); err != nil {
-		t.Fatalf("MarkWorkflowGone: %v", err)
-	}
-	after = items(t, client, table)
-	for _, id := range []string{r.ID, gone.ID} {
-		for _, name := range []string{"deliveryLeaseUntil", dynamo.UndeliveredKeyAttribute} {
-			if _, ok := after["REQ#"+id][name]; ok {
-				t.Errorf("REQ#%s: %s still present once delivered", id, name)
-			}
+	// Everything done: in no index.
+	quiet(c)
+	mustUpdate(t, s, c)
+	req = items(t, client, table)["REQ#"+r.ID]
+	for _, name := range []string{dynamo.PendingKeyAttribute, dynamo.DueKeyAttribute, dynamo.DueAtAttribute, dynamo.UndeliveredKeyAttribute} {
+		if _, ok := req[name]; ok {
+			t.Errorf("closed request with nothing to do: %s still present", name)
 		}
 	}
 }
 
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-// TestIndexesAreSparse queries the indexes directly.
-func TestIndexesAreSparse(t *testing.T) {
-	ctx := t.Context()
-	client, table := newTable(t)
-	s := dynamo.New(client, table)
-	a, aToks := storetest.Fixture(storetest.Base)
-	b, bToks := storetest.Fixture(storetest.Base.Add(time.Minute))
-	for _, f := range []struct {
-		r    *approval.Request
-		toks []approval.Token
-	}{{a, aToks}, {b, bToks}} {
-		if err := s.CreateRequest(ctx, f.r, f.toks); err != nil {
-			t.Fatalf("CreateRequest: %v", err)
-		}
-	}
-	if _, err := s.Expire(ctx, a.ID, a.ExpiresAt); err != nil {
-		t.Fatalf("Expire: %v", err)
-	}
-	query := func(index, attr, value string) []string {
-		out, err := client.Query(ctx, &dynamodb.QueryInput{
+// queryPartitions returns the keys in partitions of index, in index order.
+func queryPartitions(t *testing.T, client *dynamodb.Client, table, index, attr string, values ...string) []string {
+	t.Helper()
+	var pks []string
+	for _, v := range values {
+		p := dynamodb.NewQueryPaginator(client, &dynamodb.QueryInput{
 			TableName:                 aws.String(table),
 			IndexName:                 aws.String(index),
 			KeyConditionExpression:    aws.String("#k = :v"),
 			ExpressionAttributeNames:  map[string]string{"#k": attr},
-			ExpressionAttributeValues: map[string]types.AttributeValue{":v": &types.AttributeValueMemberS{Value: value}},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":v": &types.AttributeValueMemberS{Value: v}},
 		})
-		if err != nil {
-			t.Fatalf("Query %s: %v", index, err)
+		for p.HasMorePages() {
+			page, err := p.NextPage(t.Context())
+			if err != nil {
+				t.Fatalf("Query %s %s: %v", index, v, err)
+			}
+			for _, it := range page.Items {
+				pk, _ := attrS(it, "pk")
+				pks = append(pks, pk)
+			}
 		}
-		var pks []string
-		for _, it := range out.Items {
-			v, _ := attrS(it, "pk")
-			pks = append(pks, v)
-		}
-		return pks
 	}
-	if diff := cmp.Diff([]string{"REQ#" + b.ID}, query(dynamo.PendingIndex, dynamo.PendingKeyAttribute, "PENDING")); diff != "" {
+	return pks
+}
+
+func shards(prefix string) []string {
+	var out []string
+	for n := range dynamo.Shards {
+		out = append(out, prefix+strconv.Itoa(n))
+	}
+	return out
+}
+
+// TestIndexesAreSparse queries the indexes directly: a request is in the
+// pending index only while pending, in the due index only while something is
+// due on it, and never in the first version's partitions.
+func TestIndexesAreSparse(t *testing.T) {
+	client, table := newTable(t)
+	s := dynamo.New(client, table)
+	pending := quiet(storetest.Fixture(storetest.Base))
+	delivering := storetest.Fixture(storetest.Base.Add(time.Second))
+	done := storetest.Fixture(storetest.Base.Add(2 * time.Second))
+	for _, r := range []*approval.Request{pending, delivering, done} {
+		mustCreate(t, s, r)
+	}
+	c := quiet(storetest.Closed(delivering, storetest.Base.Add(time.Minute)))
+	c.Effects[len(c.Effects)-1].State = approval.EffectPending
+	mustUpdate(t, s, c)
+	mustUpdate(t, s, quiet(storetest.Closed(done, storetest.Base.Add(time.Minute))))
+
+	sorted := func(pks []string) []string { slices.Sort(pks); return pks }
+	want := []string{"REQ#" + pending.ID}
+	if diff := cmp.Diff(want, queryPartitions(t, client, table, dynamo.PendingIndex, dynamo.PendingKeyAttribute, shards("PENDING#")...)); diff != "" {
 		t.Errorf("pending index (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{"REQ#" + a.ID}, query(dynamo.UndeliveredIndex, dynamo.UndeliveredKeyAttribute, "UNDELIVERED")); diff != "" {
-		t.Errorf("undelivered index (-want +got):\n%s", diff)
+	want = sorted([]string{"REQ#" + pending.ID, "REQ#" + delivering.ID})
+	if diff := cmp.Diff(want, sorted(queryPartitions(t, client, table, dynamo.DueIndex, dynamo.DueKeyAttribute, shards("DUE#")...))); diff != "" {
+		t.Errorf("due index (-want +got):\n%s", diff)
+	}
+	if got := queryPartitions(t, client, table, dynamo.PendingIndex, dynamo.PendingKeyAttribute, "PENDING"); len(got) != 0 {
+		t.Errorf("the first version's pending partition holds %v, want nothing", got)
+	}
+	if got := queryPartitions(t, client, table, dynamo.UndeliveredIndex, dynamo.UndeliveredKeyAttribute, "UNDELIVERED"); len(got) != 0 {
+		t.Errorf("the first version's undelivered partition holds %v, want nothing", got)
 	}
 }
 
+// idsInShard returns n new request IDs that all fall into shard 0, so that a
+// test can put equal sort keys into one index partition.
+func idsInShard(n int) []string {
+	var out []string
+	for len(out) < n {
+		if id := approval.NewID(); dynamo.ShardOf(id) == 0 {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 // TestListsPaginate lists more requests than one query page and one batch
-// read hold.
+// read hold, with requests created at the same instant in one shard and in
+// several, across pages of ListPending.
 func TestListsPaginate(t *testing.T) {
 	ctx := t.Context()
 	client, table := newTable(t)
 	s := dynamo.New(client, table)
-	dynamo.SetPaging(s, 2, 3)
-	var rs []*approval.Request
-	var toks [][]approval.Token
-	for i := range 8 {
-		r, tk := storetest.Fixture(storetest.Base.Add(time.Duration(i) * time.Minute))
-		if err := s.CreateRequest(ctx, r, tk); err != nil {
-			t.Fatalf("CreateRequest: %v", err)
+	dynamo.SetPaging(s, 1, 2)
+	var all []*approval.Request
+	sameShard := idsInShard(4)
+	for i := range 12 {
+		r := quiet(storetest.Fixture(storetest.Base.Add(time.Duration(i/3) * time.Second)))
+		if i < 4 {
+			r.ID = sameShard[i] // 0, 1, 2 created together, and 3 in the next second
 		}
-		rs, toks = append(rs, r), append(toks, tk)
+		r.ExpiresAt = storetest.Base.Add(time.Hour + time.Duration(i)*time.Minute)
+		mustCreate(t, s, r)
+		all = append(all, r)
 	}
-	for _, i := range []int{1, 4, 6} {
-		d := approval.Decision{Choice: approval.Reject, By: "bob@example.com", Channel: approval.ChannelSlack, At: rs[i].CreatedAt.Add(time.Second)}
-		if _, err := s.Claim(ctx, toks[i][2].Hash, d); err != nil {
-			t.Fatalf("Claim: %v", err)
+	for _, i := range []int{1, 7} {
+		mustUpdate(t, s, quiet(storetest.Closed(all[i], storetest.Base.Add(time.Minute))))
+	}
+	var want []string
+	for i := len(all) - 1; i >= 0; i-- {
+		if i != 1 && i != 7 {
+			want = append(want, all[i].ID)
 		}
 	}
-	pending, err := s.ListPending(ctx)
+	slices.SortFunc(want, func(a, b string) int {
+		ra, rb := find(all, a), find(all, b)
+		if c := rb.CreatedAt.Compare(ra.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(b, a)
+	})
+	var got []string
+	cursor := ""
+	for page := 0; ; page++ {
+		rs, next, err := s.ListPending(ctx, cursor, 2)
+		if err != nil {
+			t.Fatalf("ListPending page %d: %v", page, err)
+		}
+		if len(rs) > 2 {
+			t.Fatalf("ListPending page %d: %d requests, limit 2", page, len(rs))
+		}
+		got = append(got, ids(rs)...)
+		if next == "" {
+			break
+		}
+		if page > 10 {
+			t.Fatal("ListPending does not end")
+		}
+		cursor = next
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ListPending over all pages: newest first, then by ID descending (-want +got):\n%s", diff)
+	}
+
+	// Due: the pending ones, by expiry; the closed ones have nothing to do.
+	due, err := s.ListDue(ctx, storetest.Base.Add(2*time.Hour), 4)
 	if err != nil {
-		t.Fatalf("ListPending: %v", err)
+		t.Fatalf("ListDue: %v", err)
 	}
-	want := []string{rs[7].ID, rs[5].ID, rs[3].ID, rs[2].ID, rs[0].ID}
-	if diff := cmp.Diff(want, ids(pending)); diff != "" {
-		t.Errorf("ListPending, newest first (-want +got):\n%s", diff)
-	}
-	undelivered, err := s.ListUndelivered(ctx)
-	if err != nil {
-		t.Fatalf("ListUndelivered: %v", err)
-	}
-	want = []string{rs[1].ID, rs[4].ID, rs[6].ID}
-	if diff := cmp.Diff(want, ids(undelivered)); diff != "" {
-		t.Errorf("ListUndelivered, oldest first (-want +got):\n%s", diff)
+	if diff := cmp.Diff([]string{all[0].ID, all[2].ID, all[3].ID, all[4].ID}, ids(due)); diff != "" {
+		t.Errorf("ListDue with limit 4, earliest first (-want +got):\n%s", diff)
 	}
 }
 
-// TestListIgnoresStaleIndexEntries: the lists trust the items, not the index
+func find(rs []*approval.Request, id string) *approval.Request {
+	for _, r := range rs {
+		if r.ID == id {
+			return r
+		}
+	}
+	return nil
+}
+
+func TestListPendingInvalidCursor(t *testing.T) {
+	client, table := newTable(t)
+	s := dynamo.New(client, table)
+	for _, c := range []string{"not base64!", "bm8gc3BhY2U", "MjAzMS0wNS0wNiBhYmM"} {
+		if _, _, err := s.ListPending(t.Context(), c, 10); !errors.Is(err, approval.ErrInvalid) {
+			t.Errorf("ListPending with cursor %q: got %v, want ErrInvalid", c, err)
+		}
+	}
+}
+
+// TestListsIgnoreStaleIndexEntries: the lists trust the items, not the index
 // (which is only eventually consistent in DynamoDB).
-func TestListIgnoresStaleIndexEntries(t *testing.T) {
+func TestListsIgnoreStaleIndexEntries(t *testing.T) {
 	ctx := t.Context()
 	client, table := newTable(t)
 	s := dynamo.New(client, table)
-	r, toks := storetest.Fixture(storetest.Base)
-	if err := s.CreateRequest(ctx, r, toks); err != nil {
-		t.Fatalf("CreateRequest: %v", err)
+	decided := quiet(storetest.Fixture(storetest.Base))
+	notDue := quiet(storetest.Fixture(storetest.Base.Add(time.Second)))
+	mustCreate(t, s, decided)
+	mustCreate(t, s, notDue)
+	set := func(id, attr, value string) {
+		t.Helper()
+		_, err := client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName:                 aws.String(table),
+			Key:                       map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "REQ#" + id}},
+			UpdateExpression:          aws.String("SET #a = :v"),
+			ExpressionAttributeNames:  map[string]string{"#a": attr},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":v": &types.AttributeValueMemberS{Value: value}},
+		})
+		if err != nil {
+			t.Fatalf("UpdateItem: %v", err)
+		}
 	}
-	// An item still in the pending index though no longer pending, as an
-	// index lagging behind its table would show it.
-	_, err := client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 aws.String(table),
-		Key:                       map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "REQ#" + r.ID}},
-		UpdateExpression:          aws.String("SET #s = :approved"),
-		ExpressionAttributeNames:  map[string]string{"#s": "status"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":approved": &types.AttributeValueMemberS{Value: "approved"}},
-	})
-	if err != nil {
-		t.Fatalf("UpdateItem: %v", err)
-	}
-	got, err := s.ListPending(ctx)
+	// An item still in the pending index though no longer pending, and one
+	// in the due index earlier than it is due, as an index lagging behind its
+	// table would show them.
+	set(decided.ID, "status", "approved")
+	set(notDue.ID, dynamo.DueAtAttribute, "2031-05-06T07:08:09.123000000Z")
+	got, _, err := s.ListPending(ctx, "", 10)
 	if err != nil {
 		t.Fatalf("ListPending: %v", err)
 	}
-	if len(got) != 0 {
-		t.Errorf("ListPending = %v, want none: the item is no longer pending", ids(got))
+	if diff := cmp.Diff([]string{notDue.ID}, ids(got)); diff != "" {
+		t.Errorf("ListPending: the approved item is not pending (-want +got):\n%s", diff)
+	}
+	due, err := s.ListDue(ctx, storetest.Base.Add(time.Minute), 10)
+	if err != nil {
+		t.Fatalf("ListDue: %v", err)
+	}
+	if len(due) != 0 {
+		t.Errorf("ListDue = %v, want none: nothing is due before the expiry", ids(due))
 	}
 }
 
-// conflictOnce cancels the first transaction as DynamoDB does when another
-// transaction is writing the same items.
-type conflictOnce struct {
+// resend sends every PutItem twice, as the SDK does when the answer to a
+// write that took effect is lost, and returns the second answer.
+type resend struct {
 	dynamo.API
 	calls atomic.Int32
 }
 
-func (c *conflictOnce) TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, opts ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
-	if c.calls.Add(1) == 1 {
-		return nil, &types.TransactionCanceledException{
-			Message:             aws.String("Transaction cancelled"),
-			CancellationReasons: []types.CancellationReason{{Code: aws.String("None")}, {Code: aws.String("TransactionConflict")}},
-		}
+func (c *resend) PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	c.calls.Add(1)
+	if _, err := c.API.PutItem(ctx, in, opts...); err != nil {
+		return nil, err
 	}
-	return c.API.TransactWriteItems(ctx, in, opts...)
+	return c.API.PutItem(ctx, in, opts...)
 }
 
-func TestClaimRetriesTransactionConflict(t *testing.T) {
+// TestWriteSentTwice: a write sent again after it took effect fails its
+// condition against its own result; the store recognises it as done.
+func TestWriteSentTwice(t *testing.T) {
 	ctx := t.Context()
 	client, table := newTable(t)
-	r, toks := storetest.Fixture(storetest.Base)
-	if err := dynamo.New(client, table).CreateRequest(ctx, r, toks); err != nil {
-		t.Fatalf("CreateRequest: %v", err)
-	}
-	db := &conflictOnce{API: client}
+	db := &resend{API: client}
 	s := dynamo.NewWithAPI(db, table)
-	d := approval.Decision{Choice: approval.Approve, By: "alice@example.com", Channel: approval.ChannelEmail, At: storetest.Base.Add(time.Minute)}
-	got, err := s.Claim(ctx, toks[0].Hash, d)
-	if err != nil {
-		t.Fatalf("Claim after a transaction conflict: %v, want success on retry", err)
+	r := storetest.Fixture(storetest.Base)
+	c := r.Clone()
+	if err := s.CreateRequest(ctx, c); err != nil || c.Version != 1 {
+		t.Fatalf("CreateRequest sent twice: %v, version %d; want success at version 1", err, c.Version)
 	}
-	if got.Status != approval.StatusApproved {
-		t.Errorf("status = %q, want approved", got.Status)
+	c.Title = "changed"
+	if err := s.UpdateRequest(ctx, c); err != nil || c.Version != 2 {
+		t.Fatalf("UpdateRequest sent twice: %v, version %d; want success at version 2", err, c.Version)
 	}
 	if n := db.calls.Load(); n != 2 {
-		t.Errorf("TransactWriteItems calls = %d, want 2 (the conflicting claim, its retry)", n)
+		t.Errorf("PutItem calls = %d, want 2", n)
+	}
+	got, err := s.GetRequest(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(c, got, storetest.CmpOptions); diff != "" {
+		t.Errorf("stored request (-want +got):\n%s", diff)
+	}
+	// Another writer's change at the same version is still refused.
+	stale := r.Clone()
+	stale.Version = 1
+	if err := s.UpdateRequest(ctx, stale); !errors.Is(err, approval.ErrConflict) {
+		t.Errorf("UpdateRequest over a stale version: got %v, want ErrConflict", err)
 	}
 }
 
@@ -430,7 +482,9 @@ func TestCreateTable(t *testing.T) {
 	for _, g := range out.Table.GlobalSecondaryIndexes {
 		got = append(got, index{aws.ToString(g.IndexName), aws.ToString(g.KeySchema[0].AttributeName), aws.ToString(g.KeySchema[1].AttributeName), string(g.Projection.ProjectionType)})
 	}
+	slices.SortFunc(got, func(a, b index) int { return strings.Compare(a.Name, b.Name) })
 	want := []index{
+		{"due", "dueShard", "dueAt", "KEYS_ONLY"},
 		{"pending", "pendingPK", "createdAt", "KEYS_ONLY"},
 		{"undelivered", "undeliveredPK", "createdAt", "KEYS_ONLY"},
 	}
@@ -456,13 +510,3 @@ func ids(rs []*approval.Request) []string {
 	}
 	return out
 }
-
-func keys[V any](m map[string]V) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
-}
-
-func strconvI(n int64) string { return strconv.FormatInt(n, 10) }

@@ -13,3 +13,6 @@ type API = api
 func NewWithAPI(db API, table string) *Store {
 	return &Store{db: db, table: table, Retention: DefaultRetention}
 }
+
+// ShardOf is the shard of request id.
+func ShardOf(id string) int { return shard(id) }

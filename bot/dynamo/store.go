@@ -29,13 +29,16 @@
 // strongly consistent BatchGetItem calls (an index is only eventually
 // consistent) and keep only those still in the listed state.
 //
-// Items of the first version keep working: they are decoded into the request
-// they stand for (see requestItem.upgrade), their tokens ("TOK#<hash>" items)
-// are found by LegacyToken, and until they are written again they sit in the
-// first version's index partitions ("PENDING" in pending, "UNDELIVERED" in the
-// index "undelivered"), which ListPending and ListDue read as well. Their
-// first write (a vote, the sweep) rewrites them in the current form and takes
-// them out of those partitions. CreateTable makes a table of this shape.
+// Items of the first version keep working. They decode, at version 0, into
+// the request they stand for: rule "any" (one reject rejects), their decision
+// as the one vote, and, when closed with the outcome not delivered, a pending
+// delivery effect whose first attempt holds the old delivery lease. Their
+// tokens ("TOK#<hash>" items) are found by LegacyToken. Until they are written
+// again they sit in the first version's index partitions ("PENDING" in
+// pending, "UNDELIVERED" in the index "undelivered"), which ListPending and
+// ListDue read as well; their first write (a vote, the sweep) rewrites them in
+// the current form and takes them out of those partitions. CreateTable makes
+// a table of this shape.
 package dynamo
 
 import (

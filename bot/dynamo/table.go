@@ -16,18 +16,19 @@ import (
 //
 //	partition key  pk (S), no sort key
 //	index pending      pendingPK (S) / createdAt (S), keys only
-//	index undelivered  undeliveredPK (S) / createdAt (S), keys only
+//	index undelivered  undeliveredPK (S) / createdAt (S), keys only (first version)
+//	index due          dueShard (S) / dueAt (S), keys only
 //	time to live   ttl
 func CreateTable(ctx context.Context, client *dynamodb.Client, table string) error {
 	s := func(name string) types.AttributeDefinition {
 		return types.AttributeDefinition{AttributeName: aws.String(name), AttributeType: types.ScalarAttributeTypeS}
 	}
-	index := func(name, key string) types.GlobalSecondaryIndex {
+	index := func(name, key, sort string) types.GlobalSecondaryIndex {
 		return types.GlobalSecondaryIndex{
 			IndexName: aws.String(name),
 			KeySchema: []types.KeySchemaElement{
 				{AttributeName: aws.String(key), KeyType: types.KeyTypeHash},
-				{AttributeName: aws.String(CreatedAtAttribute), KeyType: types.KeyTypeRange},
+				{AttributeName: aws.String(sort), KeyType: types.KeyTypeRange},
 			},
 			Projection: &types.Projection{ProjectionType: types.ProjectionTypeKeysOnly},
 		}
@@ -37,11 +38,13 @@ func CreateTable(ctx context.Context, client *dynamodb.Client, table string) err
 		BillingMode: types.BillingModePayPerRequest,
 		AttributeDefinitions: []types.AttributeDefinition{
 			s(KeyAttribute), s(PendingKeyAttribute), s(UndeliveredKeyAttribute), s(CreatedAtAttribute),
+			s(DueKeyAttribute), s(DueAtAttribute),
 		},
 		KeySchema: []types.KeySchemaElement{{AttributeName: aws.String(KeyAttribute), KeyType: types.KeyTypeHash}},
 		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{
-			index(PendingIndex, PendingKeyAttribute),
-			index(UndeliveredIndex, UndeliveredKeyAttribute),
+			index(PendingIndex, PendingKeyAttribute, CreatedAtAttribute),
+			index(UndeliveredIndex, UndeliveredKeyAttribute, CreatedAtAttribute),
+			index(DueIndex, DueKeyAttribute, DueAtAttribute),
 		},
 	})
 	if err != nil {

@@ -1,7 +1,12 @@
-// Package slackapp connects approvalbot to Slack: it posts the Block Kit message
-// for a request and rewrites it once the request is closed (Chat), answers the
-// /approvals command and the Approve/Reject buttons over HTTP (Handler) or over
-// Socket Mode (RunSocketMode), and verifies Slack's request signatures.
+// Package slackapp connects approvalbot to Slack. Chat (approval.Chat) posts a
+// request's Block Kit message to its channel, sends Slack approvers a direct
+// message, and rewrites both as votes come in and when the request closes. App
+// answers the /approvals command and the buttons: Approve and Reject vote as
+// the clicking Slack user (user ID and profile email, as Slack vouches), "Open
+// approval page" answers an approver with a personal one-time link that only
+// they see. No message carries a link that decides for whoever opens it.
+// Handler serves App over HTTP, verifying Slack's request signatures;
+// RunSocketMode serves it over a Socket Mode connection.
 package slackapp
 
 import (

@@ -48,8 +48,9 @@ type fakeSlack struct {
 	emails    map[string]string // user ID -> email
 	userCalls int
 	ts        int
-	apiURL    string // where slacktest serves the Web API
-	wsURL     string // what apps.connections.open answers (Socket Mode tests)
+	apiURL    string   // where slacktest serves the Web API
+	opened    []string // users whose direct conversation was opened
+	wsURL     string   // what apps.connections.open answers (Socket Mode tests)
 	changed   chan struct{}
 	hang      bool // users.info answers only when the caller gives up
 	down      bool // chat.update fails as when Slack is down
@@ -69,6 +70,8 @@ func newFakeSlack(t *testing.T) (*fakeSlack, *slack.Client) {
 		c.Handle("/chat.update", f.record("chat.update"))
 		c.Handle("/chat.postEphemeral", f.record("chat.postEphemeral"))
 		c.Handle("/users.info", f.usersInfo)
+		c.Handle("/conversations.open", f.conversationsOpen)
+		c.Handle("/response/", f.responseURL)
 		c.Handle("/apps.connections.open", f.connectionsOpen)
 	})
 	srv.Start()
@@ -115,6 +118,47 @@ func (f *fakeSlack) record(method string) http.HandlerFunc {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": m.Channel, "ts": m.TS, "message_ts": m.TS})
 	}
+}
+
+// conversationsOpen opens the direct conversation D… of user U… (or W…).
+func (f *fakeSlack) conversationsOpen(w http.ResponseWriter, r *http.Request) {
+	r.ParseForm()
+	users := r.Form.Get("users")
+	f.mu.Lock()
+	f.opened = append(f.opened, users)
+	f.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	if strings.Contains(users, ",") || !approval.IsSlackUserID(users) {
+		json.NewEncoder(w).Encode(map[string]any{"ok": false, "error": "user_not_found"})
+		return
+	}
+	json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": map[string]any{"id": dmChannel(users)}})
+}
+
+// dmChannel is the direct conversation the fake opens with user.
+func dmChannel(user string) string { return "D" + user[1:] }
+
+// responseURL records a message posted to an interaction's response_url,
+// under the method "response_url" with the response type in User.
+func (f *fakeSlack) responseURL(w http.ResponseWriter, r *http.Request) {
+	var msg struct {
+		Text            string          `json:"text"`
+		ResponseType    string          `json:"response_type"`
+		ReplaceOriginal bool            `json:"replace_original"`
+		Blocks          json.RawMessage `json:"blocks"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&msg); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m := sent{Method: "response_url", Channel: r.URL.Path, User: msg.ResponseType, Text: msg.Text, Blocks: msg.Blocks}
+	if msg.ReplaceOriginal {
+		m.User += "+replace"
+	}
+	f.sent = append(f.sent, m)
+	w.Write([]byte("ok"))
 }
 
 func (f *fakeSlack) usersInfo(w http.ResponseWriter, r *http.Request) {
@@ -241,6 +285,7 @@ type env struct {
 	svc      *approval.Service
 	app      *App
 	handler  http.Handler
+	tasks    int // task tokens handed out
 }
 
 func newEnv(t *testing.T) *env {
@@ -267,12 +312,13 @@ func newEnv(t *testing.T) *env {
 		Now:                 e.clock.Now,
 		Log:                 log,
 	}
-	e.app = NewApp(e.svc, client, e.pages.URL, log)
+	e.app = NewApp(e.svc, client, log)
 	e.handler = NewHandler(e.app, testSecret)
 	return e
 }
 
-// create makes a request and moves the clock on a minute, so that requests
+// create makes a request waited for by a workflow (a task token), lets its
+// notifications finish, and moves the clock on a minute, so that requests
 // created one after the other have distinct ages.
 func (e *env) create(in approval.NewRequest) *approval.Request {
 	e.t.Helper()
@@ -282,12 +328,39 @@ func (e *env) create(in approval.NewRequest) *approval.Request {
 	if in.Requester == "" {
 		in.Requester = "ci-pipeline"
 	}
+	if in.TaskToken == "" {
+		e.tasks++
+		in.TaskToken = fmt.Sprintf("task-token-%d", e.tasks)
+	}
 	r, _, err := e.svc.Create(context.Background(), in)
 	if err != nil {
 		e.t.Fatalf("create request: %v", err)
 	}
+	e.idle()
 	e.clock.Add(time.Minute)
-	return r
+	return e.request(r.ID)
+}
+
+// idle waits until the service's background effects are done.
+func (e *env) idle() {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.svc.Idle(ctx); err != nil {
+		e.t.Fatalf("effects still running after 10s: %v", err)
+	}
+}
+
+// decide votes through the personal page of address (its raw token).
+func (e *env) decide(r *approval.Request, address string, c approval.Choice, comment string) (*approval.Request, error) {
+	e.t.Helper()
+	tok := e.render.token(r.ID, address)
+	if tok == "" {
+		e.t.Fatalf("no personal page of %s on request %s", address, r.ID)
+	}
+	got, err := e.svc.Decide(context.Background(), approval.DecideInput{Token: tok, Choice: c, Comment: comment})
+	e.idle()
+	return got, err
 }
 
 func (e *env) request(id string) *approval.Request {
@@ -323,11 +396,13 @@ func (e *env) post(path string, h http.Header, body string) *httptest.ResponseRe
 	return w
 }
 
-// answer is a command reply as the test reads it: the text of each block.
+// answer is a command reply as the test reads it: the text of each section
+// and context block, and the buttons.
 type answer struct {
 	ResponseType string
 	Text         string
 	Lines        []string
+	Buttons      []button
 }
 
 // command runs a signed /approvals with text as userID.
@@ -339,28 +414,34 @@ func (e *env) command(userID, text string) answer {
 		e.t.Fatalf("/approvals %s: status %d, body %q", text, w.Code, w.Body)
 	}
 	var got struct {
-		ResponseType string `json:"response_type"`
-		Text         string `json:"text"`
-		Blocks       []struct {
-			Type string `json:"type"`
-			Text struct {
-				Text string `json:"text"`
-			} `json:"text"`
-			Elements []struct {
-				Text string `json:"text"`
-			} `json:"elements"`
-		} `json:"blocks"`
+		ResponseType string          `json:"response_type"`
+		Text         string          `json:"text"`
+		Blocks       json.RawMessage `json:"blocks"`
 	}
 	if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
 		e.t.Fatalf("/approvals %s: reply is not JSON: %v: %s", text, err, w.Body)
 	}
-	a := answer{ResponseType: got.ResponseType, Text: got.Text}
-	for _, b := range got.Blocks {
-		line := b.Text.Text
-		for _, el := range b.Elements {
-			line += el.Text
+	return readAnswer(e.t, got.ResponseType, got.Text, got.Blocks)
+}
+
+// readAnswer reads an answer's blocks.
+func readAnswer(t *testing.T, responseType, text string, blocks json.RawMessage) answer {
+	t.Helper()
+	a := answer{ResponseType: responseType, Text: text}
+	if len(blocks) == 0 {
+		return a
+	}
+	var raw []json.RawMessage
+	if err := json.Unmarshal(blocks, &raw); err != nil {
+		t.Fatalf("blocks are not JSON: %v: %s", err, blocks)
+	}
+	for _, b := range raw {
+		s := parseBlocks(t, json.RawMessage("["+string(b)+"]"))
+		a.Lines = append(a.Lines, s.Sections...)
+		if len(s.Context) > 0 {
+			a.Lines = append(a.Lines, strings.Join(s.Context, ""))
 		}
-		a.Lines = append(a.Lines, line)
+		a.Buttons = append(a.Buttons, s.Buttons...)
 	}
 	return a
 }
@@ -382,22 +463,53 @@ func commandBody(userID, text string) string {
 	}.Encode()
 }
 
+// where says where a button was clicked: the message's channel, whether the
+// message was ephemeral (a listing), and the value of the button.
+type where struct {
+	Channel   string // testChannel when empty
+	Ephemeral bool
+}
+
 // interactionBody is a block_actions payload like Slack's for a click of
-// actionID on request id's message by userID, from testdata/block_actions.json.
-func interactionBody(t *testing.T, id, actionID, userID string) string {
+// actionID with value (a request ID, or a More button's value) by userID, on
+// the app's message in testChannel, from testdata/block_actions.json.
+func interactionBody(t *testing.T, value, actionID, userID string) string {
+	t.Helper()
+	return interactionBodyAt(t, value, actionID, userID, where{}, "https://hooks.slack.com/actions/T0TEAM001/1234567890/abcdef")
+}
+
+func interactionBodyAt(t *testing.T, value, actionID, userID string, at where, responseURL string) string {
+	t.Helper()
+	return url.Values{"payload": {interactionPayload(t, value, actionID, userID, at, responseURL)}}.Encode()
+}
+
+func interactionPayload(t *testing.T, value, actionID, userID string, at where, responseURL string) string {
 	t.Helper()
 	raw, err := os.ReadFile("testdata/block_actions.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	payload := strings.NewReplacer("{{REQUEST_ID}}", id, "{{ACTION_ID}}", actionID, "{{USER_ID}}", userID, "{{CHANNEL}}", testChannel).Replace(string(raw))
-	return url.Values{"payload": {payload}}.Encode()
+	if at.Channel == "" {
+		at.Channel = testChannel
+	}
+	return strings.NewReplacer(
+		"{{VALUE}}", value, "{{ACTION_ID}}", actionID, "{{USER_ID}}", userID, "{{CHANNEL}}", at.Channel,
+		"{{EPHEMERAL}}", fmt.Sprint(at.Ephemeral), "{{RESPONSE_URL}}", responseURL,
+	).Replace(string(raw))
 }
 
-// click sends a signed button click and checks that Slack got a 200.
+// click sends a signed button click on the channel message, checks that Slack
+// got a 200 and waits for the effects of the click.
 func (e *env) click(id, actionID, userID string, extra http.Header) {
 	e.t.Helper()
-	body := interactionBody(e.t, id, actionID, userID)
+	e.clickAt(id, actionID, userID, where{}, extra)
+}
+
+// clickAt is click at a given place; answers through the response URL reach
+// the fake Slack.
+func (e *env) clickAt(value, actionID, userID string, at where, extra http.Header) {
+	e.t.Helper()
+	body := interactionBodyAt(e.t, value, actionID, userID, at, e.slack.apiURL+"response/"+userID)
 	h := sign(testSecret, time.Now(), body)
 	for k, v := range extra {
 		h[k] = v
@@ -405,16 +517,24 @@ func (e *env) click(id, actionID, userID string, extra http.Header) {
 	if w := e.post("/slack/interactions", h, body); w.Code != http.StatusOK {
 		e.t.Fatalf("click %s by %s: status %d, body %q", actionID, userID, w.Code, w.Body)
 	}
+	e.idle()
 }
 
-// slackPage is the address of r's Slack channel page.
-func (e *env) slackPage(r *approval.Request) string {
+// told returns the answers shown to user only (ephemeral messages and
+// response_url answers), in order, as text.
+func (e *env) told(user string) []string {
 	e.t.Helper()
-	rc, ok := r.Recipient(approval.ChannelSlack)
-	if !ok {
-		e.t.Fatalf("request %s has no Slack recipient", r.ID)
+	var out []string
+	e.slack.mu.Lock()
+	defer e.slack.mu.Unlock()
+	for _, m := range e.slack.sent {
+		switch {
+		case m.Method == "chat.postEphemeral" && m.User == user,
+			m.Method == "response_url" && m.Channel == "/response/"+user:
+			out = append(out, m.Text)
+		}
 	}
-	return e.pages.URL(rc.PageKey)
+	return out
 }
 
 func httptestRequest(method, path, body string, h http.Header) *http.Request {

@@ -17,6 +17,7 @@ func TestManifest(t *testing.T) {
 	for _, want := range []string{
 		"- chat:write\n",       // chat.postMessage, chat.update, chat.postEphemeral
 		"- commands\n",         // /approvals
+		"- im:write\n",         // conversations.open: direct messages to Slack approvers
 		"- users:read\n",       // users.info
 		"- users:read.email\n", // the clicking user's email
 		"command: /approvals\n",

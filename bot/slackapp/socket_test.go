@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -111,24 +110,31 @@ func TestSocketMode(t *testing.T) {
 	}{&rep.ResponseType, &rep.Text}); err != nil {
 		t.Fatal(err)
 	}
-	if rep.ResponseType != "ephemeral" || rep.Text != "1 request is waiting for your decision." || !strings.Contains(string(payload), e.slackPage(r)) {
-		t.Errorf("command acknowledged with %s, want Bob's one pending request with its link", payload)
+	if rep.ResponseType != "ephemeral" || rep.Text != "1 request is waiting for your decision." {
+		t.Errorf("command acknowledged with %s, want Bob's one pending request", payload)
+	}
+	var blocks struct {
+		Blocks json.RawMessage `json:"blocks"`
+	}
+	json.Unmarshal(payload, &blocks)
+	if got := readAnswer(t, rep.ResponseType, rep.Text, blocks.Blocks).Buttons; len(got) != 1 || got[0] != openPage(r.ID) {
+		t.Errorf("command acknowledged with buttons %+v, want Bob's button to open his page", got)
 	}
 
-	// A click is acknowledged and decides the request.
-	raw, err := os.ReadFile("testdata/block_actions.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	click := strings.NewReplacer("{{REQUEST_ID}}", r.ID, "{{ACTION_ID}}", ActionReject, "{{USER_ID}}", "U0BOB0001", "{{CHANNEL}}", testChannel).Replace(string(raw))
+	// A click is acknowledged and votes as the clicking user.
+	click := interactionPayload(t, r.ID, ActionReject, "U0BOB0001", where{}, e.slack.apiURL+"response/U0BOB0001")
 	ss.envelopes <- map[string]any{"type": "interactive", "envelope_id": "env-2", "payload": json.RawMessage(click), "accepts_response_payload": false}
 	ack("env-2")
 
-	// The decision runs after the acknowledgement, in the bot's own process;
-	// the message update is its last step.
-	e.slack.waitFor(t, "chat.update", 1)
+	// The vote runs after the acknowledgement, in the bot's own process; the
+	// voter is told last.
+	e.slack.waitFor(t, "chat.postEphemeral", 1)
+	e.idle()
 	got := e.request(r.ID)
-	if got.Status != approval.StatusRejected || got.Decision.By != "bob@example.com" {
-		t.Errorf("status %s, decision %+v; want rejected by bob@example.com", got.Status, got.Decision)
+	if got.Status != approval.StatusRejected || got.Decision.By != "U0BOB0001" {
+		t.Errorf("status %s, decision %+v; want rejected by U0BOB0001", got.Status, got.Decision)
+	}
+	if n := len(on(e.slack.messages("chat.update"), testChannel)); n != 1 {
+		t.Errorf("%d updates of the channel message, want 1", n)
 	}
 }

@@ -1,6 +1,10 @@
 package sqlite
 
-import "context"
+import (
+	"context"
+	"fmt"
+	"strings"
+)
 
 // SchemaLatest is the schema version Open brings a database to.
 var SchemaLatest = len(migrations)
@@ -9,4 +13,49 @@ var SchemaLatest = len(migrations)
 // version, as an older build of the program left it.
 func OpenAtVersion(ctx context.Context, path string, version int) (*Store, error) {
 	return open(ctx, path, migrations[:version])
+}
+
+// Query names the store's list queries for QueryPlan.
+type Query int
+
+// The list queries.
+const (
+	QueryPending Query = iota
+	QueryPendingAfter
+	QueryDue
+)
+
+// QueryPlan returns SQLite's plan for one of the list queries with limit 10,
+// one line per step.
+func (s *Store) QueryPlan(ctx context.Context, q Query) (string, error) {
+	var (
+		query string
+		args  []any
+	)
+	switch q {
+	case QueryPending:
+		query = pendingQuery(false, 10)
+	case QueryPendingAfter:
+		query, args = pendingQuery(true, 10), []any{int64(1), "x"}
+	case QueryDue:
+		query, args = dueQuery(10), []any{int64(1)}
+	}
+	rows, err := s.db.QueryContext(ctx, "EXPLAIN QUERY PLAN "+query, args...)
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	var lines []string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			return "", err
+		}
+		lines = append(lines, detail)
+	}
+	if err := rows.Err(); err != nil {
+		return "", fmt.Errorf("query plan: %w", err)
+	}
+	return strings.Join(lines, "\n"), nil
 }

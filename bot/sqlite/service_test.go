@@ -7,11 +7,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"approvalbot/bot/approval"
 	"approvalbot/bot/memory"
+	"approvalbot/bot/sqlite"
 )
 
 // renderer puts the raw token alone on the page, so the test can decide as the
@@ -22,6 +24,27 @@ func (renderer) Page(v approval.PageView) ([]byte, error) { return []byte(v.Toke
 
 func (renderer) Email(v approval.EmailView) (approval.Email, error) {
 	return approval.Email{To: v.Recipient.Address, Subject: v.Request.Title, Text: v.PageURL}, nil
+}
+
+// clock is a settable clock, safe for the service's background work.
+type clock struct{ ms atomic.Int64 }
+
+func newClock(t time.Time) *clock {
+	c := &clock{}
+	c.Set(t)
+	return c
+}
+
+func (c *clock) Set(t time.Time) { c.ms.Store(t.UnixMilli()) }
+
+func (c *clock) Now() time.Time { return time.UnixMilli(c.ms.Load()).UTC() }
+
+func emailApprovers(n int) []string {
+	var out []string
+	for i := range n {
+		out = append(out, fmt.Sprintf("approver%d@example.com", i))
+	}
+	return out
 }
 
 // TestServiceDecideStorm runs the core over this store as the embedded mode
@@ -37,11 +60,9 @@ func TestServiceDecideStorm(t *testing.T) {
 		Store: store, Pages: pages, Renderer: renderer{}, Mailer: memory.NewMailer(), Workflow: workflow,
 		DecideURL: "http://127.0.0.1:8080/decide", Now: func() time.Time { return now },
 	}
-	var approvers []string
-	for i := range 5 {
-		approvers = append(approvers, fmt.Sprintf("approver%d@example.com", i))
-	}
-	r, _, err := svc.Create(t.Context(), approval.NewRequest{Title: "Deploy", Approvers: approvers, Timeout: time.Hour})
+	r, _, err := svc.Create(t.Context(), approval.NewRequest{
+		Title: "Deploy", Approvers: emailApprovers(5), Timeout: time.Hour, WebhookURL: "https://hooks.example.com/x",
+	})
 	if err != nil {
 		t.Fatalf("Create: %v", err)
 	}
@@ -65,6 +86,9 @@ func TestServiceDecideStorm(t *testing.T) {
 	}
 	close(begin)
 	wg.Wait()
+	if err := svc.Idle(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 
 	winners := 0
 	for i, err := range errs {
@@ -79,8 +103,8 @@ func TestServiceDecideStorm(t *testing.T) {
 	if winners != 1 {
 		t.Errorf("got %d winners, want 1", winners)
 	}
-	if got := workflow.Delivered(); len(got) != 1 || got[0].Decision != "approved" {
-		t.Errorf("workflow deliveries: got %+v, want exactly one approval", got)
+	if got := workflow.Delivered(); len(got) != 1 || got[0].Decision != "approved" || len(got[0].Votes) != 1 {
+		t.Errorf("workflow deliveries: got %+v, want exactly one approval with its one vote", got)
 	}
 	if keys := pages.Keys(); len(keys) != 0 {
 		t.Errorf("pages left: %s", strings.Join(keys, ", "))
@@ -92,10 +116,175 @@ func TestServiceDecideStorm(t *testing.T) {
 	}
 	svc.Store = open(t, path)
 	got, err := svc.Get(t.Context(), r.ID)
-	if err != nil || got.Status != approval.StatusApproved || !got.Delivered {
+	if err != nil || got.Status != approval.StatusApproved || !got.Delivered() {
 		t.Errorf("after reopen: got %+v, %v; want approved and delivered", got, err)
 	}
 	if _, err := svc.Decide(t.Context(), approval.DecideInput{Token: toks[0], Choice: approval.Reject}); !errors.Is(err, approval.ErrAlreadyDecided) {
 		t.Errorf("Decide after reopen: got %v, want ErrAlreadyDecided", err)
+	}
+}
+
+// TestVoteStormTwoHandles is the embedded mode's race across two processes:
+// two services, each over its own Store on one file, take 200 concurrent
+// approvals over the 5 approvers' pages of a quorum:3 request. Exactly 3
+// approvals count, one closes the request, its outcome is delivered once, no
+// page stays, and every other attempt is told it is already decided or
+// already voted (in particular, none sees SQLITE_BUSY).
+func TestVoteStormTwoHandles(t *testing.T) {
+	const workers = 200
+	path := filepath.Join(t.TempDir(), "approvalbot.db")
+	workflow := memory.NewWorkflow()
+	clk := newClock(time.Date(2031, 1, 2, 3, 4, 5, 0, time.UTC))
+	var svcs []*approval.Service
+	var pages []*sqlite.Pages
+	for range 2 {
+		s := open(t, path)
+		p := sqlite.NewPages(s, "http://127.0.0.1:8080")
+		pages = append(pages, p)
+		svcs = append(svcs, &approval.Service{
+			Store: s, Pages: p, Renderer: renderer{}, Workflow: workflow,
+			DecideURL: "http://127.0.0.1:8080/decide", Now: clk.Now,
+		})
+	}
+	r, _, err := svcs[0].Create(t.Context(), approval.NewRequest{
+		Title: "Deploy", Approvers: emailApprovers(5), Policy: "quorum:3", Timeout: time.Hour,
+		WebhookURL: "https://hooks.example.com/x",
+	})
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	var toks []string
+	for _, rc := range r.Recipients {
+		page, err := pages[1].Get(t.Context(), rc.PageKey)
+		if err != nil {
+			t.Fatalf("page of %s through the other handle: %v", rc.Address, err)
+		}
+		toks = append(toks, string(page))
+	}
+
+	var (
+		mu      sync.Mutex
+		closers int
+		counted = map[string]int{}
+	)
+	errs := make(chan error, workers)
+	begin := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range workers {
+		svc := svcs[i%2]
+		tok := toks[(i/2)%len(toks)]
+		wg.Go(func() {
+			<-begin
+			got, err := svc.Decide(context.Background(), approval.DecideInput{Token: tok, Choice: approval.Approve})
+			switch {
+			case err == nil:
+				mu.Lock()
+				defer mu.Unlock()
+				counted[tok]++
+				if got.Status == approval.StatusApproved {
+					closers++
+				}
+			case errors.Is(err, approval.ErrAlreadyDecided), errors.Is(err, approval.ErrAlreadyVoted):
+			default:
+				errs <- err
+			}
+		})
+	}
+	close(begin)
+	wg.Wait()
+	close(errs)
+	for _, svc := range svcs {
+		if err := svc.Idle(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for err := range errs {
+		t.Errorf("Decide: got %v, want nil, ErrAlreadyDecided or ErrAlreadyVoted", err)
+	}
+	if len(counted) != 3 || closers != 1 {
+		t.Errorf("votes taken %v with %d closing; want 3 approvers once each, one closing", counted, closers)
+	}
+	for _, n := range counted {
+		if n != 1 {
+			t.Errorf("an approver's vote was taken %d times", n)
+		}
+	}
+	got, err := svcs[1].Get(t.Context(), r.ID)
+	if err != nil || got.Status != approval.StatusApproved || len(got.Votes) != 3 || !got.Delivered() {
+		t.Errorf("stored: %+v, %v; want approved with 3 votes, delivered", got, err)
+	}
+	if d := workflow.Delivered(); len(d) != 1 || len(d[0].Votes) != 3 {
+		t.Errorf("deliveries: %+v; want one, with 3 votes", d)
+	}
+	for _, rc := range r.Recipients {
+		if _, err := pages[0].Get(t.Context(), rc.PageKey); !errors.Is(err, approval.ErrNotFound) {
+			t.Errorf("page of %s after the close: got %v, want ErrNotFound", rc.Address, err)
+		}
+	}
+	if n, err := pages[0].Prune(t.Context(), clk.Now().Add(time.Hour)); err != nil || n != 0 {
+		t.Errorf("Prune after the close: deleted %d, %v; want 0 (the close deleted every page)", n, err)
+	}
+}
+
+// BenchmarkVote measures votes per second through approval.Service over a
+// file-backed store with its pages in the database, as the embedded mode
+// runs, from 100 clients per CPU voting at once (b.RunParallel). The votes
+// are spread over requests made beforehand; "any" has one approver per
+// request, so every vote decides; "all-of-3" has three, so every third vote
+// decides and votes on one request race. The time includes the effects run
+// in the background (pages deleted, effects recorded).
+func BenchmarkVote(b *testing.B) {
+	for _, bc := range []struct {
+		name      string
+		policy    string
+		approvers int
+	}{
+		{"any", "any", 1},
+		{"all-of-3", "all", 3},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			s := benchStore(b)
+			pages := sqlite.NewPages(s, "http://127.0.0.1:8080")
+			svc := &approval.Service{
+				Store: s, Pages: pages, Renderer: renderer{}, Workflow: memory.NewWorkflow(),
+				DecideURL: "http://127.0.0.1:8080/decide",
+			}
+			ctx := context.Background()
+			var toks []string
+			for len(toks) < b.N {
+				r, _, err := svc.Create(ctx, approval.NewRequest{
+					Title: "Deploy", Approvers: emailApprovers(bc.approvers), Policy: bc.policy, Timeout: time.Hour,
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, rc := range r.Recipients {
+					page, err := pages.Get(ctx, rc.PageKey)
+					if err != nil {
+						b.Fatal(err)
+					}
+					toks = append(toks, string(page))
+				}
+			}
+			if err := svc.Idle(ctx); err != nil {
+				b.Fatal(err)
+			}
+			var next atomic.Int64
+			b.SetParallelism(100)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					tok := toks[next.Add(1)-1]
+					if _, err := svc.Decide(ctx, approval.DecideInput{Token: tok, Choice: approval.Approve}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			if err := svc.Idle(ctx); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "votes/s")
+		})
 	}
 }

@@ -15,9 +15,11 @@
 // Pending requests are listed newest first through the pending index, a page
 // at a time, with an opaque cursor naming the last request of the page.
 //
-// Writes of one process queue for SQLite's single writer in the Store (a
-// one-slot channel) rather than in SQLite's busy handler; writers in other
-// processes wait through busy_timeout.
+// Writes of one process queue for SQLite's single writer in the Store rather
+// than in SQLite's busy handler, and whoever's turn it is writes everything
+// queued in one transaction (group commit), each statement with its own
+// condition and outcome; writers in other processes wait through
+// busy_timeout.
 //
 // Rows written by the first version (doc IS NULL) are read from their old
 // columns: policy any, the old recipients (including a whole Slack channel's
@@ -36,6 +38,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"approvalbot/bot/approval"
@@ -51,11 +54,16 @@ const busyTimeout = 10 * time.Second
 // Store is an approval.Store in one SQLite database file.
 type Store struct {
 	db *sql.DB
-	// writer admits one write of this process at a time. SQLite allows one
+	// writer admits one writer of this process at a time. SQLite allows one
 	// writer anyway; queueing here rather than in SQLite's busy handler (which
-	// sleeps and polls) keeps contended writes fast. Writers in other
+	// sleeps and polls) keeps contended writes fast, and lets the holder
+	// write everything queued in one transaction (see exec). Writers in other
 	// processes are still handled by busy_timeout.
 	writer chan struct{}
+	mu     sync.Mutex
+	queue  []*write // writes waiting for the writer, oldest first
+	// stmt holds the statements prepared at Open, by query (see prepared).
+	stmt map[string]*sql.Stmt
 }
 
 var _ approval.Store = (*Store)(nil)
@@ -67,6 +75,8 @@ func Open(ctx context.Context, path string) (*Store, error) {
 }
 
 // open opens the database at path and applies steps, a prefix of migrations.
+// A store opened with fewer steps than migrations (an older schema, for
+// tests of upgrades) is only fit to be closed.
 func open(ctx context.Context, path string, steps []string) (*Store, error) {
 	if path == "" || strings.ContainsAny(path, "?#") {
 		return nil, fmt.Errorf("open sqlite: invalid database path %q", path)
@@ -97,11 +107,39 @@ func open(ctx context.Context, path string, steps []string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
+	if len(steps) == len(migrations) {
+		if err := s.prepare(ctx); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+		}
+	}
 	return s, nil
+}
+
+// prepared are the queries run on every vote, prepared once at Open rather
+// than parsed on every call (the parse of the request update, with its
+// triggers, costs as much as running it).
+var prepared = []string{
+	insertRequest, updateRequest, getRequest, getVersion, getLegacyToken, putPage, getPage,
+}
+
+func (s *Store) prepare(ctx context.Context) error {
+	s.stmt = make(map[string]*sql.Stmt, len(prepared))
+	for _, q := range prepared {
+		st, err := s.db.PrepareContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", q, err)
+		}
+		s.stmt[q] = st
+	}
+	return nil
 }
 
 // Close closes the database.
 func (s *Store) Close() error {
+	for _, st := range s.stmt {
+		st.Close()
+	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close sqlite: %w", err)
 	}
@@ -213,13 +251,13 @@ func (s *Store) lock(ctx context.Context) error {
 
 func (s *Store) unlock() { <-s.writer }
 
-// exec runs one writing statement in its turn.
-func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if err := s.lock(ctx); err != nil {
-		return nil, err
+// queryRow runs a query that reads one row, prepared if it is one of
+// prepared.
+func (s *Store) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := s.stmt[query]; st != nil {
+		return st.QueryRowContext(ctx, args...)
 	}
-	defer s.unlock()
-	return s.db.ExecContext(ctx, query, args...)
+	return s.db.QueryRowContext(ctx, query, args...)
 }
 
 func (s *Store) migrate(ctx context.Context, steps []string) error {
@@ -268,6 +306,28 @@ const requestColumns = `id, version, task_token, webhook_url, title, details, li
 	decision_choice, decision_by, decision_channel, decision_comment, decision_at,
 	delivered, delivery_lease_until, recipients, doc`
 
+// The statements of the store's methods.
+const (
+	insertRequest = `INSERT INTO requests (
+		id, version, task_token, webhook_url, title, details, links, requester, approvers, policy,
+		slack_channel, chat_channel, chat_ts, status, created_at, expires_at,
+		decision_choice, decision_by, decision_channel, decision_comment, decision_at,
+		delivered, delivery_lease_until, recipients, doc, due_at)
+		VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO NOTHING`
+	// updateRequest is the one write of a change: the whole row, over the
+	// version it was read at.
+	updateRequest = `UPDATE requests SET version = version + 1,
+		task_token = ?, webhook_url = ?, title = ?, details = ?, links = ?, requester = ?, approvers = ?, policy = ?,
+		slack_channel = ?, chat_channel = ?, chat_ts = ?, status = ?, created_at = ?, expires_at = ?,
+		decision_choice = ?, decision_by = ?, decision_channel = ?, decision_comment = ?, decision_at = ?,
+		delivered = ?, delivery_lease_until = ?, recipients = ?, doc = ?, due_at = ?
+		WHERE id = ? AND version = ?`
+	getRequest     = "SELECT " + requestColumns + " FROM requests WHERE id = ?"
+	getVersion     = "SELECT version FROM requests WHERE id = ?"
+	getLegacyToken = "SELECT request_id FROM tokens WHERE hash = ?"
+)
+
 // CreateRequest stores r at version 1, or returns ErrConflict if its ID is
 // taken.
 func (s *Store) CreateRequest(ctx context.Context, r *approval.Request) error {
@@ -275,20 +335,11 @@ func (s *Store) CreateRequest(ctx context.Context, r *approval.Request) error {
 	if err != nil {
 		return fmt.Errorf("create request %s: %w", r.ID, err)
 	}
-	res, err := s.exec(ctx, `INSERT INTO requests (
-		id, version, task_token, webhook_url, title, details, links, requester, approvers, policy,
-		slack_channel, chat_channel, chat_ts, status, created_at, expires_at,
-		decision_choice, decision_by, decision_channel, decision_comment, decision_at,
-		delivered, delivery_lease_until, recipients, doc, due_at)
-		VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (id) DO NOTHING`,
-		append([]any{r.ID}, row.values()...)...)
+	n, err := s.exec(ctx, insertRequest, append([]any{r.ID}, row.values()...)...)
 	if err != nil {
 		return fmt.Errorf("create request %s: %w", r.ID, err)
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("create request %s: %w", r.ID, err)
-	} else if n == 0 {
+	if n == 0 {
 		return fmt.Errorf("create request %s: %w", r.ID, approval.ErrConflict)
 	}
 	r.Version = 1
@@ -297,7 +348,7 @@ func (s *Store) CreateRequest(ctx context.Context, r *approval.Request) error {
 
 // GetRequest returns the request with the given ID, or ErrNotFound.
 func (s *Store) GetRequest(ctx context.Context, id string) (*approval.Request, error) {
-	r, err := scanRequest(s.db.QueryRowContext(ctx, "SELECT "+requestColumns+" FROM requests WHERE id = ?", id))
+	r, err := scanRequest(s.queryRow(ctx, getRequest, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		err = approval.ErrNotFound
 	}
@@ -316,17 +367,7 @@ func (s *Store) UpdateRequest(ctx context.Context, r *approval.Request) error {
 	if err != nil {
 		return fmt.Errorf("update request %s: %w", r.ID, err)
 	}
-	res, err := s.exec(ctx, `UPDATE requests SET version = version + 1,
-		task_token = ?, webhook_url = ?, title = ?, details = ?, links = ?, requester = ?, approvers = ?, policy = ?,
-		slack_channel = ?, chat_channel = ?, chat_ts = ?, status = ?, created_at = ?, expires_at = ?,
-		decision_choice = ?, decision_by = ?, decision_channel = ?, decision_comment = ?, decision_at = ?,
-		delivered = ?, delivery_lease_until = ?, recipients = ?, doc = ?, due_at = ?
-		WHERE id = ? AND version = ?`,
-		append(row.values(), r.ID, r.Version)...)
-	if err != nil {
-		return fmt.Errorf("update request %s: %w", r.ID, err)
-	}
-	n, err := res.RowsAffected()
+	n, err := s.exec(ctx, updateRequest, append(row.values(), r.ID, r.Version)...)
 	if err != nil {
 		return fmt.Errorf("update request %s: %w", r.ID, err)
 	}
@@ -334,7 +375,7 @@ func (s *Store) UpdateRequest(ctx context.Context, r *approval.Request) error {
 		// Nothing written: say why. Rows are never deleted, so a row seen
 		// now existed at the write.
 		var stored int64
-		err := s.db.QueryRowContext(ctx, "SELECT version FROM requests WHERE id = ?", r.ID).Scan(&stored)
+		err := s.queryRow(ctx, getVersion, r.ID).Scan(&stored)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			return fmt.Errorf("update request %s: %w", r.ID, approval.ErrNotFound)
@@ -351,7 +392,7 @@ func (s *Store) UpdateRequest(ctx context.Context, r *approval.Request) error {
 // tokens table, or ErrNotFound.
 func (s *Store) LegacyToken(ctx context.Context, hash string) (string, error) {
 	var id string
-	err := s.db.QueryRowContext(ctx, "SELECT request_id FROM tokens WHERE hash = ?", hash).Scan(&id)
+	err := s.queryRow(ctx, getLegacyToken, hash).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = approval.ErrNotFound
 	}
@@ -366,21 +407,15 @@ func (s *Store) LegacyToken(ctx context.Context, hash string) (string, error) {
 // the cursor of the next page ("" after the last). The cursor is opaque: it
 // encodes the creation time and ID of the last request of the page.
 func (s *Store) ListPending(ctx context.Context, cursor string, limit int) ([]*approval.Request, string, error) {
-	q := "SELECT " + requestColumns + " FROM requests WHERE status = 'pending'"
 	var args []any
 	if cursor != "" {
 		at, id, err := parseCursor(cursor)
 		if err != nil {
 			return nil, "", err
 		}
-		q += " AND created_at <= ?1 AND (created_at < ?1 OR id < ?2)"
 		args = append(args, at, id)
 	}
-	q += " ORDER BY created_at DESC, id DESC"
-	if limit > 0 {
-		q += " LIMIT " + strconv.Itoa(limit+1)
-	}
-	rs, err := s.list(ctx, q, args...)
+	rs, err := s.list(ctx, pendingQuery(cursor != "", limit), args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("list pending: %w", err)
 	}
@@ -391,6 +426,21 @@ func (s *Store) ListPending(ctx context.Context, cursor string, limit int) ([]*a
 		next = makeCursor(last.CreatedAt.UnixMilli(), last.ID)
 	}
 	return rs, next, nil
+}
+
+// pendingQuery reads a page of pending requests through the pending index:
+// after the cursor's (created_at, id) when after is set, and one more than
+// limit, to tell whether a next page exists.
+func pendingQuery(after bool, limit int) string {
+	q := "SELECT " + requestColumns + " FROM requests WHERE status = 'pending'"
+	if after {
+		q += " AND created_at <= ?1 AND (created_at < ?1 OR id < ?2)"
+	}
+	q += " ORDER BY created_at DESC, id DESC"
+	if limit > 0 {
+		q += " LIMIT " + strconv.Itoa(limit+1)
+	}
+	return q
 }
 
 // makeCursor and parseCursor write and read a ListPending cursor.
@@ -412,15 +462,20 @@ func parseCursor(c string) (int64, string, error) {
 // ListDue returns up to limit requests (all when limit is 0 or less) whose due
 // time is set and at or before now, earliest first: the due index.
 func (s *Store) ListDue(ctx context.Context, now time.Time, limit int) ([]*approval.Request, error) {
-	q := "SELECT " + requestColumns + " FROM requests WHERE due_at IS NOT NULL AND due_at <= ? ORDER BY due_at, id"
-	if limit > 0 {
-		q += " LIMIT " + strconv.Itoa(limit)
-	}
-	rs, err := s.list(ctx, q, now.UnixMilli())
+	rs, err := s.list(ctx, dueQuery(limit), now.UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("list due: %w", err)
 	}
 	return rs, nil
+}
+
+// dueQuery reads the due index up to a time, earliest first.
+func dueQuery(limit int) string {
+	q := "SELECT " + requestColumns + " FROM requests WHERE due_at IS NOT NULL AND due_at <= ? ORDER BY due_at, id"
+	if limit > 0 {
+		q += " LIMIT " + strconv.Itoa(limit)
+	}
+	return q
 }
 
 func (s *Store) list(ctx context.Context, query string, args ...any) ([]*approval.Request, error) {

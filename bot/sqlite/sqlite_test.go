@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -28,6 +29,17 @@ func open(t testing.TB, path string) *sqlite.Store {
 	return s
 }
 
+// rawDB opens the database file without the store, as another tool would.
+func rawDB(t testing.TB, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
 func TestStoreContractFile(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) approval.Store {
 		return open(t, filepath.Join(t.TempDir(), "approvalbot.db"))
@@ -38,6 +50,20 @@ func TestStoreContractMemory(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) approval.Store { return open(t, ":memory:") })
 }
 
+func create(t testing.TB, s approval.Store, r *approval.Request) {
+	t.Helper()
+	if err := s.CreateRequest(context.Background(), r); err != nil {
+		t.Fatalf("CreateRequest %s: %v", r.ID, err)
+	}
+}
+
+func update(t testing.TB, s approval.Store, r *approval.Request) {
+	t.Helper()
+	if err := s.UpdateRequest(context.Background(), r); err != nil {
+		t.Fatalf("UpdateRequest %s at version %d: %v", r.ID, r.Version, err)
+	}
+}
+
 func TestReopenKeepsEverything(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "approvalbot.db")
@@ -45,27 +71,19 @@ func TestReopenKeepsEverything(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	pending, pendToks := storetest.Fixture(storetest.Base)
-	done, doneToks := storetest.Fixture(storetest.Base.Add(time.Minute))
-	for _, c := range []struct {
-		r    *approval.Request
-		toks []approval.Token
-	}{{pending, pendToks}, {done, doneToks}} {
-		if err := s.CreateRequest(ctx, storetest.Clone(c.r), c.toks); err != nil {
-			t.Fatalf("CreateRequest: %v", err)
-		}
-	}
-	d := approval.Decision{Choice: approval.Reject, By: "bob@example.com", Channel: approval.ChannelEmail, Comment: "no", At: storetest.Base.Add(2 * time.Minute)}
-	decided, err := s.Claim(ctx, doneToks[1].Hash, d)
-	if err != nil {
-		t.Fatalf("Claim: %v", err)
-	}
+	pending := storetest.Fixture(storetest.Base)
+	create(t, s, pending.Clone())
+	pending.Version = 1
+	closed := storetest.Fixture(storetest.Base.Add(time.Minute))
+	create(t, s, closed)
+	closed = storetest.Closed(closed, storetest.Base.Add(2*time.Minute))
+	update(t, s, closed)
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 
 	s = open(t, path)
-	for _, want := range []*approval.Request{pending, decided} {
+	for _, want := range []*approval.Request{pending, closed} {
 		got, err := s.GetRequest(ctx, want.ID)
 		if err != nil {
 			t.Fatalf("GetRequest after reopen: %v", err)
@@ -74,132 +92,154 @@ func TestReopenKeepsEverything(t *testing.T) {
 			t.Errorf("GetRequest after reopen (-want +got):\n%s", diff)
 		}
 	}
-	if tok, err := s.GetToken(ctx, doneToks[1].Hash); err != nil || !tok.UsedAt.Equal(d.At) {
-		t.Errorf("GetToken after reopen: got %+v, %v; want UsedAt %v", tok, err, d.At)
-	}
-	// Still decidable after the restart.
-	if _, err := s.Claim(ctx, pendToks[0].Hash, d); err != nil {
-		t.Errorf("Claim of a pending request after reopen: %v", err)
-	}
-	if _, err := s.Claim(ctx, doneToks[0].Hash, d); !errors.Is(err, approval.ErrAlreadyDecided) {
-		t.Errorf("Claim of a decided request after reopen: got %v, want ErrAlreadyDecided", err)
+	// Still written over its version only, after the restart.
+	stale := pending.Clone()
+	update(t, s, pending)
+	if err := s.UpdateRequest(ctx, stale); !errors.Is(err, approval.ErrConflict) {
+		t.Errorf("UpdateRequest at the version before reopening and one write: got %v, want ErrConflict", err)
 	}
 	if v, err := s.SchemaVersion(ctx); err != nil || v != sqlite.SchemaLatest {
 		t.Errorf("SchemaVersion: got %d, %v; want %d", v, err, sqlite.SchemaLatest)
 	}
 }
 
-// TestMigrateFromVersion1 opens a database written by a build before the
-// delivery lease (schema version 1): it is brought up to date, keeps every
-// request, and its undelivered outcomes can be leased.
-func TestMigrateFromVersion1(t *testing.T) {
+// TestColumnsFollowEveryWrite reads the table as a tool would: the scalar
+// columns, the version and the due time follow every write, so the indexes
+// and tools that read them stay right.
+func TestColumnsFollowEveryWrite(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "approvalbot.db")
-	old, err := sqlite.OpenAtVersion(ctx, path, 1)
-	if err != nil {
-		t.Fatalf("OpenAtVersion(1): %v", err)
-	}
-	pending, pendToks := storetest.Fixture(storetest.Base)
-	undelivered, undToks := storetest.Fixture(storetest.Base.Add(time.Minute))
-	delivered, delToks := storetest.Fixture(storetest.Base.Add(2 * time.Minute))
-	for _, f := range []struct {
-		r    *approval.Request
-		toks []approval.Token
-	}{{pending, pendToks}, {undelivered, undToks}, {delivered, delToks}} {
-		if err := old.CreateRequest(ctx, storetest.Clone(f.r), f.toks); err != nil {
-			t.Fatalf("CreateRequest at version 1: %v", err)
-		}
-	}
-	var want []*approval.Request
-	for _, hash := range []string{undToks[0].Hash, delToks[1].Hash} {
-		d := approval.Decision{Choice: approval.Approve, By: "alice@example.com", Channel: approval.ChannelEmail, At: storetest.Base.Add(3 * time.Minute)}
-		r, err := old.Claim(ctx, hash, d)
-		if err != nil {
-			t.Fatalf("Claim at version 1: %v", err)
-		}
-		want = append(want, r)
-	}
-	want[1].Delivered = true
-	want = append(want, pending)
-	if v, err := old.SchemaVersion(ctx); err != nil || v != 1 {
-		t.Fatalf("SchemaVersion before migrating: got %d, %v; want 1", v, err)
-	}
-	if err := old.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	// Delivered as version 1 recorded it (this build's MarkDelivered also
-	// clears the lease, a column version 1 does not have).
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.ExecContext(ctx, "UPDATE requests SET delivered = 1 WHERE id = ?", delivered.ID); err != nil {
-		t.Fatalf("mark delivered at version 1: %v", err)
-	}
-	db.Close()
-
 	s := open(t, path)
-	if v, err := s.SchemaVersion(ctx); err != nil || v != 2 {
-		t.Errorf("SchemaVersion after migrating: got %d, %v; want 2", v, err)
+	db := rawDB(t, path)
+	r := storetest.Fixture(storetest.Base)
+	create(t, s, r)
+
+	type columns struct {
+		Version   int64
+		Status    string
+		Title     string
+		Delivered bool
+		DueAt     sql.NullInt64
+		Decided   sql.NullString
+		ChatTS    string
 	}
-	for _, w := range want {
-		got, err := s.GetRequest(ctx, w.ID)
+	read := func() columns {
+		t.Helper()
+		var c columns
+		err := db.QueryRowContext(ctx, `SELECT version, status, title, delivered, due_at, decision_by, chat_ts
+			FROM requests WHERE id = ?`, r.ID).Scan(&c.Version, &c.Status, &c.Title, &c.Delivered, &c.DueAt, &c.Decided, &c.ChatTS)
 		if err != nil {
-			t.Fatalf("GetRequest after migrating: %v", err)
+			t.Fatal(err)
 		}
-		if diff := cmp.Diff(w, got, storetest.CmpOptions); diff != "" {
-			t.Errorf("GetRequest after migrating (-want +got):\n%s", diff)
-		}
+		return c
 	}
-	now := storetest.Base.Add(4 * time.Minute)
-	tests := []struct {
-		what string
-		id   string
-		want error
-	}{
-		{"undelivered outcome", undelivered.ID, nil},
-		{"undelivered outcome, lease running", undelivered.ID, approval.ErrConflict},
-		{"delivered outcome", delivered.ID, approval.ErrConflict},
-		{"pending request", pending.ID, approval.ErrConflict},
+	due := func(at time.Time) sql.NullInt64 { return sql.NullInt64{Int64: at.UnixMilli(), Valid: true} }
+
+	// The fixture's earliest due effect: bob's email, retried at +4 s.
+	want := columns{Version: 1, Status: "pending", Title: r.Title, DueAt: due(storetest.Base.Add(4 * time.Second)), ChatTS: r.ChatMessage.TS}
+	if diff := cmp.Diff(want, read()); diff != "" {
+		t.Errorf("columns after CreateRequest (-want +got):\n%s", diff)
 	}
-	for _, tt := range tests {
-		if err := s.LeaseDelivery(ctx, tt.id, now, now.Add(time.Minute)); !errors.Is(err, tt.want) {
-			t.Errorf("LeaseDelivery of a migrated %s: got %v, want %v", tt.what, err, tt.want)
-		}
+
+	c := storetest.Closed(r, storetest.Base.Add(time.Minute))
+	c.Title = "renamed"
+	c.ChatMessage.TS = "1700000001.000100"
+	update(t, s, c)
+	want = columns{Version: 2, Status: "rejected", Title: "renamed", Delivered: true, DueAt: due(storetest.Base.Add(4 * time.Second)),
+		Decided: sql.NullString{String: "bob@example.com", Valid: true}, ChatTS: c.ChatMessage.TS}
+	if diff := cmp.Diff(want, read()); diff != "" {
+		t.Errorf("columns after closing (-want +got):\n%s", diff)
 	}
-	list, err := s.ListUndelivered(ctx)
-	if err != nil || len(list) != 1 || list[0].ID != undelivered.ID {
-		t.Errorf("ListUndelivered after migrating: got %d requests, %v; want only %s", len(list), err, undelivered.ID)
+
+	for i := range c.Effects {
+		c.Effects[i].State = approval.EffectDone
 	}
-	// Reopening a migrated database changes nothing.
-	if err := s.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	s = open(t, path)
-	if v, err := s.SchemaVersion(ctx); err != nil || v != 2 {
-		t.Errorf("SchemaVersion after reopening: got %d, %v; want 2", v, err)
-	}
-	if err := s.LeaseDelivery(ctx, undelivered.ID, now.Add(30*time.Second), now.Add(time.Hour)); !errors.Is(err, approval.ErrConflict) {
-		t.Errorf("LeaseDelivery inside the lease taken before reopening: got %v, want ErrConflict", err)
+	update(t, s, c)
+	want.Version, want.DueAt = 3, sql.NullInt64{}
+	if diff := cmp.Diff(want, read()); diff != "" {
+		t.Errorf("columns once nothing is due (-want +got):\n%s", diff)
 	}
 }
 
-// TestLeaseDeliveryTwoHandles takes the lease from two Stores open on the same
-// file, as two processes would: exactly one is granted it.
-func TestLeaseDeliveryTwoHandles(t *testing.T) {
+// TestListQueriesUseIndexes checks that the lists read an index, never the
+// whole table.
+func TestListQueriesUseIndexes(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "approvalbot.db"))
+	for _, tt := range []struct {
+		q     sqlite.Query
+		index string
+	}{
+		{sqlite.QueryPending, "requests_pending"},
+		{sqlite.QueryPendingAfter, "requests_pending"},
+		{sqlite.QueryDue, "requests_due"},
+	} {
+		plan, err := s.QueryPlan(t.Context(), tt.q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(plan, "USING INDEX "+tt.index) || strings.Contains(plan, "SCAN requests\n") || strings.HasSuffix(plan, "SCAN requests") {
+			t.Errorf("query %d: plan\n%s\nwant a search or scan of index %s only", tt.q, plan, tt.index)
+		}
+	}
+}
+
+// TestListPendingTies pages through requests created in the same
+// millisecond: the cursor breaks ties by ID, so no request is skipped or
+// repeated.
+func TestListPendingTies(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "approvalbot.db"))
+	ctx := t.Context()
+	want := map[string]bool{}
+	for range 7 {
+		r := storetest.Fixture(storetest.Base)
+		create(t, s, r)
+		want[r.ID] = true
+	}
+	var got []string
+	cursor := ""
+	for range 10 {
+		rs, next, err := s.ListPending(ctx, cursor, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rs {
+			got = append(got, r.ID)
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	if len(got) != len(want) {
+		t.Fatalf("listed %d requests over all pages, want %d", len(got), len(want))
+	}
+	for i, id := range got {
+		if !want[id] {
+			t.Errorf("listed %s twice or unknown", id)
+		}
+		delete(want, id)
+		if i > 0 && got[i-1] <= id {
+			t.Errorf("requests of one creation time not in descending ID order: %s before %s", got[i-1], id)
+		}
+	}
+	for _, c := range []string{"not-a-cursor", "bm9kb3Q"} {
+		if _, _, err := s.ListPending(ctx, c, 2); !errors.Is(err, approval.ErrInvalid) {
+			t.Errorf("ListPending with cursor %q: got %v, want ErrInvalid", c, err)
+		}
+	}
+}
+
+// TestUpdateTwoHandles writes one version from two Stores open on the same
+// file, as two processes would: SQLite's locking and busy timeout, not the
+// in-process queue, let exactly one write through, and no writer sees
+// SQLITE_BUSY.
+func TestUpdateTwoHandles(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "approvalbot.db")
 	a, b := open(t, path), open(t, path)
-	r, toks := storetest.Fixture(storetest.Base)
-	if err := a.CreateRequest(t.Context(), r, toks); err != nil {
-		t.Fatalf("CreateRequest: %v", err)
-	}
-	d := approval.Decision{Choice: approval.Reject, By: "bob@example.com", Channel: approval.ChannelEmail, At: storetest.Base.Add(time.Minute)}
-	if _, err := b.Claim(t.Context(), toks[0].Hash, d); err != nil {
-		t.Fatalf("Claim: %v", err)
-	}
-	const workers = 20
-	now := storetest.Base.Add(2 * time.Minute)
-	var granted atomic.Int32
+	r := storetest.Fixture(storetest.Base)
+	create(t, a, r)
+	const workers = 40
+	var won atomic.Int32
 	errs := make(chan error, workers)
 	start := make(chan struct{})
 	var wg sync.WaitGroup
@@ -208,12 +248,18 @@ func TestLeaseDeliveryTwoHandles(t *testing.T) {
 		if i%2 == 1 {
 			s = b
 		}
+		c := r.Clone()
+		c.Title = fmt.Sprintf("writer %d", i)
 		wg.Go(func() {
 			<-start
-			err := s.LeaseDelivery(context.Background(), r.ID, now, now.Add(time.Minute))
+			// Readers run alongside, as pages are viewed while people vote.
+			if _, err := s.GetRequest(context.Background(), r.ID); err != nil {
+				errs <- fmt.Errorf("GetRequest: %w", err)
+			}
+			err := s.UpdateRequest(context.Background(), c)
 			switch {
 			case err == nil:
-				granted.Add(1)
+				won.Add(1)
 			case !errors.Is(err, approval.ErrConflict):
 				errs <- err
 			}
@@ -223,10 +269,14 @@ func TestLeaseDeliveryTwoHandles(t *testing.T) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		t.Errorf("LeaseDelivery: got %v, want nil or ErrConflict", err)
+		t.Errorf("UpdateRequest: got %v, want nil or ErrConflict", err)
 	}
-	if got := granted.Load(); got != 1 {
-		t.Errorf("leases granted: got %d, want 1", got)
+	if got := won.Load(); got != 1 {
+		t.Errorf("writes of version 1: got %d, want 1", got)
+	}
+	got, err := b.GetRequest(t.Context(), r.ID)
+	if err != nil || got.Version != 2 || !strings.HasPrefix(got.Title, "writer ") {
+		t.Errorf("stored after the race: %v, %v; want one writer's title at version 2", got, err)
 	}
 }
 
@@ -256,70 +306,6 @@ func TestOpenInvalidPath(t *testing.T) {
 	}
 }
 
-// TestClaimStorm is the embedded mode's race: 200 concurrent claims over every
-// token of one request on a file database, exactly one winner, and no error other
-// than ErrAlreadyDecided (in particular no SQLITE_BUSY).
-func TestClaimStorm(t *testing.T) {
-	s := open(t, filepath.Join(t.TempDir(), "approvalbot.db"))
-	claimStorm(t, s, s)
-}
-
-// TestClaimStormTwoHandles runs the storm through two Stores open on the same
-// file, as two processes would be: SQLite's own locking and busy timeout, not
-// the in-process queue, keep the claim single-use.
-func TestClaimStormTwoHandles(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "approvalbot.db")
-	claimStorm(t, open(t, path), open(t, path))
-}
-
-func claimStorm(t *testing.T, a, b *sqlite.Store) {
-	t.Helper()
-	const workers = 200
-	r, toks := storetest.Fixture(storetest.Base)
-	if err := a.CreateRequest(t.Context(), r, toks); err != nil {
-		t.Fatalf("CreateRequest: %v", err)
-	}
-	var won, lost atomic.Int32
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for i := range workers {
-		d := approval.Decision{Choice: approval.Approve, By: fmt.Sprintf("u%d", i), Channel: approval.ChannelEmail, At: storetest.Base.Add(time.Minute)}
-		s := a
-		if i%2 == 1 {
-			s = b
-		}
-		wg.Go(func() {
-			<-start
-			// Readers run alongside, as pages are viewed while people decide.
-			if _, err := s.GetRequest(context.Background(), r.ID); err != nil {
-				errs <- fmt.Errorf("GetRequest: %w", err)
-			}
-			_, err := s.Claim(context.Background(), toks[i%len(toks)].Hash, d)
-			switch {
-			case err == nil:
-				won.Add(1)
-			case errors.Is(err, approval.ErrAlreadyDecided):
-				lost.Add(1)
-			default:
-				errs <- err
-			}
-		})
-	}
-	close(start)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Errorf("unexpected error: %v", err)
-	}
-	if got := won.Load(); got != 1 {
-		t.Errorf("winners: got %d, want 1", got)
-	}
-	if got, want := lost.Load(), int32(workers-1); got != want {
-		t.Errorf("ErrAlreadyDecided: got %d, want %d", got, want)
-	}
-}
-
 func benchStore(b *testing.B) *sqlite.Store {
 	b.Helper()
 	return open(b, filepath.Join(b.TempDir(), "bench.db"))
@@ -327,50 +313,37 @@ func benchStore(b *testing.B) *sqlite.Store {
 
 func BenchmarkCreate(b *testing.B) {
 	s := benchStore(b)
-	ctx := b.Context()
 	for i := 0; b.Loop(); i++ {
-		r, toks := storetest.Fixture(storetest.Base.Add(time.Duration(i) * time.Millisecond))
-		if err := s.CreateRequest(ctx, r, toks); err != nil {
-			b.Fatal(err)
-		}
+		create(b, s, storetest.Fixture(storetest.Base.Add(time.Duration(i)*time.Millisecond)))
 	}
 }
 
-func BenchmarkClaim(b *testing.B) {
+// BenchmarkUpdate writes one request over and over, one writer.
+func BenchmarkUpdate(b *testing.B) {
 	s := benchStore(b)
-	ctx := b.Context()
-	var hashes []string
-	for i := range b.N {
-		r, toks := storetest.Fixture(storetest.Base.Add(time.Duration(i) * time.Millisecond))
-		if err := s.CreateRequest(ctx, r, toks); err != nil {
-			b.Fatal(err)
-		}
-		hashes = append(hashes, toks[0].Hash)
-	}
-	d := approval.Decision{Choice: approval.Approve, By: "alice@example.com", Channel: approval.ChannelEmail, At: storetest.Base}
-	b.ResetTimer()
-	for i := range b.N {
-		if _, err := s.Claim(ctx, hashes[i], d); err != nil {
-			b.Fatal(err)
-		}
+	r := storetest.Fixture(storetest.Base)
+	create(b, s, r)
+	for b.Loop() {
+		update(b, s, r)
 	}
 }
 
-// BenchmarkClaimContended has every goroutine claim tokens of the same few
-// requests: one wins per request, the rest learn why not.
-func BenchmarkClaimContended(b *testing.B) {
+// BenchmarkUpdateContended has every goroutine write the same request, each
+// from the version it read: one write per version goes through, the others
+// read again.
+func BenchmarkUpdateContended(b *testing.B) {
 	s := benchStore(b)
 	ctx := b.Context()
-	r, toks := storetest.Fixture(storetest.Base)
-	if err := s.CreateRequest(ctx, r, toks); err != nil {
-		b.Fatal(err)
-	}
-	d := approval.Decision{Choice: approval.Approve, By: "alice@example.com", Channel: approval.ChannelEmail, At: storetest.Base}
-	var n atomic.Int64
+	r := storetest.Fixture(storetest.Base)
+	create(b, s, r)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			_, err := s.Claim(ctx, toks[n.Add(1)%int64(len(toks))].Hash, d)
-			if err != nil && !errors.Is(err, approval.ErrAlreadyDecided) {
+			cur, err := s.GetRequest(ctx, r.ID)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			if err := s.UpdateRequest(ctx, cur); err != nil && !errors.Is(err, approval.ErrConflict) {
 				b.Error(err)
 				return
 			}

@@ -20,15 +20,19 @@ import (
 
 // createRequest is the body of POST /api/requests.
 type createRequest struct {
-	Title          string     `json:"title"`
-	Details        string     `json:"details"`
-	Approvers      []string   `json:"approvers"`
-	Requester      string     `json:"requester"`
-	TimeoutSeconds *int64     `json:"timeoutSeconds"`
-	Links          []linkJSON `json:"links"`
-	WebhookURL     string     `json:"webhookURL"`
-	SlackChannel   string     `json:"slackChannel"`
-	Policy         string     `json:"policy"`
+	Title          string      `json:"title"`
+	Details        string      `json:"details"`
+	Approvers      []string    `json:"approvers"`
+	Requester      string      `json:"requester"`
+	TimeoutSeconds *int64      `json:"timeoutSeconds"`
+	Links          []linkJSON  `json:"links"`
+	WebhookURL     string      `json:"webhookURL"`
+	SlackChannel   string      `json:"slackChannel"`
+	Policy         string      `json:"policy"`
+	Groups         []GroupJSON `json:"groups"`
+	RejectPolicy   string      `json:"rejectPolicy"`
+	// AllowSelfApproval lets the requester approve their own request.
+	AllowSelfApproval bool `json:"allowSelfApproval"`
 }
 
 // DefaultTimeout is the timeout of a request that gives no timeoutSeconds.
@@ -42,34 +46,99 @@ type linkJSON struct {
 // RequestJSON is a request as the API shows it. It never holds a token, a page
 // key, the task token or the webhook URL.
 type RequestJSON struct {
-	ID           string        `json:"id"`
-	Status       string        `json:"status"`
-	Title        string        `json:"title"`
-	Details      string        `json:"details"`
-	Requester    string        `json:"requester"`
-	Approvers    []string      `json:"approvers"`
-	Links        []linkJSON    `json:"links"`
-	Policy       string        `json:"policy"`
-	SlackChannel string        `json:"slackChannel,omitempty"`
-	CreatedAt    time.Time     `json:"createdAt"`
-	ExpiresAt    time.Time     `json:"expiresAt"`
-	Decision     *DecisionJSON `json:"decision,omitempty"`
+	ID        string     `json:"id"`
+	Status    string     `json:"status"`
+	Title     string     `json:"title"`
+	Details   string     `json:"details"`
+	Requester string     `json:"requester"`
+	Approvers []string   `json:"approvers"` // with groups: the members of every group
+	Links     []linkJSON `json:"links"`
+	// Policy is the rule of a request without groups: any, all or quorum:N.
+	Policy string `json:"policy,omitempty"`
+	// Groups replace Policy: every group needs Min approvals of its members.
+	Groups       []GroupJSON `json:"groups,omitempty"`
+	RejectPolicy string      `json:"rejectPolicy"` // any or impossible
+	// AllowSelfApproval is true when the requester may approve their own
+	// request.
+	AllowSelfApproval bool          `json:"allowSelfApproval"`
+	SlackChannel      string        `json:"slackChannel,omitempty"`
+	CreatedAt         time.Time     `json:"createdAt"`
+	ExpiresAt         time.Time     `json:"expiresAt"`
+	Decision          *DecisionJSON `json:"decision,omitempty"`
+	// Reason says why a request closed without a decision
+	// (notification_failed, workflow_gone).
+	Reason string `json:"reason,omitempty"`
+	// Votes are every vote cast, in order.
+	Votes    []VoteJSON   `json:"votes"`
+	Progress ProgressJSON `json:"progress"`
+	// Notifications are the states of the messages that reach the approvers.
+	Notifications []NotificationJSON `json:"notifications"`
 	// Delivered is true once the outcome reached the webhook (or there is none).
 	Delivered bool `json:"delivered"`
 }
 
-// DecisionJSON is who decided a request, how and when.
+// GroupJSON is one group of approvers of whom at least Min must approve.
+type GroupJSON struct {
+	Name      string   `json:"name"`
+	Approvers []string `json:"approvers"`
+	Min       int      `json:"min"`
+}
+
+// DecisionJSON is the vote that closed a request: who cast it, how and when.
 type DecisionJSON struct {
 	Decision string    `json:"decision"` // approved or rejected
 	By       string    `json:"by"`
 	Channel  string    `json:"channel"`
-	Comment  string    `json:"comment,omitempty"`
+	Comment  string    `json:"comment"` // empty when there is none
 	At       time.Time `json:"at"`
 }
 
-// ListJSON is the answer of GET /api/requests.
+// VoteJSON is one person's vote.
+type VoteJSON struct {
+	// By is the voter: an email address, or a Slack user ID.
+	By      string    `json:"by"`
+	Channel string    `json:"channel"` // email or slack
+	Choice  string    `json:"choice"`  // approve or reject
+	Comment string    `json:"comment"` // empty when there is none
+	At      time.Time `json:"at"`
+	// Groups are the groups the vote counts in (empty without groups).
+	Groups []string `json:"groups"`
+}
+
+// ProgressJSON is how far a request's votes are from approving it.
+type ProgressJSON struct {
+	Approvals  int `json:"approvals"`
+	Rejections int `json:"rejections"`
+	// Needed is how many more approvals the rule needs; Required how many
+	// it needs in all.
+	Needed   int                 `json:"needed"`
+	Required int                 `json:"required"`
+	Groups   []GroupProgressJSON `json:"groups,omitempty"`
+}
+
+// GroupProgressJSON is the progress of one group: its approvals so far, the
+// approvals it needs (its min) and whether it has them.
+type GroupProgressJSON struct {
+	Name      string `json:"name"`
+	Approvals int    `json:"approvals"`
+	Needed    int    `json:"needed"`
+	Satisfied bool   `json:"satisfied"`
+}
+
+// NotificationJSON is the state of one approver's notification (or of the
+// channel message).
+type NotificationJSON struct {
+	To      string `json:"to"`
+	Channel string `json:"channel"` // email or slack
+	State   string `json:"state"`   // pending, sent, retrying or failed
+	Error   string `json:"error,omitempty"`
+}
+
+// ListJSON is the answer of GET /api/requests: a page of requests, and the
+// cursor of the next page (absent after the last page).
 type ListJSON struct {
-	Requests []RequestJSON `json:"requests"`
+	Requests   []RequestJSON `json:"requests"`
+	NextCursor string        `json:"nextCursor,omitempty"`
 }
 
 // ErrorJSON is every API error: a sentence and, for bad input, the field.
@@ -79,22 +148,54 @@ type ErrorJSON struct {
 }
 
 func requestJSON(r *approval.Request) RequestJSON {
+	rp := r.Rule.RejectPolicy
+	if rp == "" {
+		rp = approval.RejectAny
+	}
 	out := RequestJSON{
-		ID:           r.ID,
-		Status:       string(r.Status),
-		Title:        r.Title,
-		Details:      r.Details,
-		Requester:    r.Requester,
-		Approvers:    append([]string{}, r.Approvers...),
-		Links:        []linkJSON{},
-		Policy:       string(r.Policy),
-		SlackChannel: r.SlackChannel,
-		CreatedAt:    r.CreatedAt.UTC(),
-		ExpiresAt:    r.ExpiresAt.UTC(),
-		Delivered:    r.Delivered,
+		ID:                r.ID,
+		Status:            string(r.Status),
+		Title:             r.Title,
+		Details:           r.Details,
+		Requester:         r.Requester,
+		Approvers:         append([]string{}, r.Approvers...),
+		Links:             []linkJSON{},
+		RejectPolicy:      string(rp),
+		AllowSelfApproval: r.Rule.AllowSelfApproval,
+		SlackChannel:      r.SlackChannel,
+		CreatedAt:         r.CreatedAt.UTC(),
+		ExpiresAt:         r.ExpiresAt.UTC(),
+		Reason:            r.Reason,
+		Votes:             []VoteJSON{},
+		Notifications:     []NotificationJSON{},
+		Delivered:         r.Delivered(),
+	}
+	if len(r.Rule.Groups) > 0 {
+		for _, g := range r.Rule.Groups {
+			out.Groups = append(out.Groups, GroupJSON{Name: g.Name, Approvers: append([]string{}, g.Approvers...), Min: g.Min})
+		}
+	} else {
+		out.Policy = string(r.Rule.Policy)
+		if out.Policy == "" {
+			out.Policy = string(approval.PolicyAny)
+		}
 	}
 	for _, l := range r.Links {
 		out.Links = append(out.Links, linkJSON(l))
+	}
+	for _, v := range r.Votes {
+		out.Votes = append(out.Votes, VoteJSON{
+			By: v.By, Channel: string(v.Channel), Choice: string(v.Choice), Comment: v.Comment, At: v.At.UTC(),
+			Groups: append([]string{}, v.Groups...),
+		})
+	}
+	p := r.Tally()
+	out.Progress = ProgressJSON{Approvals: p.Approvals, Rejections: p.Rejections, Needed: p.Needed, Required: p.Required}
+	for _, g := range p.Groups {
+		out.Progress.Groups = append(out.Progress.Groups, GroupProgressJSON(g))
+	}
+	for _, n := range r.Notifications() {
+		out.Notifications = append(out.Notifications, NotificationJSON{To: n.To, Channel: string(n.Channel), State: n.State, Error: n.Error})
 	}
 	if d := r.Decision; d != nil {
 		out.Decision = &DecisionJSON{
@@ -153,14 +254,19 @@ func (s *server) handleCreate() http.Handler {
 			return
 		}
 		nr := approval.NewRequest{
-			Title:        in.Title,
-			Details:      in.Details,
-			Requester:    in.Requester,
-			Approvers:    in.Approvers,
-			Timeout:      DefaultTimeout,
-			Policy:       in.Policy,
-			SlackChannel: in.SlackChannel,
-			WebhookURL:   in.WebhookURL,
+			Title:             in.Title,
+			Details:           in.Details,
+			Requester:         in.Requester,
+			Approvers:         in.Approvers,
+			Timeout:           DefaultTimeout,
+			Policy:            in.Policy,
+			RejectPolicy:      in.RejectPolicy,
+			AllowSelfApproval: in.AllowSelfApproval,
+			SlackChannel:      in.SlackChannel,
+			WebhookURL:        in.WebhookURL,
+		}
+		for _, g := range in.Groups {
+			nr.Groups = append(nr.Groups, approval.GroupInput{Name: g.Name, Approvers: g.Approvers, Min: g.Min})
 		}
 		if ts := in.TimeoutSeconds; ts != nil {
 			if *ts < int64(approval.MinTimeout/time.Second) || *ts > int64(approval.MaxTimeout/time.Second) {
@@ -266,6 +372,14 @@ func parseWait(v string, max time.Duration) (time.Duration, error) {
 	return min(d, max), nil
 }
 
+// Limits of GET /api/requests?limit=.
+const (
+	DefaultListLimit = 50
+	MaxListLimit     = 200
+)
+
+// handleList answers GET /api/requests?status=pending&limit=N&cursor=C with a
+// page of pending requests, newest first, and the cursor of the next page.
 func (s *server) handleList() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
@@ -273,14 +387,31 @@ func (s *server) handleList() http.Handler {
 			writeJSONError(w, http.StatusBadRequest, "status", fmt.Sprintf("status %q is not supported: only status=pending is", st))
 			return
 		}
-		all, err := s.cfg.Service.ListPending(r.Context())
-		if err != nil {
+		limit := DefaultListLimit
+		if v := q.Get("limit"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > MaxListLimit {
+				writeJSONError(w, http.StatusBadRequest, "limit", fmt.Sprintf("limit must be a whole number from 1 to %d, got %q", MaxListLimit, v))
+				return
+			}
+			limit = n
+		}
+		reqs, next, err := s.cfg.Service.ListPending(r.Context(), q.Get("cursor"), limit)
+		var verr *approval.ValidationError
+		switch {
+		case errors.As(err, &verr):
+			writeJSONError(w, http.StatusBadRequest, verr.Field, verr.Message)
+			return
+		case err != nil:
+			if r.Context().Err() != nil {
+				return // the caller left
+			}
 			noteErr(r, err)
 			writeJSONError(w, http.StatusInternalServerError, "", "internal error")
 			return
 		}
-		out := ListJSON{Requests: make([]RequestJSON, 0, len(all))}
-		for _, req := range all {
+		out := ListJSON{Requests: make([]RequestJSON, 0, len(reqs)), NextCursor: next}
+		for _, req := range reqs {
 			out.Requests = append(out.Requests, requestJSON(req))
 		}
 		writeJSON(w, http.StatusOK, out)

@@ -3,8 +3,11 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -45,8 +48,16 @@ func TestAPICreateGetList(t *testing.T) {
 	want := RequestJSON{
 		ID: created.ID, Status: "pending", Title: "Deploy v1.2", Details: "to prod", Requester: "ci",
 		Approvers: []string{"alice@example.com", "bob@example.com"},
-		Links:     []linkJSON{{"diff", "https://example.com/diff"}}, Policy: "any",
+		Links:     []linkJSON{{"diff", "https://example.com/diff"}}, Policy: "any", RejectPolicy: "any",
 		CreatedAt: now, ExpiresAt: now.Add(time.Hour),
+		Votes:    []VoteJSON{},
+		Progress: ProgressJSON{Needed: 1, Required: 1},
+		// Answered once stored with its notifications recorded; they are
+		// sent right after.
+		Notifications: []NotificationJSON{
+			{To: "alice@example.com", Channel: "email", State: "pending"},
+			{To: "bob@example.com", Channel: "email", State: "pending"},
+		},
 	}
 	if diff := cmp.Diff(want, created); diff != "" {
 		t.Errorf("created (-want +got):\n%s", diff)
@@ -55,6 +66,11 @@ func TestAPICreateGetList(t *testing.T) {
 		t.Errorf("Location = %q", got)
 	}
 
+	f.idle()
+	want.Notifications = []NotificationJSON{
+		{To: "alice@example.com", Channel: "email", State: "sent"},
+		{To: "bob@example.com", Channel: "email", State: "sent"},
+	}
 	got := decode[RequestJSON](t, f.do("GET", "/api/requests/"+created.ID, nil))
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("get (-want +got):\n%s", diff)
@@ -77,10 +93,18 @@ func TestAPICreateGetList(t *testing.T) {
 	if _, err := f.svc.Decide(context.Background(), approval.DecideInput{Token: tokenIn(t, html), Choice: approval.Approve, Comment: "ok"}); err != nil {
 		t.Fatal(err)
 	}
+	f.idle()
 	got = decode[RequestJSON](t, f.do("GET", "/api/requests/"+created.ID, nil))
 	wantDecision := &DecisionJSON{Decision: "approved", By: "alice@example.com", Channel: "email", Comment: "ok", At: f.clock.Now()}
-	if got.Status != "approved" || !cmp.Equal(got.Decision, wantDecision) {
-		t.Errorf("after approval: status %q, decision %+v; want approved, %+v", got.Status, got.Decision, wantDecision)
+	if got.Status != "approved" || !cmp.Equal(got.Decision, wantDecision) || !got.Delivered {
+		t.Errorf("after approval: status %q, decision %+v, delivered %v; want approved, %+v, delivered", got.Status, got.Decision, got.Delivered, wantDecision)
+	}
+	wantVotes := []VoteJSON{{By: "alice@example.com", Channel: "email", Choice: "approve", Comment: "ok", At: f.clock.Now(), Groups: []string{}}}
+	if diff := cmp.Diff(wantVotes, got.Votes); diff != "" {
+		t.Errorf("votes (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(ProgressJSON{Approvals: 1, Needed: 0, Required: 1}, got.Progress); diff != "" {
+		t.Errorf("progress (-want +got):\n%s", diff)
 	}
 	list = decode[ListJSON](t, f.do("GET", "/api/requests", nil))
 	if len(list.Requests) != 1 || list.Requests[0].ID != second.ID {
@@ -133,6 +157,16 @@ func TestAPIValidation(t *testing.T) {
 		{"bad link", `{"title":"T",` + valid + `,"links":[{"url":"javascript:alert(1)"}]}`, "", 400, "links", "not an absolute http(s) URL"},
 		{"bad webhook", `{"title":"T",` + valid + `,"webhookURL":"ftp://x"}`, "", 400, "webhookURL", "not an absolute http(s) URL"},
 		{"bad policy", `{"title":"T",` + valid + `,"policy":"most"}`, "", 400, "policy", "unknown"},
+		{"quorum above approvers", `{"title":"T",` + valid + `,"policy":"quorum:2"}`, "", 400, "policy", "more approvals than there are approvers"},
+		{"bad reject policy", `{"title":"T",` + valid + `,"rejectPolicy":"never"}`, "", 400, "rejectPolicy", "unknown"},
+		{"groups with approvers", `{"title":"T",` + valid + `,"groups":[{"name":"eng","approvers":["bob@example.com"]}]}`, "", 400, "groups", "not both"},
+		{"groups with policy", `{"title":"T","timeoutSeconds":600,"policy":"all","groups":[{"name":"eng","approvers":["bob@example.com"]}]}`, "", 400, "groups", "not both"},
+		{"bad group name", `{"title":"T","timeoutSeconds":600,"groups":[{"name":"Eng Team","approvers":["bob@example.com"]}]}`, "", 400, "groups", "group name"},
+		{"group min too high", `{"title":"T","timeoutSeconds":600,"groups":[{"name":"eng","approvers":["bob@example.com"],"min":2}]}`, "", 400, "groups", "min must be"},
+		{"group not an array", `{"title":"T","timeoutSeconds":600,"groups":{"name":"eng"}}`, "", 400, "groups", "must be a JSON array"},
+		{"unknown group field", `{"title":"T","timeoutSeconds":600,"groups":[{"name":"eng","members":["bob@example.com"]}]}`, "", 400, "members", "unknown field"},
+		{"requester may not approve all", `{"title":"T",` + valid + `,"requester":"alice@example.com","policy":"all"}`, "", 400, "approvers", "only approver"},
+		{"requester the only group member", `{"title":"T","timeoutSeconds":600,"requester":"bob@example.com","groups":[{"name":"eng","approvers":["bob@example.com"]}]}`, "", 400, "groups", "could never be satisfied"},
 		{"not JSON", `title=T`, "", 400, "", "not valid JSON"},
 		{"trailing data", `{"title":"T",` + valid + `} {}`, "", 400, "", "one JSON object"},
 		{"empty", ``, "", 400, "", "empty"},
@@ -153,7 +187,7 @@ func TestAPIValidation(t *testing.T) {
 			t.Errorf("%s: answer %+v, want field %q and a message with %q", tc.name, got, tc.field, tc.text)
 		}
 	}
-	if all, _ := f.store.ListPending(context.Background()); len(all) != 0 {
+	if all, _, _ := f.store.ListPending(context.Background(), "", 0); len(all) != 0 {
 		t.Errorf("the store holds %d requests after refused input, want 0", len(all))
 	}
 	if keys := f.pages.Keys(); len(keys) != 0 {
@@ -191,8 +225,8 @@ func TestAPIErrors(t *testing.T) {
 
 func TestAPIWait(t *testing.T) {
 	f := newFixture(t)
-	_, tokens := f.create("")
-	r, _ := f.store.ListPending(context.Background())
+	_, tokens := f.create()
+	r, _, _ := f.store.ListPending(context.Background(), "", 0)
 	id := r[0].ID
 
 	done := make(chan RequestJSON)
@@ -215,8 +249,8 @@ func TestAPIWait(t *testing.T) {
 
 func TestAPIWaitTimesOutWithCurrentState(t *testing.T) {
 	f := newFixture(t, func(c *Config, _ *approval.Service) { c.MaxWait = 50 * time.Millisecond })
-	f.create("")
-	r, _ := f.store.ListPending(context.Background())
+	f.create()
+	r, _, _ := f.store.ListPending(context.Background(), "", 0)
 	resp := f.do("GET", "/api/requests/"+r[0].ID+"?wait=1h", nil)
 	if got := decode[RequestJSON](t, resp); resp.StatusCode != 200 || got.Status != "pending" {
 		t.Errorf("status %d, request %q; want 200 pending after the capped wait", resp.StatusCode, got.Status)
@@ -245,7 +279,7 @@ func TestAPIToken(t *testing.T) {
 
 func TestAPIDisabled(t *testing.T) {
 	f := newFixture(t, func(c *Config, _ *approval.Service) { c.DisableAPI = true; c.Pages = nil })
-	_, tokens := f.create("")
+	_, tokens := f.create()
 	for _, target := range []string{"/api/requests", "/api/requests/abcdefghijklmnop"} {
 		if resp := f.do("GET", target, nil); resp.StatusCode != http.StatusNotFound {
 			t.Errorf("GET %s with the API disabled: status %d, want 404", target, resp.StatusCode)
@@ -254,7 +288,7 @@ func TestAPIDisabled(t *testing.T) {
 	if resp := f.postJSON(`{}`); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("POST /api/requests with the API disabled: status %d, want 404", resp.StatusCode)
 	}
-	r, _ := f.store.ListPending(context.Background())
+	r, _, _ := f.store.ListPending(context.Background(), "", 0)
 	if resp := f.do("GET", "/p/"+r[0].Recipients[0].PageKey, nil); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("page without a page source: status %d, want 404", resp.StatusCode)
 	}
@@ -268,8 +302,8 @@ func TestAPIDisabled(t *testing.T) {
 // context canceled) answers with the request as it stands, not an empty body.
 func TestAPIWaitEndsWithServer(t *testing.T) {
 	f := newFixture(t)
-	f.create("")
-	r, _ := f.store.ListPending(context.Background())
+	f.create()
+	r, _, _ := f.store.ListPending(context.Background(), "", 0)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	req := httptest.NewRequestWithContext(ctx, "GET", "/api/requests/"+r[0].ID+"?wait=60s", nil)
@@ -307,6 +341,7 @@ func TestCreateOutlivesTheConnection(t *testing.T) {
 	if rec.Code != http.StatusCreated {
 		t.Errorf("status %d, want 201", rec.Code)
 	}
+	f.idle()
 	if n := len(mail.Sent()); n != 1 {
 		t.Errorf("emails sent: %d, want 1", n)
 	}
@@ -371,11 +406,207 @@ func (s slowReadStore) GetRequest(ctx context.Context, id string) (*approval.Req
 // the request as it stands, not a 500 (which the client takes as a failure).
 func TestAPIWaitEndingInARead(t *testing.T) {
 	f := newFixture(t, func(c *Config, _ *approval.Service) { c.MaxWait = 50 * time.Millisecond })
-	f.create("")
-	r, _ := f.store.ListPending(context.Background())
+	f.create()
+	f.idle() // the store is swapped below
+	r, _, _ := f.store.ListPending(context.Background(), "", 0)
 	f.svc.Store = slowReadStore{f.store.(*memory.Store)}
 	resp := f.do("GET", "/api/requests/"+r[0].ID+"?wait=1h", nil)
 	if got := decode[RequestJSON](t, resp); resp.StatusCode != 200 || got.Status != "pending" {
 		t.Errorf("status %d, request %q; want 200 pending", resp.StatusCode, got.Status)
+	}
+}
+
+// rawJSON decodes an answer into a map, to see the field names as sent.
+func rawJSON(t *testing.T, resp *http.Response) map[string]any {
+	t.Helper()
+	return decode[map[string]any](t, resp)
+}
+
+// The rule, the votes, the progress and the notifications in the answers,
+// under their JSON names: policies, groups, the reject policy and
+// self-approval as given, and a decision whose comment is present when empty.
+func TestAPIRulesAndVotes(t *testing.T) {
+	t.Run("quorum", func(t *testing.T) {
+		f := newFixture(t)
+		resp := f.postJSON(`{"title":"T","approvers":["alice@example.com","bob@example.com","carol@example.com"],"timeoutSeconds":600,
+			"policy":"quorum:2","rejectPolicy":"impossible","requester":"carol@example.com","allowSelfApproval":true}`)
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("create: status %d: %s", resp.StatusCode, readBody(t, resp))
+		}
+		m := rawJSON(t, resp)
+		for k, want := range map[string]any{"policy": "quorum:2", "rejectPolicy": "impossible", "allowSelfApproval": true} {
+			if m[k] != want {
+				t.Errorf("%s = %v, want %v", k, m[k], want)
+			}
+		}
+		for _, k := range []string{"votes", "progress", "notifications"} {
+			if _, ok := m[k]; !ok {
+				t.Errorf("the answer has no %q: %v", k, m)
+			}
+		}
+		if _, ok := m["groups"]; ok {
+			t.Errorf("a request without groups shows groups: %v", m["groups"])
+		}
+		id := m["id"].(string)
+		f.idle()
+		r := f.get(id)
+		tokens := map[string]string{}
+		for _, rc := range r.Recipients {
+			html, _ := f.pages.Get(rc.PageKey)
+			tokens[rc.Address] = tokenIn(t, html)
+		}
+		f.clock.Add(time.Minute)
+		if status, body := f.vote(tokens["alice@example.com"], approval.Approve, ""); status != http.StatusOK {
+			t.Fatalf("vote: %d\n%s", status, body)
+		}
+		f.idle()
+		got := decode[RequestJSON](t, f.do("GET", "/api/requests/"+id, nil))
+		if got.Status != "pending" || len(got.Votes) != 1 || got.Votes[0].By != "alice@example.com" || got.Votes[0].Choice != "approve" {
+			t.Errorf("after one approval: %s with votes %+v, want pending with alice's approval", got.Status, got.Votes)
+		}
+		if diff := cmp.Diff(ProgressJSON{Approvals: 1, Needed: 1, Required: 2}, got.Progress); diff != "" {
+			t.Errorf("progress (-want +got):\n%s", diff)
+		}
+		if status, body := f.vote(tokens["bob@example.com"], approval.Approve, ""); status != http.StatusOK {
+			t.Fatalf("vote: %d\n%s", status, body)
+		}
+		f.idle()
+		m = rawJSON(t, f.do("GET", "/api/requests/"+id, nil))
+		d, _ := m["decision"].(map[string]any)
+		if c, ok := d["comment"]; !ok || c != "" {
+			t.Errorf("decision %v: want a comment field, empty", d)
+		}
+		if d["by"] != "bob@example.com" || d["decision"] != "approved" || m["status"] != "approved" {
+			t.Errorf("decision %v, status %v; want approved by bob", d, m["status"])
+		}
+		if votes, _ := m["votes"].([]any); len(votes) != 2 {
+			t.Errorf("votes %v, want 2", m["votes"])
+		}
+	})
+	t.Run("groups", func(t *testing.T) {
+		f := newFixture(t)
+		resp := f.postJSON(`{"title":"T","timeoutSeconds":600,"groups":[
+			{"name":"eng","approvers":["alice@example.com","bob@example.com"],"min":1},
+			{"name":"security","approvers":["sec@example.com","alice@example.com"]}]}`)
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("create: status %d: %s", resp.StatusCode, readBody(t, resp))
+		}
+		created := decode[RequestJSON](t, resp)
+		wantGroups := []GroupJSON{
+			{Name: "eng", Approvers: []string{"alice@example.com", "bob@example.com"}, Min: 1},
+			{Name: "security", Approvers: []string{"sec@example.com", "alice@example.com"}, Min: 1},
+		}
+		if diff := cmp.Diff(wantGroups, created.Groups); diff != "" || created.Policy != "" {
+			t.Errorf("groups (-want +got):\n%s\npolicy %q, want none", diff, created.Policy)
+		}
+		if diff := cmp.Diff([]string{"alice@example.com", "bob@example.com", "sec@example.com"}, created.Approvers); diff != "" {
+			t.Errorf("approvers (-want +got):\n%s", diff)
+		}
+		f.idle()
+		r := f.get(created.ID)
+		var alice string
+		for _, rc := range r.Recipients {
+			if rc.Address == "alice@example.com" {
+				html, _ := f.pages.Get(rc.PageKey)
+				alice = tokenIn(t, html)
+			}
+		}
+		// A person in two groups counts in both.
+		if status, body := f.vote(alice, approval.Approve, "for both"); status != http.StatusOK || !strings.Contains(body, "Approved") {
+			t.Fatalf("alice's vote: %d\n%s", status, body)
+		}
+		f.idle()
+		got := decode[RequestJSON](t, f.do("GET", "/api/requests/"+created.ID, nil))
+		wantProgress := ProgressJSON{Approvals: 1, Needed: 0, Required: 2, Groups: []GroupProgressJSON{
+			{Name: "eng", Approvals: 1, Needed: 1, Satisfied: true},
+			{Name: "security", Approvals: 1, Needed: 1, Satisfied: true},
+		}}
+		if diff := cmp.Diff(wantProgress, got.Progress); diff != "" || got.Status != "approved" {
+			t.Errorf("status %s, progress (-want +got):\n%s", got.Status, diff)
+		}
+		if len(got.Votes) != 1 || !cmp.Equal(got.Votes[0].Groups, []string{"eng", "security"}) {
+			t.Errorf("votes %+v, want alice's counting in eng and security", got.Votes)
+		}
+	})
+}
+
+// A request no approver can be reached for closes with a reason, and every
+// notification shows its state and error.
+func TestAPINotificationFailed(t *testing.T) {
+	f := newFixture(t)
+	f.mail.SetErr(errors.New("mailbox unavailable"))
+	created := decode[RequestJSON](t, f.postJSON(`{"title":"T","approvers":["alice@example.com"],"timeoutSeconds":86400}`))
+	f.idle()
+	for range approval.MaxAttempts + 1 {
+		f.clock.Add(10 * time.Minute)
+		if _, err := f.svc.Sweep(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := decode[RequestJSON](t, f.do("GET", "/api/requests/"+created.ID, nil))
+	if got.Status != "canceled" || got.Reason != approval.ReasonNotificationFailed || got.Decision != nil {
+		t.Errorf("status %q, reason %q, decision %+v; want canceled, %s, none", got.Status, got.Reason, got.Decision, approval.ReasonNotificationFailed)
+	}
+	if len(got.Notifications) != 1 || got.Notifications[0].State != "failed" || got.Notifications[0].To != "alice@example.com" ||
+		!strings.Contains(got.Notifications[0].Error, "mailbox unavailable") {
+		t.Errorf("notifications %+v, want alice's failed with its error", got.Notifications)
+	}
+}
+
+// GET /api/requests pages through the pending requests with limit and cursor.
+func TestAPIListPages(t *testing.T) {
+	f := newFixture(t)
+	var ids []string
+	for i := range 5 {
+		f.clock.Add(time.Second)
+		r := decode[RequestJSON](t, f.postJSON(fmt.Sprintf(`{"title":"T%d","approvers":["alice@example.com"],"timeoutSeconds":600}`, i)))
+		ids = append([]string{r.ID}, ids...) // newest first
+	}
+	var seen []string
+	cursor := ""
+	for page := 0; ; page++ {
+		target := "/api/requests?status=pending&limit=2"
+		if cursor != "" {
+			target += "&cursor=" + url.QueryEscape(cursor)
+		}
+		resp := f.do("GET", target, nil)
+		m := rawJSON(t, resp)
+		list := m["requests"].([]any)
+		if len(list) > 2 {
+			t.Fatalf("page %d: %d requests, want at most 2", page, len(list))
+		}
+		for _, r := range list {
+			seen = append(seen, r.(map[string]any)["id"].(string))
+		}
+		next, ok := m["nextCursor"].(string)
+		if !ok || next == "" {
+			if page != 2 {
+				t.Errorf("page %d is the last, want page 2", page)
+			}
+			break
+		}
+		cursor = next
+		if page > 5 {
+			t.Fatal("no end to the pages")
+		}
+	}
+	if diff := cmp.Diff(ids, seen); diff != "" {
+		t.Errorf("requests over all pages (-want +got):\n%s", diff)
+	}
+	all := decode[ListJSON](t, f.do("GET", "/api/requests", nil))
+	if len(all.Requests) != 5 || all.NextCursor != "" {
+		t.Errorf("without a limit: %d requests, next cursor %q; want all 5 and none", len(all.Requests), all.NextCursor)
+	}
+	for _, tc := range []struct{ query, field string }{
+		{"limit=0", "limit"}, {"limit=201", "limit"}, {"limit=-1", "limit"}, {"limit=ten", "limit"},
+		{"cursor=nosuchrequest", "cursor"}, {"status=approved", "status"},
+	} {
+		resp := f.do("GET", "/api/requests?"+tc.query, nil)
+		if e := decode[ErrorJSON](t, resp); resp.StatusCode != http.StatusBadRequest || e.Field != tc.field {
+			t.Errorf("?%s: status %d, field %q; want 400 naming %q", tc.query, resp.StatusCode, e.Field, tc.field)
+		}
+	}
+	if resp := f.do("GET", "/api/requests?limit=200", nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("limit=200: status %d, want 200", resp.StatusCode)
 	}
 }

@@ -13,7 +13,8 @@ import (
 
 // handleDecide takes the one-time page's form: token, decision, comment and
 // confirmed. Without confirmed=1 (the page's script was off, so no dialog asked)
-// it answers with a confirmation step and decides nothing; with it, it decides.
+// it answers with a confirmation step and records nothing; with it, it records
+// the vote of the token's holder, which may decide the request.
 func (s *server) handleDecide() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
@@ -46,75 +47,132 @@ func (s *server) handleDecide() http.Handler {
 		}
 
 		if form.Get("confirmed") != "1" {
-			req, err := s.cfg.Service.Lookup(r.Context(), token)
-			if err != nil {
-				s.writeOutcome(w, r, req, err)
-				return
-			}
-			noteRequest(r, req.ID)
-			v := pages.Confirm{Request: req, Token: token, Choice: choice, Comment: comment, DecideURL: s.decideURL}
-			if s.cfg.PageURL != nil {
-				hash := approval.HashToken(token)
-				for _, rc := range req.Recipients {
-					if rc.TokenHash == hash && rc.PageKey != "" {
-						v.BackURL = s.cfg.PageURL(rc.PageKey)
-					}
-				}
-			}
-			var buf bytes.Buffer
-			if err := pages.RenderConfirm(&buf, v); err != nil {
-				noteErr(r, err)
-				s.writeResult(w, r, http.StatusInternalServerError, resultError())
-				return
-			}
-			writeHTML(w, http.StatusOK, buf.Bytes())
+			s.confirmStep(w, r, token, choice, comment)
 			return
 		}
 
 		// Detached from the connection: a browser that goes away, or a server
 		// shutting down (which cancels every request's context), must not cut a
-		// decision between its claim and its delivery.
+		// vote between its write and the effects that follow it.
 		req, err := s.cfg.Service.Decide(context.WithoutCancel(r.Context()), approval.DecideInput{Token: token, Choice: choice, Comment: comment})
-		s.writeOutcome(w, r, req, err)
+		s.writeOutcome(w, r, req, token, err)
 	})
 }
 
-// writeOutcome answers a decision attempt (or a lookup) with its result page.
-func (s *server) writeOutcome(w http.ResponseWriter, r *http.Request, req *approval.Request, err error) {
+// confirmStep answers a vote sent without the page's script (so no dialog
+// asked) with a confirmation step, and records nothing. A vote its holder
+// could not cast is refused at once, as it would be once confirmed.
+func (s *server) confirmStep(w http.ResponseWriter, r *http.Request, token string, choice approval.Choice, comment string) {
+	req, err := s.cfg.Service.Lookup(r.Context(), token)
+	if err == nil && choice == approval.Approve && !req.Rule.AllowSelfApproval && req.IsRequester(holder(req, token)) {
+		err = approval.ErrSelfApproval
+	}
+	if err != nil {
+		s.writeOutcome(w, r, req, token, err)
+		return
+	}
+	noteRequest(r, req.ID)
+	rc, _ := req.RecipientByHash(approval.HashToken(token))
+	v := pages.Confirm{Request: req, Token: token, Choice: choice, Comment: comment, DecideURL: s.decideURL, Recipient: rc}
+	v.BackURL = s.pageURL(rc)
+	var buf bytes.Buffer
+	if err := pages.RenderConfirm(&buf, v); err != nil {
+		noteErr(r, err)
+		s.writeResult(w, r, http.StatusInternalServerError, resultError())
+		return
+	}
+	writeHTML(w, http.StatusOK, buf.Bytes())
+}
+
+// pageURL is the address of rc's one-time page, or "" when unknown.
+func (s *server) pageURL(rc approval.Recipient) string {
+	if s.cfg.PageURL == nil || rc.PageKey == "" {
+		return ""
+	}
+	return s.cfg.PageURL(rc.PageKey)
+}
+
+// holder is the identity of the person holding token on req.
+func holder(req *approval.Request, token string) approval.Identity {
+	if req == nil {
+		return approval.Identity{}
+	}
+	rc, ok := req.RecipientByHash(approval.HashToken(token))
+	if !ok {
+		return approval.Identity{}
+	}
+	return approval.Identity{ID: rc.Address}
+}
+
+// writeOutcome answers a vote (or a lookup) with its result page.
+func (s *server) writeOutcome(w http.ResponseWriter, r *http.Request, req *approval.Request, token string, err error) {
 	if req != nil {
 		noteRequest(r, req.ID)
 	}
 	status, res := outcome(req, err)
+	if req != nil && token != "" {
+		if id := holder(req, token); id.ID != "" {
+			res.Vote = req.VoteOf(id)
+		}
+		if res.Kind == pages.ResultSelfApproval {
+			rc, _ := req.RecipientByHash(approval.HashToken(token))
+			res.BackURL = s.pageURL(rc)
+		}
+	}
 	if status >= 500 {
 		noteErr(r, err)
+	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
 	}
 	s.writeResult(w, r, status, res)
 }
 
 // outcome maps the result of Service.Decide or Service.Lookup to a status and
-// result page. Only failures on our side are 5xx; a late or concurrent attempt
-// is a 409, never an error.
+// result page: the one place where a vote's errors become HTTP. Only failures
+// on our side are 5xx; a vote that is refused (already voted, already decided,
+// not allowed) or late is a 4xx with a page that says why, never an error.
 func outcome(req *approval.Request, err error) (int, pages.Result) {
 	var verr *approval.ValidationError
 	switch {
-	case err == nil && req != nil && req.Status == approval.StatusRejected:
-		return http.StatusOK, pages.Result{Kind: pages.ResultRejected, Request: req}
-	case err == nil && req != nil && req.Status == approval.StatusApproved:
-		return http.StatusOK, pages.Result{Kind: pages.ResultApproved, Request: req}
-	case err == nil:
+	case err == nil && req == nil:
 		return http.StatusInternalServerError, resultError()
+	case err == nil:
+		switch req.Status {
+		case approval.StatusApproved:
+			return http.StatusOK, pages.Result{Kind: pages.ResultApproved, Request: req}
+		case approval.StatusRejected:
+			return http.StatusOK, pages.Result{Kind: pages.ResultRejected, Request: req}
+		case approval.StatusPending:
+			// Recorded; the request waits for more votes.
+			return http.StatusOK, pages.Result{Kind: pages.ResultRecorded, Request: req}
+		case approval.StatusExpired:
+			if req.Decision != nil {
+				return http.StatusGone, pages.Result{Kind: pages.ResultGone, Request: req}
+			}
+		}
+		return http.StatusGone, pages.Result{Kind: pages.ResultExpired, Request: req}
 	case errors.Is(err, approval.ErrWorkflowGone),
 		// Decided, but closed because the workflow no longer waited.
 		errors.Is(err, approval.ErrExpired) && req != nil && req.Status == approval.StatusExpired && req.Decision != nil:
 		return http.StatusGone, pages.Result{Kind: pages.ResultGone, Request: req}
 	case errors.Is(err, approval.ErrAlreadyDecided):
 		return http.StatusConflict, pages.Result{Kind: pages.ResultAlreadyDecided, Request: req}
+	case errors.Is(err, approval.ErrAlreadyVoted):
+		return http.StatusConflict, pages.Result{Kind: pages.ResultAlreadyVoted, Request: req}
+	case errors.Is(err, approval.ErrSelfApproval):
+		return http.StatusForbidden, pages.Result{Kind: pages.ResultSelfApproval, Request: req}
+	case errors.Is(err, approval.ErrForbidden): // ErrNotApprover, and any other refusal
+		return http.StatusForbidden, pages.Result{Kind: pages.ResultNotApprover, Request: req}
 	case errors.Is(err, approval.ErrExpired):
 		return http.StatusGone, pages.Result{Kind: pages.ResultExpired, Request: req}
 	case errors.Is(err, approval.ErrNotFound):
 		return http.StatusNotFound, pages.Result{Kind: pages.ResultNotFound}
 	case errors.As(err, &verr):
 		return http.StatusBadRequest, pages.Result{Kind: pages.ResultInvalid, Message: verr.Message}
+	case errors.Is(err, approval.ErrConflict):
+		// Too many changes of the request at once: nothing was recorded.
+		return http.StatusServiceUnavailable, pages.Result{Kind: pages.ResultBusy, Request: req}
 	}
 	return http.StatusInternalServerError, resultError()
 }

@@ -1,6 +1,7 @@
 // Package web is the HTTP surface of approvalbot: the one-time pages (/p/{page}),
-// the decision endpoint their forms post to (/decide), the local JSON API
-// (/api/requests...) and /healthz. The same handler serves the embedded mode and,
+// the endpoint their forms post votes to (/decide), the local JSON API
+// (/api/requests...) and /healthz. How the core's errors become HTTP statuses
+// and pages is decided in one place, outcome in decide.go. The same handler serves the embedded mode and,
 // with the API disabled and pages on S3, the callback Lambda's function URL.
 package web
 

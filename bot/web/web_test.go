@@ -47,11 +47,11 @@ func (p memPages) Page(_ context.Context, key string) ([]byte, error) {
 	return nil, approval.ErrNotFound
 }
 
-// failingStore fails every Claim with an internal error.
+// failingStore fails every write of a request with an internal error.
 type failingStore struct{ *memory.Store }
 
-func (failingStore) Claim(context.Context, string, approval.Decision) (*approval.Request, error) {
-	return nil, errors.New("disk on fire at /var/secret/db")
+func (failingStore) UpdateRequest(context.Context, *approval.Request) error {
+	return errors.New("disk on fire at /var/secret/db")
 }
 
 type fixture struct {
@@ -60,6 +60,7 @@ type fixture struct {
 	svc      *approval.Service
 	store    approval.Store
 	pages    *memory.Pages
+	mail     *memory.Mailer
 	workflow *memory.Workflow
 	clock    *clock
 	logs     *bytes.Buffer
@@ -71,12 +72,13 @@ func newFixture(t *testing.T, opts ...func(*Config, *approval.Service)) *fixture
 		t:        t,
 		store:    memory.NewStore(),
 		pages:    memory.NewPages(base),
+		mail:     memory.NewMailer(),
 		workflow: memory.NewWorkflow(),
 		clock:    &clock{now: time.Date(2026, 11, 25, 13, 0, 0, 0, time.UTC)},
 		logs:     &bytes.Buffer{},
 	}
 	f.svc = &approval.Service{
-		Store: f.store, Pages: f.pages, Renderer: pages.Renderer{}, Mailer: memory.NewMailer(),
+		Store: f.store, Pages: f.pages, Renderer: pages.Renderer{}, Mailer: f.mail,
 		Workflow: f.workflow, DecideURL: base + "/decide", Now: f.clock.Now,
 	}
 	cfg := Config{
@@ -89,7 +91,19 @@ func newFixture(t *testing.T, opts ...func(*Config, *approval.Service)) *fixture
 		o(&cfg, f.svc)
 	}
 	f.h = New(cfg)
+	t.Cleanup(f.idle)
 	return f
+}
+
+// idle waits until the effects the service runs in the background (emails,
+// deliveries, page deletions) are done and recorded.
+func (f *fixture) idle() {
+	f.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := f.svc.Idle(ctx); err != nil {
+		f.t.Fatalf("effects still running after 30 s: %v", err)
+	}
 }
 
 type lockedWriter struct {
@@ -120,14 +134,19 @@ func (f *fixture) postForm(v url.Values) *http.Response {
 	return f.do("POST", "/decide", strings.NewReader(v.Encode()), "Content-Type", "application/x-www-form-urlencoded")
 }
 
-// create makes a request with two email approvers and returns it with the raw
-// token of each page, read from the page itself.
-func (f *fixture) create(webhook string) (*approval.Request, map[string]string) {
+// create makes a request with two email approvers (or as the options change
+// it) and returns it with the raw token of each page, read from the page
+// itself.
+func (f *fixture) create(opts ...func(*approval.NewRequest)) (*approval.Request, map[string]string) {
 	f.t.Helper()
-	r, _, err := f.svc.Create(context.Background(), approval.NewRequest{
+	in := approval.NewRequest{
 		Title: "Deploy v1.2", Details: "to prod", Approvers: []string{"alice@example.com", "bob@example.com"},
-		Timeout: time.Hour, WebhookURL: webhook,
-	})
+		Timeout: time.Hour,
+	}
+	for _, o := range opts {
+		o(&in)
+	}
+	r, _, err := f.svc.Create(context.Background(), in)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -142,7 +161,15 @@ func (f *fixture) create(webhook string) (*approval.Request, map[string]string) 
 	return r, tokens
 }
 
-var tokenField = regexp.MustCompile(`name="token" value="([A-Za-z0-9_-]+)"`)
+// withWebhook makes a request whose outcome goes to a webhook (delivered in
+// the background).
+func withWebhook(in *approval.NewRequest) { in.WebhookURL = "https://hooks.example.com/x" }
+
+// withTaskToken makes a request of the AWS form, whose outcome is delivered to
+// its workflow before a deciding vote is answered.
+func withTaskToken(in *approval.NewRequest) { in.TaskToken = "task-token-" + in.Title }
+
+var tokenField = regexp.MustCompile(`name="token" value="([A-Za-z0-9_.-]+)"`)
 
 func tokenIn(t *testing.T, html []byte) string {
 	t.Helper()
@@ -173,7 +200,7 @@ func (f *fixture) status(id string) approval.Status {
 
 func TestSecurityHeadersOnEveryResponse(t *testing.T) {
 	f := newFixture(t)
-	r, tokens := f.create("")
+	r, tokens := f.create()
 	key := r.Recipients[0].PageKey
 	for _, tc := range []struct {
 		method, target, body string
@@ -230,7 +257,7 @@ func TestGetDecideExplains(t *testing.T) {
 
 func TestPageServedAndGoneAfterDecision(t *testing.T) {
 	f := newFixture(t)
-	r, tokens := f.create("")
+	r, tokens := f.create()
 	for _, rc := range r.Recipients {
 		for _, m := range []string{"GET", "HEAD"} {
 			resp := f.do(m, "/p/"+rc.PageKey, nil)
@@ -246,6 +273,7 @@ func TestPageServedAndGoneAfterDecision(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("confirmed approve: status %d, want 200", resp.StatusCode)
 	}
+	f.idle() // the pages are deleted right after the answer
 	for _, rc := range r.Recipients {
 		if resp := f.do("GET", "/p/"+rc.PageKey, nil); resp.StatusCode != http.StatusNotFound {
 			t.Errorf("page of %s after the decision: status %d, want 404", rc.Address, resp.StatusCode)
@@ -255,7 +283,7 @@ func TestPageServedAndGoneAfterDecision(t *testing.T) {
 
 func TestDecideOutcomes(t *testing.T) {
 	f := newFixture(t)
-	r, tokens := f.create("")
+	r, tokens := f.create()
 	alice, bob := tokens["alice@example.com"], tokens["bob@example.com"]
 	steps := []struct {
 		name   string
@@ -291,7 +319,7 @@ func TestDecideOutcomes(t *testing.T) {
 
 func TestConfirmStepKeepsTheForm(t *testing.T) {
 	f := newFixture(t)
-	r, tokens := f.create("")
+	r, tokens := f.create()
 	resp := f.postForm(url.Values{"token": {tokens["alice@example.com"]}, "decision": {"approve"}, "comment": {"looks good"}})
 	body := readBody(t, resp)
 	for _, want := range []string{
@@ -310,7 +338,7 @@ func TestConfirmStepKeepsTheForm(t *testing.T) {
 
 func TestDecideExpired(t *testing.T) {
 	f := newFixture(t)
-	r, tokens := f.create("")
+	r, tokens := f.create()
 	f.clock.Add(time.Hour)
 	for _, confirmed := range []string{"", "1"} {
 		resp := f.postForm(url.Values{"token": {tokens["alice@example.com"]}, "decision": {"approve"}, "confirmed": {confirmed}})
@@ -325,7 +353,7 @@ func TestDecideExpired(t *testing.T) {
 
 func TestDecideWorkflowGone(t *testing.T) {
 	f := newFixture(t)
-	_, tokens := f.create("")
+	_, tokens := f.create(withTaskToken)
 	f.workflow.SetErr(approval.ErrWorkflowGone)
 	resp := f.postForm(url.Values{"token": {tokens["alice@example.com"]}, "decision": {"approve"}, "confirmed": {"1"}})
 	if body := readBody(t, resp); resp.StatusCode != http.StatusGone || !strings.Contains(body, "no longer waiting") {
@@ -336,7 +364,7 @@ func TestDecideWorkflowGone(t *testing.T) {
 func TestDecideInternalErrorShowsNoInternals(t *testing.T) {
 	f := newFixture(t, func(c *Config, s *approval.Service) {})
 	f.svc.Store = failingStore{f.store.(*memory.Store)}
-	_, tokens := f.create("")
+	_, tokens := f.create()
 	resp := f.postForm(url.Values{"token": {tokens["alice@example.com"]}, "decision": {"approve"}, "confirmed": {"1"}})
 	body := readBody(t, resp)
 	if resp.StatusCode != http.StatusInternalServerError {
@@ -352,7 +380,7 @@ func TestDecideInternalErrorShowsNoInternals(t *testing.T) {
 
 func TestDecideBodyLimit(t *testing.T) {
 	f := newFixture(t)
-	_, tokens := f.create("")
+	_, tokens := f.create()
 	big := url.Values{"token": {tokens["alice@example.com"]}, "decision": {"approve"}, "confirmed": {"1"}, "comment": {strings.Repeat("x", MaxBody)}}
 	if resp := f.postForm(big); resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Errorf("status %d, want 413", resp.StatusCode)
@@ -361,11 +389,12 @@ func TestDecideBodyLimit(t *testing.T) {
 
 func TestLogsNameRoutesNotSecrets(t *testing.T) {
 	f := newFixture(t)
-	r, tokens := f.create("")
+	r, tokens := f.create()
 	key := r.Recipients[0].PageKey
 	f.do("GET", "/p/"+key, nil)
 	f.postForm(url.Values{"token": {tokens["alice@example.com"]}, "decision": {"approve"}})
 	f.postForm(url.Values{"token": {tokens["alice@example.com"]}, "decision": {"approve"}, "confirmed": {"1"}})
+	f.idle()
 	f.do("GET", "/p/"+key, nil)
 	f.do("GET", "/api/requests/"+r.ID, nil)
 	logs := f.logs.String()
@@ -386,7 +415,7 @@ func TestLogsNameRoutesNotSecrets(t *testing.T) {
 // and the decision keeps "\n" only, in the confirmation step too.
 func TestDecideCommentWithCRLF(t *testing.T) {
 	f := newFixture(t)
-	r, tokens := f.create("")
+	r, tokens := f.create()
 	tok := tokens["alice@example.com"]
 	comment := strings.Repeat("ok\r\n", approval.MaxComment/4) + "end" // MaxComment-1 characters in the browser
 	want := strings.ReplaceAll(comment, "\r\n", "\n")
@@ -419,15 +448,22 @@ func (w ctxWorkflow) Deliver(ctx context.Context, r *approval.Request) error {
 	return w.Workflow.Deliver(ctx, r)
 }
 
-// ctxStore is a store whose claims fail, like SQLite's, once their context is
-// done.
+// ctxStore is a store whose reads and writes fail, like SQLite's, once their
+// context is done.
 type ctxStore struct{ *memory.Store }
 
-func (s ctxStore) Claim(ctx context.Context, hash string, d approval.Decision) (*approval.Request, error) {
+func (s ctxStore) GetRequest(ctx context.Context, id string) (*approval.Request, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return s.Store.Claim(ctx, hash, d)
+	return s.Store.GetRequest(ctx, id)
+}
+
+func (s ctxStore) UpdateRequest(ctx context.Context, r *approval.Request) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.Store.UpdateRequest(ctx, r)
 }
 
 // A decision, once it reaches the handler, runs to its end even if the browser
@@ -438,7 +474,7 @@ func TestDecisionOutlivesTheConnection(t *testing.T) {
 	f := newFixture(t)
 	f.svc.Workflow = ctxWorkflow{f.workflow}
 	f.svc.Store = ctxStore{f.store.(*memory.Store)}
-	r, tokens := f.create("")
+	r, tokens := f.create(withWebhook)
 	form := url.Values{"token": {tokens["alice@example.com"]}, "decision": {"approve"}, "confirmed": {"1"}}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -449,12 +485,13 @@ func TestDecisionOutlivesTheConnection(t *testing.T) {
 	if rec.Code != http.StatusOK {
 		t.Errorf("status %d, want 200", rec.Code)
 	}
+	f.idle()
 	got, err := f.store.GetRequest(context.Background(), r.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Status != approval.StatusApproved || !got.Delivered {
-		t.Errorf("request %s, delivered %v; want approved and delivered", got.Status, got.Delivered)
+	if got.Status != approval.StatusApproved || !got.Delivered() {
+		t.Errorf("request %s, delivered %v; want approved and delivered", got.Status, got.Delivered())
 	}
 	if n := len(f.workflow.Delivered()); n != 1 {
 		t.Errorf("workflow deliveries: %d, want 1", n)
@@ -467,9 +504,10 @@ func TestDecisionOutlivesTheConnection(t *testing.T) {
 // decision".
 func TestLaterAttemptAfterWorkflowGone(t *testing.T) {
 	f := newFixture(t)
-	_, tokens := f.create("")
+	_, tokens := f.create(withTaskToken)
 	f.workflow.SetErr(approval.ErrWorkflowGone)
 	f.postForm(url.Values{"token": {tokens["alice@example.com"]}, "decision": {"approve"}, "confirmed": {"1"}})
+	f.idle()
 	for _, confirmed := range []string{"", "1"} {
 		resp := f.postForm(url.Values{"token": {tokens["bob@example.com"]}, "decision": {"reject"}, "confirmed": {confirmed}})
 		body := readBody(t, resp)

@@ -39,15 +39,30 @@ const (
 	// PendingIndex is the sparse global secondary index of pending requests.
 	PendingIndex = "pending"
 	// PendingPartitionKey is the pending index's string partition key, set only
-	// on pending requests and removed when they are decided.
+	// on pending requests and removed when they close. It is sharded
+	// ("PENDING#<n>", n a hash of the request ID modulo the adapter's shard
+	// count) so that no single key value takes every write; requests of the
+	// first version still carry "PENDING" until they are written again.
 	PendingPartitionKey = "pendingPK"
-	// UndeliveredIndex is the sparse global secondary index of closed requests
-	// whose outcome has not reached their workflow yet.
+	// UndeliveredIndex is the first version's sparse global secondary index of
+	// closed requests whose outcome had not reached their workflow. Nothing
+	// writes it any more; the sweep reads it until the first version's items
+	// are upgraded. It stays because CloudFormation can add or remove only one
+	// global secondary index per stack update.
 	UndeliveredIndex = "undelivered"
 	// UndeliveredPartitionKey is the undelivered index's string partition key.
 	UndeliveredPartitionKey = "undeliveredPK"
-	// IndexSortKey is both indexes' string sort key.
+	// IndexSortKey is the pending and undelivered indexes' string sort key.
 	IndexSortKey = "createdAt"
+	// DueIndex is the sparse global secondary index of requests something is
+	// due on (an expiry, an effect to run again): the sweep's one due index.
+	DueIndex = "due"
+	// DuePartitionKey is the due index's string partition key, "DUE#<n>"
+	// (sharded like PendingPartitionKey), set only while something is due.
+	DuePartitionKey = "dueShard"
+	// DueSortKey is the due index's string sort key: when the request is next
+	// due, as fixed-width UTC RFC 3339.
+	DueSortKey = "dueAt"
 )
 
 // Lambda names: each is built by scripts/build into <DistDir>/<name>/bootstrap.
@@ -133,12 +148,18 @@ func (s *Stack) addTable() {
 		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
 	})
 	// Sparse indexes: only items carrying the index's partition key appear.
-	// Keys only: the adapter reads each listed request from the table.
-	for _, ix := range [][2]string{{PendingIndex, PendingPartitionKey}, {UndeliveredIndex, UndeliveredPartitionKey}} {
+	// Keys only: the adapter reads each listed request from the table. Add
+	// or remove at most one index per change: CloudFormation updates only one
+	// global secondary index per stack update.
+	for _, ix := range [][3]string{
+		{PendingIndex, PendingPartitionKey, IndexSortKey},
+		{UndeliveredIndex, UndeliveredPartitionKey, IndexSortKey},
+		{DueIndex, DuePartitionKey, DueSortKey},
+	} {
 		s.Table.AddGlobalSecondaryIndex(&awsdynamodb.GlobalSecondaryIndexProps{
 			IndexName:      jsii.String(ix[0]),
 			PartitionKey:   &awsdynamodb.Attribute{Name: jsii.String(ix[1]), Type: awsdynamodb.AttributeType_STRING},
-			SortKey:        &awsdynamodb.Attribute{Name: jsii.String(IndexSortKey), Type: awsdynamodb.AttributeType_STRING},
+			SortKey:        &awsdynamodb.Attribute{Name: jsii.String(ix[2]), Type: awsdynamodb.AttributeType_STRING},
 			ProjectionType: awsdynamodb.ProjectionType_KEYS_ONLY,
 		})
 	}

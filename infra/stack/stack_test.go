@@ -199,12 +199,22 @@ func TestTable(t *testing.T) {
 				},
 				"Projection": map[string]any{"ProjectionType": "KEYS_ONLY"},
 			},
+			map[string]any{
+				"IndexName": "due",
+				"KeySchema": []any{
+					map[string]any{"AttributeName": "dueShard", "KeyType": "HASH"},
+					map[string]any{"AttributeName": "dueAt", "KeyType": "RANGE"},
+				},
+				"Projection": map[string]any{"ProjectionType": "KEYS_ONLY"},
+			},
 		},
 		"AttributeDefinitions": []any{
 			map[string]any{"AttributeName": "pk", "AttributeType": "S"},
 			map[string]any{"AttributeName": "pendingPK", "AttributeType": "S"},
 			map[string]any{"AttributeName": "createdAt", "AttributeType": "S"},
 			map[string]any{"AttributeName": "undeliveredPK", "AttributeType": "S"},
+			map[string]any{"AttributeName": "dueShard", "AttributeType": "S"},
+			map[string]any{"AttributeName": "dueAt", "AttributeType": "S"},
 		},
 	})
 	id, _ := s.resource(t, "AWS::DynamoDB::Table", func(map[string]any) bool { return true })

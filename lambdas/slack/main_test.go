@@ -41,7 +41,7 @@ func TestSetup(t *testing.T) {
 			for k, v := range tt.set {
 				env[k] = v
 			}
-			h, err := setup(context.Background(), func(k string) string { return env[k] }, slog.New(slog.DiscardHandler))
+			h, svc, err := setup(context.Background(), func(k string) string { return env[k] }, slog.New(slog.DiscardHandler))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("got error %v, want one naming %s", err, tt.wantErr)
@@ -50,6 +50,11 @@ func TestSetup(t *testing.T) {
 			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			// The process may freeze once an invocation ends: calls wait for
+			// their effects. Votes update the Slack messages.
+			if !svc.Sync || svc.Chat == nil {
+				t.Errorf("service Sync %v, Chat %v; want Sync and a Slack chat", svc.Sync, svc.Chat)
 			}
 			// Without a signature nothing reaches AWS: the answer is 401.
 			for _, path := range []string{"/slack/commands", "/slack/interactions"} {

@@ -171,6 +171,48 @@ async function both(page, name) {
   await page.setViewportSize(PHONE);
 }
 
+// progress checks the progress display (the #progress section: its bar, its
+// summary and the votes) at phone and desktop size: present, visible, inside
+// the screen, and the page not scrolling sideways. It returns the summary and
+// the number of votes listed, leaving the page at phone size.
+async function progress(page, name) {
+  let out = { text: '', votes: 0 };
+  for (const [size, vp] of [['375x812', PHONE], ['1280x800', DESKTOP]]) {
+    await page.setViewportSize(vp);
+    const r = await page.evaluate(() => {
+      const de = document.documentElement;
+      const box = (el) => {
+        if (!el) return null;
+        const b = el.getBoundingClientRect();
+        return { left: b.left, right: b.right, width: b.width, height: b.height };
+      };
+      const section = document.getElementById('progress');
+      const parts = section ? [section, section.querySelector('progress'), document.getElementById('progress-text'), ...section.querySelectorAll('.votes li, .groups li, .quote')] : [];
+      return {
+        width: de.clientWidth,
+        overflow: de.scrollWidth - de.clientWidth,
+        section: box(section),
+        bar: box(section && section.querySelector('progress')),
+        parts: parts.map((el) => ({ label: el.tagName.toLowerCase() + (el.id ? '#' + el.id : ''), box: box(el) })),
+        text: ((document.getElementById('progress-text') || {}).textContent || '').trim(),
+        votes: section ? section.querySelectorAll('.votes li').length : 0,
+      };
+    });
+    const at = `${name}@${size}`;
+    check(r.section !== null, `${at}: no progress display (#progress)`);
+    check(r.bar !== null && r.bar.width > 0 && r.bar.height > 0, `${at}: no visible progress bar`);
+    check(r.overflow <= 0, `${at}: scrolls horizontally by ${r.overflow}px`);
+    for (const p of r.parts) {
+      check(p.box.left >= -0.5 && p.box.right <= r.width + 0.5,
+        `${at}: ${p.label} (${Math.round(p.box.left)}..${Math.round(p.box.right)}) is wider than the ${r.width}px screen`);
+    }
+    check(/^\d+ of \d+ approvals?\b/.test(r.text), `${at}: progress says ${JSON.stringify(r.text)}, want "N of M approvals ..."`);
+    out = { text: r.text, votes: r.votes };
+  }
+  await page.setViewportSize(PHONE);
+  return out;
+}
+
 async function shot(page, name) {
   const file = path.join(cfg.screenshots, name + '.png');
   await page.screenshot({ path: file, fullPage: true });
@@ -476,6 +518,67 @@ const scenarios = {
     await context.close();
   },
 
+  // "quorum:2" of three approvers: the page says the rule in words and shows
+  // the progress; the first approval is recorded while the request stays
+  // pending and the others' pages stay live; the second approves it; then the
+  // third approver's page is gone. The progress display fits a phone and a
+  // desktop screen on every page.
+  async quorum() {
+    const req = cfg.requests.quorum;
+    const a = await open('quorum-a');
+    await a.page.goto(req.pages[0]);
+    check((await a.page.textContent('body')).includes('2 of 3 approvers must approve'), 'quorum: the page does not say the rule in words');
+    let p = await progress(a.page, 'page-quorum');
+    check(p.text.startsWith('0 of 2 approvals') && p.votes === 0, `quorum: the new page shows ${JSON.stringify(p.text)} with ${p.votes} votes, want 0 of 2 and none`);
+    await both(a.page, 'page-quorum');
+    const comment = 'First of two: checked the rollout plan';
+    await a.page.fill('#comment', comment);
+    await a.page.click('button[value=approve]');
+    await dialogOpen(a.page);
+    const consequence = await a.page.textContent('#confirm-text');
+    check(consequence.includes('2 of 3 approvers must approve'), `quorum: the dialog says ${JSON.stringify(consequence)}, want the rule`);
+    await a.page.click('#confirm-ok');
+    const h = await result(a.page);
+    check(/your approval is recorded/i.test(h), `quorum: first vote shows ${JSON.stringify(h)}, want "Your approval is recorded"`);
+    const recorded = await a.page.textContent('body');
+    check(recorded.includes('1 more approval is needed'), 'quorum: the recorded page does not say how many approvals are still needed');
+    check(recorded.includes(comment) && recorded.includes('quorum-alice@example.com'), 'quorum: the recorded page does not list the vote with its voter and comment');
+    p = await progress(a.page, 'result-recorded');
+    check(p.text.startsWith('1 of 2 approvals') && p.votes === 1, `quorum: after one vote the progress shows ${JSON.stringify(p.text)} with ${p.votes} votes`);
+    await both(a.page, 'result-recorded');
+    const mid = await api(req.id);
+    check(mid.status === 'pending', `quorum: status after one approval ${mid.status}, want pending`);
+    check(mid.votes && mid.votes.length === 1 && mid.progress && mid.progress.needed === 1,
+      `quorum: after one approval the API shows votes ${JSON.stringify(mid.votes)} and progress ${JSON.stringify(mid.progress)}`);
+
+    const b = await open('quorum-b');
+    const live = await b.page.goto(req.pages[1]);
+    check(live.status() === 200, `quorum: the second approver's page answers ${live.status()} while pending, want 200`);
+    await b.page.click('button[value=approve]');
+    await dialogOpen(b.page);
+    await b.page.click('#confirm-ok');
+    const h2 = await result(b.page);
+    check(/approved/i.test(h2), `quorum: second vote shows ${JSON.stringify(h2)}, want Approved`);
+    check((await b.page.textContent('body')).includes('Your approval was the last one needed'), 'quorum: the closing vote is not told it completed the rule');
+    p = await progress(b.page, 'result-approved-quorum');
+    check(p.text.startsWith('2 of 2 approvals') && p.votes === 2, `quorum: after the close the progress shows ${JSON.stringify(p.text)} with ${p.votes} votes`);
+    await both(b.page, 'result-approved-quorum');
+    const done = await api(req.id);
+    check(done.status === 'approved' && done.votes && done.votes.length === 2,
+      `quorum: status ${done.status} with ${done.votes && done.votes.length} votes, want approved with 2`);
+
+    // Every page goes when the request closes (right after the answer).
+    const c = await open('quorum-c');
+    let status = 0;
+    for (let i = 0; i < 50; i++) {
+      status = (await c.page.goto(req.pages[2])).status();
+      if (status === 404) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    check(status === 404, `quorum: the third approver's page answers ${status} after the close, want 404`);
+    for (const x of [a, b, c]) await x.context.close();
+  },
+
   // Result pages the bot cannot be made to show on demand, rendered by the
   // same templates and served by the test.
   async previews() {
@@ -484,6 +587,9 @@ const scenarios = {
       await page.goto(p.url);
       await result(page);
       await both(page, p.name);
+      if (p.name === 'result-already-voted' || p.name === 'result-self-approval') {
+        await progress(page, p.name);
+      }
       await context.close();
     }
   },

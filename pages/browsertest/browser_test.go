@@ -2,6 +2,7 @@ package browsertest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
@@ -33,18 +34,22 @@ import (
 
 const title = "Deploy v1.2 to prod"
 
-// scenario names the requests browser.test.mjs expects, with their approvers.
-// Each scenario's approvers have their own addresses, so that the test finds
-// each one's link in the bot's mail.
-var scenarios = map[string][]string{
-	"dismiss":  {"dismiss-alice@example.com"},
-	"double":   {"double-alice@example.com"},
-	"keyboard": {"keyboard-alice@example.com"},
-	"reject":   {"reject-alice@example.com"},
-	"race":     {"race-alice@example.com", "race-bob@example.com"},
-	"invalid":  {"invalid-alice@example.com"},
-	"nojs":     {"nojs-alice@example.com"},
-	"expired":  {"expired-alice@example.com"},
+// scenarios names the requests browser.test.mjs expects, with their approvers
+// and policy. Each scenario's approvers have their own addresses, so that the
+// test finds each one's link in the bot's mail.
+var scenarios = map[string]struct {
+	approvers []string
+	policy    string // empty: the default, any
+}{
+	"dismiss":  {approvers: []string{"dismiss-alice@example.com"}},
+	"double":   {approvers: []string{"double-alice@example.com"}},
+	"keyboard": {approvers: []string{"keyboard-alice@example.com"}},
+	"reject":   {approvers: []string{"reject-alice@example.com"}},
+	"race":     {approvers: []string{"race-alice@example.com", "race-bob@example.com"}},
+	"invalid":  {approvers: []string{"invalid-alice@example.com"}},
+	"nojs":     {approvers: []string{"nojs-alice@example.com"}},
+	"expired":  {approvers: []string{"expired-alice@example.com"}},
+	"quorum":   {approvers: []string{"quorum-alice@example.com", "quorum-bob@example.com", "quorum-carol@example.com"}, policy: "quorum:2"},
 }
 
 // expiring is the scenario whose request gets the shortest timeout the bot
@@ -62,12 +67,26 @@ type request struct {
 type apiRequest struct {
 	ID       string `json:"id"`
 	Status   string `json:"status"`
+	Policy   string `json:"policy"`
 	Decision *struct {
 		Decision string `json:"decision"`
 		By       string `json:"by"`
 		Channel  string `json:"channel"`
 		Comment  string `json:"comment"`
 	} `json:"decision"`
+	Votes []struct {
+		By     string `json:"by"`
+		Choice string `json:"choice"`
+	} `json:"votes"`
+	Progress struct {
+		Approvals int `json:"approvals"`
+		Needed    int `json:"needed"`
+	} `json:"progress"`
+	Notifications []struct {
+		To    string `json:"to"`
+		State string `json:"state"`
+		Error string `json:"error"`
+	} `json:"notifications"`
 }
 
 // TestBrowser builds and starts the real bot on 127.0.0.1, creates one request
@@ -86,20 +105,21 @@ func TestBrowser(t *testing.T) {
 		"title":    title,
 	}
 	reqs := map[string]request{}
-	for name, approvers := range scenarios {
+	for name, sc := range scenarios {
 		timeout := 3600
 		if name == expiring {
 			timeout = 60
 		}
-		id := createRequest(t, b.Origin(), approvers, timeout)
-		reqs[name] = request{ID: id, Pages: b.Links(t, approvers)}
+		id := createRequest(t, b.Origin(), sc.approvers, sc.policy, timeout)
+		waitNotified(t, b.Origin(), id) // emails go out right after the 201
+		reqs[name] = request{ID: id, Pages: b.Links(t, sc.approvers)}
 	}
 	cfg["requests"] = reqs
 
 	preview := previewServer(t)
 	cfg["previewOrigin"] = preview.URL
 	var previews []map[string]string
-	for _, k := range []pages.ResultKind{pages.ResultGone, pages.ResultError} {
+	for _, k := range []pages.ResultKind{pages.ResultGone, pages.ResultError, pages.ResultAlreadyVoted, pages.ResultSelfApproval} {
 		previews = append(previews, map[string]string{"name": "result-" + string(k), "url": preview.URL + "/result/" + string(k)})
 	}
 	cfg["previews"] = previews
@@ -136,15 +156,19 @@ func TestBrowser(t *testing.T) {
 	t.Logf("screenshots: %s", shots)
 
 	// What the bot recorded, checked here too, independently of the script.
-	for name, want := range map[string]struct{ status, comment string }{
-		"dismiss":  {"approved", "Looks good to me.\nShip it after lunch."},
-		"double":   {"approved", ""},
-		"keyboard": {"approved", "Approved from the keyboard"},
-		"reject":   {"rejected", ""},
-		"race":     {"approved", ""},
-		"invalid":  {"pending", ""},
-		"nojs":     {"approved", "Carried without JavaScript"},
-		"expired":  {"expired", ""},
+	for name, want := range map[string]struct {
+		status, comment string
+		votes           int
+	}{
+		"dismiss":  {"approved", "Looks good to me.\nShip it after lunch.", 1},
+		"double":   {"approved", "", 1},
+		"keyboard": {"approved", "Approved from the keyboard", 1},
+		"reject":   {"rejected", "", 1},
+		"race":     {"approved", "", 1},
+		"invalid":  {"pending", "", 0},
+		"nojs":     {"approved", "Carried without JavaScript", 1},
+		"expired":  {"expired", "", 0},
+		"quorum":   {"approved", "", 2},
 	} {
 		if !selected(name) {
 			continue
@@ -156,9 +180,13 @@ func TestBrowser(t *testing.T) {
 		if want.comment != "" && (got.Decision == nil || strings.ReplaceAll(got.Decision.Comment, "\r\n", "\n") != want.comment) {
 			t.Errorf("%s: decision %+v, want comment %q", name, got.Decision, want.comment)
 		}
+		if len(got.Votes) != want.votes {
+			t.Errorf("%s: %d votes %+v, want %d", name, len(got.Votes), got.Votes, want.votes)
+		}
 	}
 	shotsWanted := []string{"page", "dialog", "confirm", "result-approved", "result-rejected", "result-already-decided",
-		"result-not-found", "result-invalid", "result-expired", "result-gone", "result-error"}
+		"result-not-found", "result-invalid", "result-expired", "result-gone", "result-error",
+		"page-quorum", "result-recorded", "result-approved-quorum", "result-already-voted", "result-self-approval"}
 	if os.Getenv("BROWSERTEST_ONLY") != "" {
 		return // some screenshots were not taken
 	}
@@ -200,9 +228,10 @@ func requireTools(t *testing.T) (chromium, node string) {
 }
 
 // createRequest creates a request through the bot's API and returns its ID.
-func createRequest(t *testing.T, origin string, approvers []string, timeoutSeconds int) string {
+func createRequest(t *testing.T, origin string, approvers []string, policy string, timeoutSeconds int) string {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{
+		"policy":         policy,
 		"title":          title,
 		"details":        "Release notes:\n- faster checkout\n- new payment provider\n\nDiff: https://git.example.com/acme/shop/compare/v1.1.0...v1.2.0?diff=split&w=1&a_very_long_parameter_that_never_breaks=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
 		"requester":      "ci@example.com",
@@ -223,7 +252,34 @@ func createRequest(t *testing.T, origin string, approvers []string, timeoutSecon
 	if err := json.NewDecoder(res.Body).Decode(&got); err != nil || got.ID == "" {
 		t.Fatalf("create request: bad answer (%v): %+v", err, got)
 	}
+	if want := cmp.Or(policy, "any"); got.Policy != want {
+		t.Fatalf("create request: policy %q, want %q", got.Policy, want)
+	}
 	return got.ID
+}
+
+// waitNotified waits until the API shows every notification of request id as
+// sent, failing the test if one failed or they take longer than 30 s.
+func waitNotified(t *testing.T, origin, id string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r := getRequest(t, origin, id)
+		sent := len(r.Notifications) > 0
+		for _, n := range r.Notifications {
+			if n.State == "failed" {
+				t.Fatalf("request %s: notification to %s failed: %s", id, n.To, n.Error)
+			}
+			sent = sent && n.State == "sent"
+		}
+		if sent {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("request %s: notifications %+v not all sent after 30 s", id, r.Notifications)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a separate process: no clock to inject
+	}
 }
 
 func getRequest(t *testing.T, origin, id string) apiRequest {
@@ -253,6 +309,9 @@ func previewServer(t *testing.T) *httptest.Server {
 		v := pages.Result{Kind: kind}
 		if kind != pages.ResultError {
 			v.Request = previewRequest(kind)
+		}
+		if kind == pages.ResultAlreadyVoted && len(v.Request.Votes) > 0 {
+			v.Vote = &v.Request.Votes[0]
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Content-Security-Policy", pages.ResultCSP(""))
@@ -303,8 +362,20 @@ func previewRequest(kind pages.ResultKind) *approval.Request {
 		Approvers: []string{"alice@example.com"}, Status: approval.StatusExpired,
 		CreatedAt: now.Add(-2 * time.Hour), ExpiresAt: now.Add(-time.Hour),
 	}
-	if kind == pages.ResultGone {
+	switch kind {
+	case pages.ResultGone:
 		r.Decision = &approval.Decision{Choice: approval.Approve, By: "alice@example.com", Channel: approval.ChannelEmail, At: now}
+	case pages.ResultAlreadyVoted, pages.ResultSelfApproval:
+		// Pending under "quorum:2" of three, with one vote in: the progress
+		// display with a vote and a long comment.
+		r.Requester = "alice@example.com"
+		r.Approvers = []string{"alice@example.com", "bob-with-a-rather-long-address@platform-engineering.example.com", "carol@example.com"}
+		r.Rule = approval.Rule{Policy: approval.PolicyQuorum(2)}
+		r.Status, r.ExpiresAt = approval.StatusPending, now.Add(time.Hour)
+		r.Votes = []approval.Vote{{
+			By: r.Approvers[1], Channel: approval.ChannelEmail, Choice: approval.Approve, At: now.Add(-time.Minute),
+			Comment: "Checked the diff: https://git.example.com/acme/shop/compare/v1.1.0...v1.2.0?diff=split&w=1&a_very_long_parameter_that_never_breaks=aaaaaaaaaaaaaaaaaaaaaaaa",
+		}}
 	}
 	return r
 }
