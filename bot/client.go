@@ -118,15 +118,8 @@ func (l *linkList) Set(v string) error {
 	return nil
 }
 
-// groupJSON is one group of POST /api/requests.
-type groupJSON struct {
-	Name      string   `json:"name"`
-	Approvers []string `json:"approvers"`
-	Min       int      `json:"min,omitempty"`
-}
-
 // groupList is the repeatable --group name[:min]=member,member flag.
-type groupList []groupJSON
+type groupList []web.GroupJSON
 
 func (l *groupList) String() string { return fmt.Sprint(*l) }
 func (l *groupList) Set(v string) error {
@@ -140,20 +133,20 @@ func (l *groupList) Set(v string) error {
 
 // parseGroup reads "security:2=sec@example.com,U0SEC00001": the group's name,
 // how many of its members must approve (1 when left out), and its members.
-func parseGroup(v string) (groupJSON, error) {
+func parseGroup(v string) (web.GroupJSON, error) {
 	head, members, ok := strings.Cut(v, "=")
 	if !ok {
-		return groupJSON{}, fmt.Errorf("want name[:min]=member,member..., e.g. security:1=sec@example.com,U0SEC00001")
+		return web.GroupJSON{}, fmt.Errorf("want name[:min]=member,member..., e.g. security:1=sec@example.com,U0SEC00001")
 	}
 	name, minText, hasMin := strings.Cut(strings.TrimSpace(head), ":")
-	g := groupJSON{Name: strings.TrimSpace(name), Min: 1}
+	g := web.GroupJSON{Name: strings.TrimSpace(name), Min: 1}
 	if g.Name == "" {
-		return groupJSON{}, fmt.Errorf("%q: the group has no name (want name[:min]=member,...)", v)
+		return web.GroupJSON{}, fmt.Errorf("%q: the group has no name (want name[:min]=member,...)", v)
 	}
 	if hasMin {
 		n, err := strconv.Atoi(strings.TrimSpace(minText))
 		if err != nil || n < 1 {
-			return groupJSON{}, fmt.Errorf("%q: the minimum after %q must be a whole number of at least 1", v, g.Name+":")
+			return web.GroupJSON{}, fmt.Errorf("%q: the minimum after %q must be a whole number of at least 1", v, g.Name+":")
 		}
 		g.Min = n
 	}
@@ -163,7 +156,7 @@ func parseGroup(v string) (groupJSON, error) {
 		}
 	}
 	if len(g.Approvers) == 0 {
-		return groupJSON{}, fmt.Errorf("%q: group %s has no members", v, g.Name)
+		return web.GroupJSON{}, fmt.Errorf("%q: group %s has no members", v, g.Name)
 	}
 	return g, nil
 }
@@ -325,11 +318,16 @@ func show(w io.Writer, r web.RequestJSON, asJSON bool) {
 	fmt.Fprintf(w, "id:         %s\n", oneLine(r.ID))
 	fmt.Fprintf(w, "status:     %s\n", oneLine(r.Status))
 	fmt.Fprintf(w, "title:      %s\n", oneLine(r.Title))
+	fmt.Fprintf(w, "requester:  %s\n", oneLine(r.Requester))
 	fmt.Fprintf(w, "approvers:  %s\n", oneLine(strings.Join(r.Approvers, ", ")))
+	fmt.Fprintf(w, "rule:       %s\n", oneLine(ruleText(r)))
 	fmt.Fprintf(w, "expires:    %s\n", r.ExpiresAt.Local().Format(time.RFC3339))
+	showProgress(w, r)
+	showNotifications(w, r)
 	if r.Decision != nil {
 		showDecision(w, r)
 	}
+	showReason(w, r)
 }
 
 func showOutcome(w io.Writer, r web.RequestJSON, asJSON bool) {
@@ -338,9 +336,131 @@ func showOutcome(w io.Writer, r web.RequestJSON, asJSON bool) {
 		return
 	}
 	fmt.Fprintf(w, "status:     %s\n", oneLine(r.Status))
+	showProgress(w, r)
 	if r.Decision != nil {
 		showDecision(w, r)
 	}
+	showReason(w, r)
+}
+
+// ruleText is the request's rule in words, as the pages say it: "2 of 3
+// approvers must approve", "one approval from each group: eng, security",
+// with the reject rule and self-approval when they differ from the defaults.
+func ruleText(r web.RequestJSON) string {
+	var rule approval.Rule
+	if len(r.Groups) > 0 {
+		for _, g := range r.Groups {
+			rule.Groups = append(rule.Groups, approval.Group{Name: g.Name, Approvers: g.Approvers, Min: g.Min})
+		}
+	} else {
+		p, err := approval.ParsePolicy(r.Policy)
+		if err != nil {
+			return r.Policy // a policy this client does not know: as the server says it
+		}
+		rule.Policy = p
+	}
+	s := rule.Describe(len(r.Approvers))
+	if r.RejectPolicy == string(approval.RejectImpossible) {
+		s += "; rejected only once that can no longer happen"
+	}
+	if r.AllowSelfApproval {
+		s += "; the requester may approve"
+	}
+	return s
+}
+
+// showProgress prints how far the votes are from the rule, and each vote.
+func showProgress(w io.Writer, r web.RequestJSON) {
+	p := r.Progress
+	line := fmt.Sprintf("%d of %d %s", counted(p), p.Required, plural(p.Required, "approval", "approvals"))
+	if p.Rejections > 0 {
+		line += fmt.Sprintf(", %d %s", p.Rejections, plural(p.Rejections, "rejection", "rejections"))
+	}
+	if r.Status == string(approval.StatusPending) && p.Needed > 0 {
+		line += fmt.Sprintf("; %d more %s needed", p.Needed, plural(p.Needed, "approval", "approvals"))
+	}
+	var groups []string
+	for _, g := range p.Groups {
+		gs := fmt.Sprintf("%s %d of %d", g.Name, min(g.Approvals, g.Needed), g.Needed)
+		if g.Satisfied {
+			gs += " (met)"
+		}
+		groups = append(groups, gs)
+	}
+	if len(groups) > 0 {
+		line += " · " + strings.Join(groups, ", ")
+	}
+	fmt.Fprintf(w, "progress:   %s\n", oneLine(line))
+	if len(r.Votes) == 0 {
+		fmt.Fprintln(w, "votes:      none yet")
+		return
+	}
+	for i, v := range r.Votes {
+		label := "votes:     "
+		if i > 0 {
+			label = "           "
+		}
+		line := fmt.Sprintf("%s %s by %s at %s", oneLine(v.By), oneLine(pastTense(v.Choice)), oneLine(v.Channel), v.At.Local().Format(time.RFC3339))
+		if len(v.Groups) > 0 {
+			line += " (" + oneLine(strings.Join(v.Groups, ", ")) + ")"
+		}
+		fmt.Fprintf(w, "%s %s\n", label, line)
+		if v.Comment != "" {
+			fmt.Fprintf(w, "              comment: %s\n", indentedBy(v.Comment, "                       "))
+		}
+	}
+}
+
+// counted is how many approvals count toward the rule, as the pages say it.
+func counted(p web.ProgressJSON) int { return max(0, p.Required-p.Needed) }
+
+// showNotifications prints the notifications that failed, for good or for
+// now (those still on their first attempt, just after the request was
+// created, are not news).
+func showNotifications(w io.Writer, r web.RequestJSON) {
+	for _, n := range r.Notifications {
+		if n.State != "retrying" && n.State != "failed" {
+			continue
+		}
+		line := fmt.Sprintf("%s to %s: %s", n.Channel, n.To, n.State)
+		if n.Error != "" {
+			line += " (" + n.Error + ")"
+		}
+		fmt.Fprintf(w, "notify:     %s\n", oneLine(line))
+	}
+}
+
+// showReason says why a request closed without a decision.
+func showReason(w io.Writer, r web.RequestJSON) {
+	if r.Reason == "" {
+		return
+	}
+	why := map[string]string{
+		approval.ReasonNotificationFailed: "no approver could be reached",
+		approval.ReasonWorkflowGone:       "the workflow stopped waiting before the outcome reached it",
+	}[r.Reason]
+	if why == "" {
+		fmt.Fprintf(w, "reason:     %s\n", oneLine(r.Reason))
+		return
+	}
+	fmt.Fprintf(w, "reason:     %s (%s)\n", oneLine(r.Reason), why)
+}
+
+func pastTense(choice string) string {
+	switch choice {
+	case string(approval.Approve):
+		return "approved"
+	case string(approval.Reject):
+		return "rejected"
+	}
+	return choice
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 func showDecision(w io.Writer, r web.RequestJSON) {
@@ -372,12 +492,15 @@ func oneLine(s string) string {
 
 // indented is like oneLine but keeps line breaks, indenting the lines after the
 // first so that none can pass for a field of its own.
-func indented(s string) string {
+func indented(s string) string { return indentedBy(s, "            ") }
+
+// indentedBy is indented with the given indentation.
+func indentedBy(s, indent string) string {
 	lines := strings.Split(approval.NormalizeNewlines(s), "\n")
 	for i, l := range lines {
 		lines[i] = oneLine(l)
 	}
-	return strings.Join(lines, "\n            ")
+	return strings.Join(lines, "\n"+indent)
 }
 
 // runGet shows one request, or waits for its outcome with --wait.
@@ -411,28 +534,67 @@ func runGet(ctx context.Context, args []string, getenv func(string) string, stdo
 	return nil
 }
 
-// runList shows the pending requests, newest first.
+// listPageMax is the largest page --limit asks for.
+const listPageMax = 500
+
+// runList shows the pending requests, newest first: one page of them, or with
+// --all every page.
 func runList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("list", flag.ContinueOnError)
 	c := clientFlags(fs, getenv)
 	asJSON := fs.Bool("json", false, "")
+	limit := fs.Int("limit", 0, "")
+	all := fs.Bool("all", false, "")
+	cursor := fs.String("cursor", "", "")
 	if err := parseFlags(fs, args, stdout, printListHelp); err != nil {
 		return err
 	}
-	var l web.ListJSON
-	if err := c.do(ctx, "GET", "/api/requests?status=pending", nil, &l); err != nil {
-		return clientErr(err)
+	if fs.NArg() > 0 {
+		return usageErr("list: unexpected argument %q (see list -h)", fs.Arg(0))
+	}
+	if *limit < 0 || *limit > listPageMax {
+		return usageErr("--limit %d: want 1 to %d (0: the server's default)", *limit, listPageMax)
+	}
+	var out web.ListJSON
+	out.Requests = []web.RequestJSON{}
+	next := *cursor
+	for page := 0; ; page++ {
+		q := url.Values{"status": {"pending"}}
+		if *limit > 0 {
+			q.Set("limit", strconv.Itoa(*limit))
+		}
+		if next != "" {
+			q.Set("cursor", next)
+		}
+		var l web.ListJSON
+		if err := c.do(ctx, "GET", "/api/requests?"+q.Encode(), nil, &l); err != nil {
+			return clientErr(err)
+		}
+		out.Requests = append(out.Requests, l.Requests...)
+		out.NextCursor = l.NextCursor
+		if !*all || l.NextCursor == "" || l.NextCursor == next || len(l.Requests) == 0 {
+			break
+		}
+		next = l.NextCursor
 	}
 	if *asJSON {
-		json.NewEncoder(stdout).Encode(l)
+		json.NewEncoder(stdout).Encode(out)
 		return nil
 	}
-	if len(l.Requests) == 0 {
+	if len(out.Requests) == 0 && out.NextCursor == "" {
 		fmt.Fprintln(stdout, "no pending requests")
 		return nil
 	}
-	for _, r := range l.Requests {
-		fmt.Fprintf(stdout, "%s  expires %s  %s (by %s)\n", oneLine(r.ID), r.ExpiresAt.Local().Format(time.RFC3339), oneLine(r.Title), oneLine(r.Requester))
+	for _, r := range out.Requests {
+		p := r.Progress
+		progress := fmt.Sprintf("%d/%d approvals", counted(p), p.Required)
+		if p.Rejections > 0 {
+			progress += fmt.Sprintf(", %d %s", p.Rejections, plural(p.Rejections, "rejection", "rejections"))
+		}
+		fmt.Fprintf(stdout, "%s  expires %s  %s  %s (by %s)\n", oneLine(r.ID), r.ExpiresAt.Local().Format(time.RFC3339), progress, oneLine(r.Title), oneLine(r.Requester))
+	}
+	if out.NextCursor != "" {
+		fmt.Fprintf(stderr, "more pending requests: list --all shows them all, list --cursor %s the next page\n", oneLine(out.NextCursor))
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"approvalbot/bot/web"
 )
 
 // The client prints text that other people wrote (titles, requesters, comments)
@@ -17,6 +22,11 @@ import (
 func TestClientPrintsNoControlCharacters(t *testing.T) {
 	const req = `{"id":"abcdefghijklmnop","status":"approved","title":"Deploy\u001b[2K\rall good\nstatus:     rejected","requester":"ci\u001b]0;x\u0007",
 		"approvers":["a@example.com"],"createdAt":"2026-11-25T13:00:00Z","expiresAt":"2026-11-25T14:00:00Z",
+		"groups":[{"name":"eng\u001b[31m","approvers":["a@example.com"],"min":1}],
+		"votes":[{"by":"a@example.com\u001b]8;;http://evil\u0007","channel":"email\u001b[2J","choice":"approve","comment":"ok\nstatus:     rejected\u001b[1A","at":"2026-11-25T13:10:00Z","groups":["eng\u001b[31m"]}],
+		"progress":{"approvals":1,"rejections":0,"needed":0,"required":1,"groups":[{"name":"eng\u001b[31m","approvals":1,"needed":1,"satisfied":true}]},
+		"notifications":[{"to":"b@example.com\u001b[2K","channel":"email","state":"failed","error":"smtp\r\nstatus:     rejected"}],
+		"reason":"odd\u001b[5m",
 		"decision":{"decision":"approved","by":"a@example.com\u009b31m","channel":"email","comment":"line one\nline\u001b[1A two\ttab\r\nstatus:     rejected","at":"2026-11-25T13:10:00Z"}}`
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -67,5 +77,72 @@ func TestWaitRetriesServerErrors(t *testing.T) {
 	err := run(context.Background(), []string{"bot", "get", "abcdefghijklmnop", "--wait"}, getenv, io.Discard, io.Discard)
 	if code := exitCode(err, io.Discard); code != exitApproved {
 		t.Errorf("exit code %d (%v), want %d after the server recovered", code, err, exitApproved)
+	}
+}
+
+func TestParseGroup(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		want    web.GroupJSON
+		wantErr bool
+	}{
+		{in: "security:1=sec@example.com,U0SEC00001", want: web.GroupJSON{Name: "security", Min: 1, Approvers: []string{"sec@example.com", "U0SEC00001"}}},
+		{in: "eng=a@example.com", want: web.GroupJSON{Name: "eng", Min: 1, Approvers: []string{"a@example.com"}}},
+		{in: " eng : 2 = a@example.com , b@example.com ,", want: web.GroupJSON{Name: "eng", Min: 2, Approvers: []string{"a@example.com", "b@example.com"}}},
+		{in: "eng", wantErr: true},
+		{in: "=a@example.com", wantErr: true},
+		{in: "eng:=a@example.com", wantErr: true},
+		{in: "eng:0=a@example.com", wantErr: true},
+		{in: "eng:two=a@example.com", wantErr: true},
+		{in: "eng:1=", wantErr: true},
+		{in: "eng:1= , ", wantErr: true},
+	} {
+		got, err := parseGroup(tc.in)
+		if (err != nil) != tc.wantErr {
+			t.Errorf("parseGroup(%q): error %v, want error %v", tc.in, err, tc.wantErr)
+			continue
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" && !tc.wantErr {
+			t.Errorf("parseGroup(%q) (-want +got):\n%s", tc.in, diff)
+		}
+	}
+}
+
+// A request created with --group, --reject-policy and --allow-self-approval
+// sends them as the API's fields.
+func TestRequestSendsTheRule(t *testing.T) {
+	var got map[string]any
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = nil
+		json.NewDecoder(r.Body).Decode(&got)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		io.WriteString(w, `{"id":"abcdefghijklmnop","status":"pending","title":"T"}`)
+	}))
+	defer srv.Close()
+	args := []string{"bot", "request", "--server", srv.URL, "--title", "T", "--requester", "me@example.com",
+		"--group", "eng:2=a@example.com,b@example.com,U0CAROL001", "--group", "security=sec@example.com",
+		"--reject-policy", "impossible", "--allow-self-approval"}
+	if err := run(context.Background(), args, env(nil), io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"title": "T", "details": "", "requester": "me@example.com", "timeoutSeconds": float64(3600),
+		"groups": []any{
+			map[string]any{"name": "eng", "min": float64(2), "approvers": []any{"a@example.com", "b@example.com", "U0CAROL001"}},
+			map[string]any{"name": "security", "min": float64(1), "approvers": []any{"sec@example.com"}},
+		},
+		"rejectPolicy": "impossible", "allowSelfApproval": true,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("body (-want +got):\n%s", diff)
+	}
+	args = []string{"bot", "request", "--server", srv.URL, "--title", "T", "--requester", "me@example.com",
+		"--approver", "a@example.com,b@example.com", "--policy", "quorum:2"}
+	if err := run(context.Background(), args, env(nil), io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if got["policy"] != "quorum:2" || got["groups"] != nil || len(got["approvers"].([]any)) != 2 {
+		t.Errorf("body %v, want policy quorum:2 with two approvers and no groups", got)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"io"
@@ -44,7 +45,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// fakeClock is the injected clock of the expiry and redelivery tests.
+// fakeClock is the injected clock of the expiry and retry tests.
 type fakeClock struct {
 	mu  sync.Mutex
 	now time.Time
@@ -90,7 +91,7 @@ func startServer(t *testing.T, data string, tweak func(*Main)) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.ExpireEvery = time.Hour // tests close requests themselves
+	m.SweepEvery = time.Hour // tests sweep themselves (see sweep)
 	if tweak != nil {
 		tweak(m)
 	}
@@ -100,6 +101,31 @@ func startServer(t *testing.T, data string, tweak func(*Main)) *server {
 	s := &server{t: t, m: m, url: m.URL(), data: data, logs: logs}
 	t.Cleanup(func() { m.Close() })
 	return s
+}
+
+// sweep moves the clock on by d (when the server has a fake one) and runs one
+// sweep, as the sweep loop would, returning once its effects are recorded.
+func (s *server) sweep(clock *fakeClock, d time.Duration) approval.SweepStats {
+	s.t.Helper()
+	if clock != nil {
+		clock.Add(d)
+	}
+	st, err := s.m.Service().Sweep(context.Background())
+	if err != nil {
+		s.t.Fatalf("sweep: %v", err)
+	}
+	return st
+}
+
+// idle waits until the effects the server runs in the background (emails,
+// webhooks, page deletions) are done and recorded.
+func (s *server) idle() {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := s.m.Service().Idle(ctx); err != nil {
+		s.t.Fatalf("background effects still running after 20s: %v", err)
+	}
 }
 
 var httpClient = &http.Client{Timeout: 70 * time.Second}
@@ -156,7 +182,7 @@ func (s *server) decide(token, decision, confirmed string) (int, string) {
 
 var (
 	pageLink   = regexp.MustCompile(`https?://[^\s"<>]+/p/([A-Za-z0-9_-]+)`)
-	tokenField = regexp.MustCompile(`name="token" value="([A-Za-z0-9_-]+)"`)
+	tokenField = regexp.MustCompile(`name="token" value="([A-Za-z0-9_.-]+)"`)
 )
 
 // outboxLinks reads every .eml in the outbox as a mail client would and returns
@@ -359,7 +385,8 @@ func TestEndToEnd(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the waiting client did not get the decision")
 	}
-	for _, want := range []string{"status:     approved", "by:         alice@example.com", "channel:    email", "comment:    ship it"} {
+	for _, want := range []string{"status:     approved", "by:         alice@example.com", "channel:    email", "comment:    ship it",
+		"votes:      alice@example.com approved by email at ", "progress:   1 of 1 approval"} {
 		if !strings.Contains(cliOut.String(), want) {
 			t.Errorf("client output lacks %q:\n%s", want, cliOut)
 		}
@@ -383,13 +410,11 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 	eventually(t, "the webhook to get the outcome", func() bool { return len(hook.results()) == 1 })
-	if got := hook.results()[0]; got.RequestID != id || got.Decision != "approved" || got.DecidedBy != "alice@example.com" {
-		t.Errorf("webhook got %+v", got)
+	if got := hook.results()[0]; got.RequestID != id || got.Decision != "approved" || got.DecidedBy != "alice@example.com" ||
+		len(got.Votes) != 1 || got.Votes[0].By != "alice@example.com" || got.Votes[0].Comment != "ship it" {
+		t.Errorf("webhook got %+v, want alice's approval with her vote", got)
 	}
-	r := s.get(id)
-	if !r.Delivered {
-		t.Errorf("API says the outcome is undelivered")
-	}
+	eventually(t, "the API to say the outcome is delivered", func() bool { return s.get(id).Delivered })
 
 	// Nothing secret in any API answer or log line.
 	_, list := s.do("GET", "/api/requests?status=pending", "", "")
@@ -518,9 +543,8 @@ func TestExpiredTokenRefused(t *testing.T) {
 	token := getPage(t, link)
 
 	clock.Add(61 * time.Second)
-	pageFile := filepath.Join(s.data, "pages", pageKey(link)+".html")
-	if _, err := os.Stat(pageFile); err != nil {
-		t.Fatalf("the page is gone before any attempt: %v", err)
+	if got := statusOf(t, link); got != http.StatusOK {
+		t.Fatalf("the page is gone before any attempt (status %d): the test would not show that the token is checked", got)
 	}
 	status, body := s.decide(token, "approve", "1")
 	if status != http.StatusGone || !strings.Contains(body, "expired") {
@@ -535,18 +559,24 @@ func TestExpiredTokenRefused(t *testing.T) {
 	}
 }
 
-// TestExpireLoopClosesDueRequests: the background loop closes due requests and
-// tells their webhook.
-func TestExpireLoopClosesDueRequests(t *testing.T) {
+// TestSweepLoopClosesDueRequests: the background sweep closes due requests,
+// removes their pages and tells their webhook.
+func TestSweepLoopClosesDueRequests(t *testing.T) {
 	clock := &fakeClock{now: time.Now()}
 	hook := newWebhook(t)
-	s := startServer(t, t.TempDir(), func(m *Main) { m.Now = clock.Now; m.ExpireEvery = 10 * time.Millisecond })
+	s := startServer(t, t.TempDir(), func(m *Main) { m.Now = clock.Now; m.SweepEvery = 10 * time.Millisecond })
 	r := s.create(`{"title":"Soon","approvers":["a@example.com"],"timeoutSeconds":60,"webhookURL":"` + hook.srv.URL + `"}`)
+	var link string
+	eventually(t, "the email", func() bool { link = outboxLinks(t, s.data)["a@example.com"]; return link != "" })
 	clock.Add(time.Minute)
 	eventually(t, "the webhook to hear of the expiry", func() bool { return len(hook.results()) == 1 })
 	if got := hook.results()[0]; got.RequestID != r.ID || got.Decision != "expired" {
 		t.Errorf("webhook got %+v, want expired", got)
 	}
+	if got := statusOf(t, link); got != http.StatusNotFound {
+		t.Errorf("page after expiry: status %d, want 404", got)
+	}
+	eventually(t, "the page to be deleted", func() bool { return countRows(t, s.data, "pages") == 0 })
 }
 
 // TestRestartKeepsRequests: a request created before a restart is listed and
@@ -579,19 +609,14 @@ func TestRestartKeepsRequests(t *testing.T) {
 }
 
 // TestWebhookRedelivered: an outcome whose webhook is down is kept, retried
-// with backoff, and delivered once the webhook is back, even across a restart.
+// with backoff by the sweep, and delivered once the webhook is back, even
+// across a restart. The approver's answer never waits for it.
 func TestWebhookRedelivered(t *testing.T) {
 	data := t.TempDir()
 	hook := newWebhook(t)
 	hook.down.Store(true)
-	// Redelivery takes over an outcome once approval.RedeliverGrace has passed
-	// since its decision: the clock jumps past it after each decision.
 	clock := &fakeClock{now: time.Now()}
-	fast := func(m *Main) {
-		m.Now = clock.Now
-		m.RedeliverMin, m.RedeliverMax = 20*time.Millisecond, 80*time.Millisecond
-	}
-	s := startServer(t, data, fast)
+	s := startServer(t, data, func(m *Main) { m.Now = clock.Now })
 
 	r1 := s.create(`{"title":"One","approvers":["a@example.com"],"timeoutSeconds":3600,"webhookURL":"` + hook.srv.URL + `"}`)
 	r2 := s.create(`{"title":"Two","approvers":["b@example.com"],"timeoutSeconds":3600,"webhookURL":"` + hook.srv.URL + `"}`)
@@ -602,17 +627,37 @@ func TestWebhookRedelivered(t *testing.T) {
 			t.Fatalf("approve while the webhook is down: status %d, want 200", status)
 		}
 	}
+	s.idle() // the first attempts, failed and recorded
 	if got := s.get(r1.ID); got.Status != "approved" || got.Delivered {
 		t.Fatalf("request is %s, delivered %v; want approved and undelivered", got.Status, got.Delivered)
 	}
-	clock.Add(approval.RedeliverGrace + time.Second)
-	eventually(t, "retries", func() bool { return hook.hits.Load() >= 4 })
+	first := hook.hits.Load()
+	if first != 2 {
+		t.Errorf("the webhook was called %d times after the two decisions, want 2 (one each)", first)
+	}
+	if st := s.sweep(clock, 0); st.Advanced != 0 {
+		t.Errorf("a sweep before the retry time advanced %d requests, want 0", st.Advanced)
+	}
+	for range 2 {
+		s.sweep(clock, 5*time.Minute) // past the backoff of any attempt so far
+	}
+	if got := hook.hits.Load(); got != first+4 {
+		t.Errorf("after two sweeps the webhook was called %d times, want %d (two retries each)", got, first+4)
+	}
 
-	// Webhook back up, first while the bot runs.
+	// Webhook back up, while the bot runs.
 	hook.down.Store(false)
-	eventually(t, "redelivery", func() bool { return len(hook.results()) == 2 })
+	s.sweep(clock, 5*time.Minute)
+	if n := len(hook.results()); n != 2 {
+		t.Fatalf("after the webhook came back it got %d outcomes, want 2", n)
+	}
 	for _, id := range []string{r1.ID, r2.ID} {
-		eventually(t, "delivered flag", func() bool { return s.get(id).Delivered })
+		if !s.get(id).Delivered {
+			t.Errorf("request %s is not marked delivered", id)
+		}
+	}
+	if st := s.sweep(clock, 5*time.Minute); st.Advanced != 0 || len(hook.results()) != 2 {
+		t.Errorf("a sweep after delivery advanced %d requests and the webhook has %d outcomes; want 0 and 2", st.Advanced, len(hook.results()))
 	}
 
 	// Down again over a restart: the next outcome waits in the database.
@@ -622,15 +667,101 @@ func TestWebhookRedelivered(t *testing.T) {
 	if status, _ := s.decide(getPage(t, links["c@example.com"]), "reject", "1"); status != http.StatusOK {
 		t.Fatalf("reject: status %d", status)
 	}
-	s.m.Close()
+	if err := s.m.Close(); err != nil { // waits for the first attempt
+		t.Fatal(err)
+	}
 	hook.down.Store(false)
-	clock.Add(approval.RedeliverGrace + time.Second)
-	s2 := startServer(t, data, fast)
-	eventually(t, "redelivery after restart", func() bool { return len(hook.results()) == 3 })
+	s2 := startServer(t, data, func(m *Main) { m.Now = clock.Now })
+	s2.sweep(clock, 5*time.Minute)
+	if n := len(hook.results()); n != 3 {
+		t.Fatalf("after the restart the webhook has %d outcomes, want 3", n)
+	}
 	if got := hook.results()[2]; got.RequestID != r3.ID || got.Decision != "rejected" {
 		t.Errorf("webhook got %+v, want r3 rejected", got)
 	}
-	eventually(t, "delivered flag after restart", func() bool { return s2.get(r3.ID).Delivered })
+	if !s2.get(r3.ID).Delivered {
+		t.Errorf("r3 is not marked delivered after the restart")
+	}
+}
+
+// TestSlowWebhookDoesNotHoldTheAnswer: the person who decides gets their
+// answer while the webhook has not answered yet; the webhook is delivered
+// later all the same, and a webhook that failed after a long wait is tried
+// again.
+func TestSlowWebhookDoesNotHoldTheAnswer(t *testing.T) {
+	arrived := make(chan struct{}, 4)
+	release := make(chan int) // the status the held call answers with
+	var (
+		mu  sync.Mutex
+		got []approval.Result
+	)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		status := http.StatusNoContent
+		select {
+		case status = <-release:
+		case <-r.Context().Done():
+			return
+		}
+		if status/100 == 2 {
+			var res approval.Result
+			json.NewDecoder(r.Body).Decode(&res)
+			mu.Lock()
+			got = append(got, res)
+			mu.Unlock()
+		}
+		w.WriteHeader(status)
+	}))
+	defer hook.Close()
+	defer close(release)
+	clock := &fakeClock{now: time.Now()}
+	s := startServer(t, t.TempDir(), func(m *Main) { m.Now = clock.Now })
+	r := s.create(`{"title":"Deploy","approvers":["a@example.com"],"timeoutSeconds":3600,"webhookURL":"` + hook.URL + `"}`)
+	var link string
+	eventually(t, "the email", func() bool { link = outboxLinks(t, s.data)["a@example.com"]; return link != "" })
+
+	start := time.Now()
+	status, body := s.decide(getPage(t, link), "approve", "1")
+	answered := time.Since(start)
+	if status != http.StatusOK || !strings.Contains(body, "Approved") {
+		t.Fatalf("approve: status %d, want 200 Approved\n%s", status, body)
+	}
+	select {
+	case <-arrived:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the webhook was never called")
+	}
+	// The answer came back while the webhook still holds its call.
+	if got := s.get(r.ID); got.Status != "approved" || got.Delivered {
+		t.Errorf("while the webhook holds its call: %s, delivered %v; want approved, undelivered", got.Status, got.Delivered)
+	}
+	t.Logf("answered in %s while the webhook had not answered", answered)
+
+	release <- http.StatusBadGateway // fails after its long wait
+	s.idle()
+	if got := s.get(r.ID); got.Delivered {
+		t.Fatal("a failed webhook call is recorded as delivered")
+	}
+	clock.Add(time.Minute)
+	swept := make(chan error, 1)
+	go func() { _, err := s.m.Service().Sweep(context.Background()); swept <- err }() // the retry, held too
+	select {
+	case <-arrived:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the webhook was not called again")
+	}
+	release <- http.StatusNoContent
+	if err := <-swept; err != nil {
+		t.Fatal(err)
+	}
+	if !s.get(r.ID).Delivered {
+		t.Error("the outcome is not recorded as delivered after the retry went through")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 1 || got[0].RequestID != r.ID || got[0].Decision != "approved" || len(got[0].Votes) != 1 {
+		t.Errorf("webhook got %+v, want one approval with its vote", got)
+	}
 }
 
 // TestBadInputStoresNothing: refused input gets a readable 4xx and leaves no
@@ -650,6 +781,13 @@ func TestBadInputStoresNothing(t *testing.T) {
 		{"timeout too long", `{"title":"T","approvers":["a@example.com"],"timeoutSeconds":2678400}`, 400, "timeoutSeconds"},
 		{"unknown field", `{"title":"T",` + ok + `,"approver":"x"}`, 400, "approver"},
 		{"body over 64 KiB", `{"title":"T",` + ok + `,"details":"` + strings.Repeat("d", 70<<10) + `"}`, 413, ""},
+		{"unknown policy", `{"title":"T",` + ok + `,"policy":"most"}`, 400, "policy"},
+		{"quorum above the approvers", `{"title":"T","approvers":["a@example.com","b@example.com"],"policy":"quorum:3","timeoutSeconds":600}`, 400, "policy"},
+		{"groups and approvers", `{"title":"T",` + ok + `,"groups":[{"name":"eng","approvers":["b@example.com"]}]}`, 400, "groups"},
+		{"bad group name", `{"title":"T","groups":[{"name":"Eng Team","approvers":["b@example.com"]}],"timeoutSeconds":600}`, 400, "groups"},
+		{"unknown reject policy", `{"title":"T",` + ok + `,"rejectPolicy":"never"}`, 400, "rejectPolicy"},
+		{"the requester is the only approver", `{"title":"T","requester":"a@example.com",` + ok + `}`, 400, "approvers"},
+		{"all with the requester among the approvers", `{"title":"T","requester":"a@example.com","approvers":["a@example.com","b@example.com"],"policy":"all","timeoutSeconds":600}`, 400, "policy"},
 	} {
 		status, body := s.do("POST", "/api/requests", "application/json", tc.body)
 		var e web.ErrorJSON
@@ -669,11 +807,31 @@ func TestBadInputStoresNothing(t *testing.T) {
 	if strings.TrimSpace(list) != `{"requests":[]}` {
 		t.Errorf("after refused input the list is %s, want empty", list)
 	}
-	for _, dir := range []string{"pages", "outbox"} {
-		if entries, _ := os.ReadDir(filepath.Join(s.data, dir)); len(entries) != 0 {
-			t.Errorf("%s holds %d files after refused input, want none", dir, len(entries))
-		}
+	if entries, _ := os.ReadDir(filepath.Join(s.data, "outbox")); len(entries) != 0 {
+		t.Errorf("the outbox holds %d files after refused input, want none", len(entries))
 	}
+	if n := countRows(t, s.data, "pages"); n != 0 {
+		t.Errorf("the database holds %d pages after refused input, want none", n)
+	}
+	if _, err := os.Stat(filepath.Join(s.data, "pages")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the data folder has a pages folder (%v); pages live in the database", err)
+	}
+}
+
+// countRows counts the rows of a table of the bot's database, read through a
+// connection of its own.
+func countRows(t *testing.T, data, table string) int {
+	t.Helper()
+	db, err := sql.Open("sqlite", filepath.Join(data, "approvalbot.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM " + table).Scan(&n); err != nil {
+		t.Fatalf("count %s: %v", table, err)
+	}
+	return n
 }
 
 // TestAPITokenRequired: with APPROVALBOT_API_TOKEN set, the API needs it and
@@ -711,7 +869,8 @@ func TestUsage(t *testing.T) {
 	}
 	var reqHelp bytes.Buffer
 	run(context.Background(), []string{"bot", "request", "-h"}, env(nil), &reqHelp, io.Discard)
-	for _, want := range []string{"--title", "--details", "--approver", "--requester", "--link", "--timeout", "--webhook", "--slack-channel", "--wait", "--server"} {
+	for _, want := range []string{"--title", "--details", "--approver", "--requester", "--link", "--timeout", "--webhook", "--slack-channel", "--wait", "--server",
+		"--policy", "quorum:N", "--group", "--reject-policy", "--allow-self-approval"} {
 		if !strings.Contains(reqHelp.String(), want) {
 			t.Errorf("request help lacks %q", want)
 		}
@@ -722,6 +881,17 @@ func TestUsage(t *testing.T) {
 		{"bot", "request", "--nosuchflag"},
 		{"bot", "get"},
 		{"bot", "request", "--title", "T", "--approver", "a@example.com", "--server", "http://127.0.0.1:1"},
+		{"bot", "request", "--title", "T", "--approver", "a@example.com", "--policy", "most"},
+		{"bot", "request", "--title", "T", "--approver", "a@example.com", "--policy", "quorum:0"},
+		{"bot", "request", "--title", "T", "--approver", "a@example.com", "--reject-policy", "never"},
+		{"bot", "request", "--title", "T", "--group", "security"},
+		{"bot", "request", "--title", "T", "--group", "security:x=a@example.com"},
+		{"bot", "request", "--title", "T", "--group", "security:0=a@example.com"},
+		{"bot", "request", "--title", "T", "--group", "security:1="},
+		{"bot", "request", "--title", "T", "--group", "eng=a@example.com", "--approver", "b@example.com"},
+		{"bot", "request", "--title", "T", "--group", "eng=a@example.com", "--policy", "all"},
+		{"bot", "list", "--limit", "-1"},
+		{"bot", "list", "extra"},
 	} {
 		err := run(context.Background(), args, env(nil), io.Discard, io.Discard)
 		if got := exitCode(err, io.Discard); got != exitUsage {

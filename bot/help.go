@@ -17,7 +17,7 @@ Usage:
 
 Server flags (each falls back to its environment variable):
   -addr host:port    listen address (APPROVALBOT_ADDR, default 127.0.0.1:8080)
-  -data folder       data folder: database, pages, outbox (APPROVALBOT_DATA, default ./.approvalbot)
+  -data folder       data folder: database (with the one-time pages) and outbox (APPROVALBOT_DATA, default ./.approvalbot)
   -base-url URL      address used in links (APPROVALBOT_BASE_URL, default http:// + the listen address)
 
 Server environment:
@@ -35,47 +35,66 @@ Client environment (request, get, list):
   APPROVALBOT_SERVER          the bot's URL (default http:// + APPROVALBOT_ADDR, or http://127.0.0.1:8080)
   APPROVALBOT_API_TOKEN       sent as the bearer token when set
 
-Exit codes of request --wait and get --wait: 0 approved, 1 rejected or expired,
-2 usage error, refused input or server unreachable.
+Exit codes of request --wait and get --wait: 0 approved, 1 rejected, expired or
+canceled (no approver could be reached), 2 usage error, refused input or server
+unreachable.
 `)
 }
 
 func printRequestHelp(w io.Writer) {
 	fmt.Fprint(w, `Usage: go run ./bot request --title T --approver EMAIL [--approver EMAIL ...] [flags]
+       go run ./bot request --title T --group NAME[:MIN]=MEMBER,... [--group ...] [flags]
 
 Creates a request through the running bot and prints its id and status. Each
-approver gets an email with a link to a one-time page; the first answer decides.
+email approver gets an email with a link to a personal one-time page; Slack
+approvers get a direct message with buttons. Every approver votes once; the
+rule says when the votes approve.
 
 Flags:
   --title text            what is to be decided (required)
   --details text          more about it; "-" reads stdin
   --approver email        an approver (repeatable, or comma-separated); a Slack user ID (U...) works with Slack
-  --requester name        who asks (default $USER)
+  --policy any            how many must approve: any (one approval, the default), all (every approver),
+                          or quorum:N (N distinct approvers)
+  --group name:min=a,b    a group of approvers of whom at least min (default 1) must approve, e.g.
+                          --group 'security:1=sec@example.com,U0SEC00001' (repeatable: every group must
+                          be satisfied); instead of --approver and --policy
+  --reject-policy any     when rejections reject: any (one reject, the default), or impossible (only once
+                          the rule can no longer be met)
+  --allow-self-approval   let the requester approve their own request (off by default: the requester's
+                          approve is refused, a reject counts)
+  --requester name        who asks (default $USER); compared with the voters to refuse self-approval
   --link label=url        a link shown with the request (repeatable; a bare URL works too)
   --timeout duration      how long the links work, 1m to 720h (default 1h)
-  --webhook url           POST the outcome there as JSON (retried until delivered)
+  --webhook url           POST the outcome there as JSON, with every vote (retried until delivered)
   --slack-channel id      post the request to this Slack channel (when Slack is configured)
-  --policy any            who decides: the first answer (the only policy so far)
-  --wait                  wait for the outcome and print who decided, when, how and the comment
+  --wait                  wait for the outcome and print the votes, who decided, when, how and the comment
   --json                  print the API's JSON instead of text
   --server url            the bot (APPROVALBOT_SERVER, default http://127.0.0.1:8080)
 
-Exit codes: 0 created (with --wait: approved), 1 rejected or expired (with --wait),
-2 usage error, refused input or server unreachable.
+Exit codes: 0 created (with --wait: approved), 1 rejected, expired or canceled
+(with --wait; canceled when no approver could be reached), 2 usage error,
+refused input or server unreachable.
 `)
 }
 
 func printGetHelp(w io.Writer) {
 	fmt.Fprint(w, `Usage: go run ./bot get ID [--wait] [--json] [--server url]
 
-Shows a request; with --wait, waits until it is decided or expires.
-Exit codes as for request.
+Shows a request: its rule, its progress and every vote (who, how, through which
+channel, when, and the comment). With --wait, waits until it is decided, expires
+or is canceled. Exit codes as for request.
 `)
 }
 
 func printListHelp(w io.Writer) {
-	fmt.Fprint(w, `Usage: go run ./bot list [--json] [--server url]
+	fmt.Fprint(w, `Usage: go run ./bot list [--limit N] [--all] [--cursor C] [--json] [--server url]
 
-Lists the pending requests, newest first.
+Lists the pending requests, newest first, a page at a time.
+
+Flags:
+  --limit N     requests per page (1 to 500; default: the server's)
+  --all         read every page
+  --cursor C    start at the page a previous listing named
 `)
 }

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -41,7 +40,7 @@ const (
 // runs. main and the end-to-end tests both use it.
 type Main struct {
 	Addr     string // listen address
-	DataDir  string // data folder: database, pages, outbox
+	DataDir  string // data folder: database (with the pages), outbox
 	BaseURL  string // address in links; empty means "http://" + the listen address
 	APIToken string // bearer token required on /api; empty means none
 
@@ -63,6 +62,7 @@ type Main struct {
 	service *approval.Service
 	store   *sqlite.Store
 	pages   *sqlite.Pages
+	legacy  *legacyPages // nil when the data folder holds no page of the first version
 	srv     *http.Server
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -121,6 +121,13 @@ func envOr(getenv func(string) string, key, def string) string {
 	return def
 }
 
+func (m *Main) now() time.Time {
+	if m.Now != nil {
+		return m.Now()
+	}
+	return time.Now()
+}
+
 // URL is the base URL the server is reached at, once started.
 func (m *Main) URL() string { return m.url }
 
@@ -149,9 +156,10 @@ func (m *Main) stdout() io.Writer {
 	return m.Stdout
 }
 
-// Start opens the data folder and the database, moves the pages of a data
-// folder of the first version into the database, listens, and serves in the
-// background along with the sweep.
+// Start opens the data folder and the database (which holds the one-time
+// pages), removes what a crash left behind (pages of no request, temporary
+// files, page files of the first version whose request is closed), listens,
+// and serves in the background along with the sweep.
 func (m *Main) Start(ctx context.Context) (err error) {
 	if m.Log == nil {
 		m.Log = slog.New(slog.DiscardHandler)
@@ -195,7 +203,19 @@ func (m *Main) Start(ctx context.Context) (err error) {
 		}
 	}()
 	m.pages = sqlite.NewPages(m.store, m.url)
-	if err := m.migratePages(ctx, filepath.Join(m.DataDir, "pages")); err != nil {
+	m.pages.Now = m.Now
+	// Pages put before this start whose request was never stored (a
+	// creation cut short by a crash) or is closed are never served; remove
+	// them.
+	pruned, err := m.pages.Prune(ctx, m.now())
+	if err != nil {
+		return err
+	}
+	if pruned > 0 {
+		m.Log.Info("removed pages left by an earlier run", "pages", pruned)
+	}
+	m.legacy, err = openLegacyPages(ctx, filepath.Join(m.DataDir, "pages"), m.url, m.store, m.now(), m.Log)
+	if err != nil {
 		return err
 	}
 	var mailer approval.Mailer
@@ -228,7 +248,7 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	}
 	cfg := web.Config{
 		Service:  m.service,
-		Pages:    dbPages{m.pages},
+		Pages:    pageSource{db: m.pages, legacy: m.legacy, now: m.now},
 		PageURL:  m.pages.URL,
 		APIToken: m.APIToken,
 		Log:      m.Log,
@@ -287,76 +307,6 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	return nil
 }
 
-// dbPages serves the pages kept in the database to the web handler.
-type dbPages struct{ p *sqlite.Pages }
-
-func (d dbPages) Page(ctx context.Context, key string) ([]byte, error) { return d.p.Get(ctx, key) }
-
-// migratePages moves the one-time pages that the first version kept as files
-// in dir into the database: the page of every request still pending and not
-// past its expiry is copied, and then every file is removed (with the
-// temporary files a crash left behind), so that no page of a closed request is
-// served and the folder goes. A crash midway is harmless: the next start does
-// the rest. A data folder without that folder is left as it is.
-func (m *Main) migratePages(ctx context.Context, dir string) error {
-	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	files, err := local.NewPages(dir, m.url) // removes the temporary files
-	if err != nil {
-		return err
-	}
-	keys, err := files.Keys(ctx)
-	if err != nil {
-		return err
-	}
-	live := map[string]bool{}
-	if len(keys) > 0 {
-		now := time.Now()
-		if m.Now != nil {
-			now = m.Now()
-		}
-		for cursor := ""; ; {
-			rs, next, err := m.store.ListPending(ctx, cursor, 100)
-			if err != nil {
-				return fmt.Errorf("move pages into the database: %w", err)
-			}
-			for _, r := range rs {
-				if !r.ExpiredAt(now) {
-					for _, k := range r.PageKeys() {
-						live[k] = true
-					}
-				}
-			}
-			if next == "" {
-				break
-			}
-			cursor = next
-		}
-	}
-	moved := 0
-	for _, key := range keys {
-		if live[key] {
-			html, err := files.Page(ctx, key)
-			if err != nil {
-				return fmt.Errorf("move pages into the database: %w", err)
-			}
-			if err := m.pages.Put(ctx, key, html); err != nil {
-				return fmt.Errorf("move pages into the database: %w", err)
-			}
-			moved++
-		}
-		if err := files.Delete(ctx, []string{key}); err != nil {
-			return fmt.Errorf("move pages into the database: %w", err)
-		}
-	}
-	if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		m.Log.Warn("the old pages folder is not empty; it is no longer used", "dir", dir, "err", err)
-	}
-	m.Log.Info("moved the pages of the first version into the database", "moved", moved, "removed", len(keys)-moved)
-	return nil
-}
-
 // linkHost is the host:port of links when no base URL is set: the listen
 // address, with 127.0.0.1 for "all interfaces" (which is no address to open).
 func linkHost(a net.Addr) string {
@@ -391,6 +341,11 @@ func (m *Main) Close() error {
 	return err
 }
 
+// pruneEvery is how often the sweep loop also removes the pages no request
+// will serve (see sqlite.Pages.Prune) and the page files of the first version
+// whose request has closed.
+const pruneEvery = 10 * time.Minute
+
 // sweepLoop runs the sweep every SweepEvery: it closes the requests past their
 // expiry (so that their pages go and their webhooks hear of it even if nobody
 // opens them) and retries or takes over the effects that are due (a webhook
@@ -399,16 +354,41 @@ func (m *Main) Close() error {
 func (m *Main) sweepLoop(ctx context.Context) {
 	t := time.NewTicker(m.SweepEvery)
 	defer t.Stop()
+	legacy := m.legacy
+	pruned := time.Now()
 	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 		if st, err := m.service.Sweep(ctx); err != nil && ctx.Err() == nil {
 			m.Log.Error("sweep", "err", err)
 		} else if st.Advanced > 0 {
 			m.Log.Info("sweep: done", "expired", st.Expired, "advanced", st.Advanced, "undelivered", st.Left)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+		if time.Since(pruned) >= pruneEvery {
+			pruned = time.Now()
+			m.prune(ctx, &legacy)
+		}
+	}
+}
+
+// prune removes the pages that no request will serve any more.
+func (m *Main) prune(ctx context.Context, legacy **legacyPages) {
+	now := m.now()
+	if n, err := m.pages.Prune(ctx, now.Add(-pruneEvery)); err != nil && ctx.Err() == nil {
+		m.Log.Error("prune pages", "err", err)
+	} else if n > 0 {
+		m.Log.Info("removed pages no request serves", "pages", n)
+	}
+	if *legacy != nil {
+		left, err := (*legacy).Prune(ctx, now)
+		if err != nil && ctx.Err() == nil {
+			m.Log.Error("prune pages of the first version", "err", err)
+		}
+		if !left {
+			*legacy = nil
 		}
 	}
 }

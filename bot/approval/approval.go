@@ -104,7 +104,11 @@ type Vote struct {
 // kept. Requests of the first version may also hold one recipient for a whole
 // Slack channel (Channel ChannelSlack, Address the channel ID).
 type Recipient struct {
-	Address   string  // the approver (email address or Slack user ID)
+	Address string // the approver (email address or Slack user ID)
+	// Email is the Slack profile's email address of an approver who asked
+	// for a personal link in Slack, when Slack has one: their vote through it
+	// is theirs under every identity they have.
+	Email     string
 	Channel   Channel // how the link reached them
 	TokenHash string  // hex SHA-256 of the whole token
 	PageKey   string  // random name of the recipient's one-time page

@@ -47,11 +47,16 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (*Request, error) 
 // recipientIdentity is who votes with a recipient's token. A channel-wide
 // link of the first version (its address a channel, neither a Slack user nor
 // an email address) votes as the channel.
-func recipientIdentity(rc Recipient) Identity {
+func recipientIdentity(rc Recipient) Identity { return rc.Identity() }
+
+// Identity is who votes with the recipient's token: the approver, with the
+// Slack profile email they had when the link was minted. A channel-wide link
+// of the first version votes as the channel.
+func (rc Recipient) Identity() Identity {
 	if rc.Channel == ChannelSlack && !IsSlackUserID(rc.Address) && !strings.Contains(rc.Address, "@") {
 		return Identity{ID: "Slack channel " + rc.Address}
 	}
-	return Identity{ID: rc.Address}
+	return Identity{ID: rc.Address, Email: rc.Email}
 }
 
 // legacyVoter reports whether id is the channel-wide voter of a first-version
@@ -230,6 +235,7 @@ func (s *Service) PersonalLink(ctx context.Context, id string, voter Identity) (
 		}
 		next := r.Clone()
 		rc, html, err := s.mint(next, a, ChannelSlack) // the approver they are: their vote is theirs
+		rc.Email = voter.Email
 		if err != nil {
 			return nil, "", fmt.Errorf("personal link: %w", err)
 		}

@@ -239,6 +239,8 @@ func kind(k string) string {
 		return "an object"
 	case "int64", "int", "float64":
 		return "a whole number"
+	case "bool":
+		return "true or false"
 	}
 	return "a " + k
 }

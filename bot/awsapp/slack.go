@@ -17,8 +17,10 @@ type secretGetter interface {
 
 // ConnectSlack gives the service a Slack chat when the environment configures
 // Slack (SLACK_SECRET_ARN, or SLACK_BOT_TOKEN; see slackapp.ConfigFromEnv): the
-// notifier then posts each request to its channel and the callback updates that
-// message with the outcome. Without any SLACK_ variable it does nothing. The
+// notifier then posts each request to its channel and sends each Slack approver
+// a direct message, and every vote and the close (in the callback, the slack
+// Lambda or the sweep) update those messages. Without any SLACK_ variable it
+// does nothing. The
 // secret is read through sm (nil means Secrets Manager from the App's AWS
 // configuration).
 func (a *App) ConnectSlack(ctx context.Context, getenv func(string) string, sm secretGetter) error {

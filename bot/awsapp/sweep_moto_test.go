@@ -216,7 +216,7 @@ func (f *sweepFlow) discard(t *testing.T, sm, exec string) {
 
 // TestSweepOnMoto: the scheduled sweep closes an expired request (execution
 // FAILED with Expired, page deleted) and delivers an approval whose
-// SendTaskSuccess failed, once the grace period has passed.
+// SendTaskSuccess failed, once its retry time has come.
 func TestSweepOnMoto(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -231,7 +231,7 @@ func TestSweepOnMoto(t *testing.T) {
 		t.Errorf("sweep before the expiry = %+v, want nothing done", got)
 	}
 	f.clock.Advance(61 * time.Second)
-	if got := f.sweep(t, ctx); got != (awsapp.SweepOutput{Expired: 1}) {
+	if got := f.sweep(t, ctx); got != (awsapp.SweepOutput{Expired: 1, Advanced: 1}) {
 		t.Errorf("sweep after the expiry = %+v, want one expired", got)
 	}
 	d, err := awsflow.WaitExecution(ctx, f.sfn, exec)
@@ -246,7 +246,7 @@ func TestSweepOnMoto(t *testing.T) {
 	if len(sent) != 1 || json.Unmarshal(sent[0], &failure) != nil || failure.Error != "Expired" || !strings.Contains(failure.Cause, `"decision":"expired"`) {
 		t.Errorf("SendTaskFailure calls %q, want one with error Expired and the result as cause", sent)
 	}
-	if stored, err := f.notifier.Service.Store.GetRequest(ctx, r.ID); err != nil || stored.Status != approval.StatusExpired || !stored.Delivered {
+	if stored, err := f.notifier.Service.Store.GetRequest(ctx, r.ID); err != nil || stored.Status != approval.StatusExpired || !stored.Delivered() {
 		t.Errorf("request after the sweep: %+v, %v; want expired and delivered", stored, err)
 	}
 	if f.pageExists(t, ctx, r.PageKeys()[0]) {
@@ -259,34 +259,125 @@ func TestSweepOnMoto(t *testing.T) {
 	flaky := &flakyWorkflow{Workflow: f.callback.Service.Workflow, fail: true}
 	f.callback.Service.Workflow = flaky
 	decided, err := f.callback.Service.Decide(ctx, approval.DecideInput{Token: f.token(t, ctx, r), Choice: approval.Approve, Comment: "ship it"})
-	if err != nil || decided.Status != approval.StatusApproved || decided.Delivered {
+	if err != nil || decided.Status != approval.StatusApproved || decided.Delivered() {
 		t.Fatalf("Decide with Step Functions throttling = %+v, %v; want approved, undelivered", decided, err)
 	}
-	f.clock.Advance(approval.RedeliverGrace / 2)
-	if got := f.sweep(t, ctx); got != (awsapp.SweepOutput{Undelivered: 1}) {
-		t.Errorf("sweep within the grace period = %+v, want the outcome left to the callback", got)
+	if got := f.sweep(t, ctx); got != (awsapp.SweepOutput{}) {
+		t.Errorf("sweep before the retry time = %+v, want nothing due", got)
 	}
 	if n := len(f.proxy.Recorded(successTarget)); n != 0 {
-		t.Errorf("%d SendTaskSuccess within the grace period, want none", n)
+		t.Errorf("%d SendTaskSuccess before the retry time, want none", n)
 	}
-	f.clock.Advance(approval.RedeliverGrace)
-	if got := f.sweep(t, ctx); got != (awsapp.SweepOutput{}) {
-		t.Errorf("sweep past the grace period = %+v, want everything delivered", got)
+	f.clock.Advance(time.Minute)
+	if got := f.sweep(t, ctx); got != (awsapp.SweepOutput{Advanced: 1}) {
+		t.Errorf("sweep after the retry time = %+v, want the request advanced and delivered", got)
 	}
-	d, err = awsflow.WaitExecution(ctx, f.sfn, exec)
+	f.checkApproved(t, ctx, exec, r, "ship it")
+	f.discard(t, sm, exec)
+}
+
+// checkApproved checks that the execution succeeded with the approval of r
+// as output, that one SendTaskSuccess was sent, and that the stored request is
+// approved and delivered.
+func (f *sweepFlow) checkApproved(t *testing.T, ctx context.Context, exec string, r *approval.Request, comment string) {
+	t.Helper()
+	d, err := awsflow.WaitExecution(ctx, f.sfn, exec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var res approval.Result
 	if d.Status != types.ExecutionStatusSucceeded || json.Unmarshal([]byte(aws.ToString(d.Output)), &res) != nil ||
-		res.Decision != "approved" || res.Comment != "ship it" || res.RequestID != r.ID {
-		t.Errorf("execution %s with output %s, want SUCCEEDED with the approval", d.Status, aws.ToString(d.Output))
+		res.Decision != "approved" || res.Comment != comment || res.RequestID != r.ID || len(res.Votes) != 1 {
+		t.Errorf("execution %s with output %s, want SUCCEEDED with the approval and its vote", d.Status, aws.ToString(d.Output))
 	}
-	if n := len(f.proxy.Recorded(successTarget)); n != 1 {
-		t.Errorf("%d SendTaskSuccess calls, want 1", n)
-	}
-	if stored, err := f.notifier.Service.Store.GetRequest(ctx, r.ID); err != nil || stored.Status != approval.StatusApproved || !stored.Delivered {
+	stored, err := f.notifier.Service.Store.GetRequest(ctx, r.ID)
+	if err != nil || stored.Status != approval.StatusApproved || stored.Reason != "" || !stored.Delivered() {
 		t.Errorf("request after the sweep: %+v, %v; want approved and delivered", stored, err)
 	}
-	f.discard(t, sm, exec)
+}
+
+// Issue 9: SendTaskSuccess takes effect but its answer is lost (the proxy
+// drops the connection). The SDK must not send it again on its own (its
+// "task already closed" would look like a workflow that stopped waiting);
+// the sweep's attempt gets that answer after ours and counts it as
+// delivered. The request ends approved, delivered once, never expired.
+func TestLostAnswerOnMoto(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	f := startSweepFlow(t)
+	sm, exec, r := f.start(t, ctx, 3600)
+	defer f.discard(t, sm, exec)
+
+	f.proxy.DropResponses(successTarget, 1)
+	decided, err := f.callback.Service.Decide(ctx, approval.DecideInput{Token: f.token(t, ctx, r), Choice: approval.Approve, Comment: "lost"})
+	if err != nil || decided.Status != approval.StatusApproved || decided.Delivered() {
+		t.Fatalf("Decide with the answer lost = %+v, %v; want approved, not known to be delivered", decided, err)
+	}
+	if n := len(f.proxy.Recorded(successTarget)); n != 1 {
+		t.Fatalf("%d SendTaskSuccess calls, want 1 (the SDK must not retry it)", n)
+	}
+	if d, err := awsflow.WaitExecution(ctx, f.sfn, exec); err != nil || d.Status != types.ExecutionStatusSucceeded {
+		t.Fatalf("execution after the lost answer: %v, %v; want SUCCEEDED", d, err)
+	}
+	f.clock.Advance(time.Minute)
+	if got := f.sweep(t, ctx); got != (awsapp.SweepOutput{Advanced: 1}) {
+		t.Errorf("sweep = %+v, want the request advanced", got)
+	}
+	if n := len(f.proxy.Recorded(successTarget)); n != 2 {
+		t.Errorf("%d SendTaskSuccess calls, want 2 (the callback's, lost, and the sweep's, answered as closed)", n)
+	}
+	f.checkApproved(t, ctx, exec, r, "lost")
+	if n := len(f.proxy.Recorded(failureTarget)); n != 0 {
+		t.Errorf("%d SendTaskFailure calls, want none", n)
+	}
+	if got := f.sweep(t, ctx); got != (awsapp.SweepOutput{}) {
+		t.Errorf("second sweep = %+v, want nothing due", got)
+	}
+}
+
+// downMailer fails every email, as SES would when the sender is not allowed.
+type downMailer struct{}
+
+func (downMailer) Send(context.Context, approval.Email) error {
+	return errors.New("MessageRejected: Email address is not verified")
+}
+
+// No approver can be reached: the notifier answers (its notifications
+// retrying), the sweeps try again with backoff, and once every notification
+// has been given up the request is closed and the execution fails with
+// NotificationFailed, the result as cause.
+func TestNotificationFailedOnMoto(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	f := startSweepFlow(t)
+	f.notifier.Service.Mailer = downMailer{}
+	sm, exec, r := f.start(t, ctx, 86400)
+	defer f.discard(t, sm, exec)
+	if n := r.Notifications(); len(n) != 1 || n[0].State != "retrying" {
+		t.Fatalf("notifications after the notifier: %+v, want one retrying", n)
+	}
+	for i := 0; i < approval.MaxAttempts; i++ {
+		f.clock.Advance(10 * time.Minute)
+		f.sweep(t, ctx)
+	}
+	d, err := awsflow.WaitExecution(ctx, f.sfn, exec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errName, _, err := awsflow.Failure(ctx, f.sfn, d); d.Status != types.ExecutionStatusFailed || errName != "NotificationFailed" || err != nil {
+		t.Errorf("execution %s with error %q (%v), want FAILED with NotificationFailed", d.Status, errName, err)
+	}
+	sent := f.proxy.Recorded(failureTarget)
+	var failure struct{ Error, Cause string }
+	if len(sent) != 1 || json.Unmarshal(sent[0], &failure) != nil || failure.Error != "NotificationFailed" ||
+		!strings.Contains(failure.Cause, `"decision":"canceled"`) || !strings.Contains(failure.Cause, `"reason":"notification_failed"`) {
+		t.Errorf("SendTaskFailure calls %q, want one NotificationFailed with the result as cause", sent)
+	}
+	stored, err := f.notifier.Service.Store.GetRequest(ctx, r.ID)
+	if err != nil || stored.Status != approval.StatusCanceled || stored.Reason != approval.ReasonNotificationFailed || !stored.Delivered() {
+		t.Errorf("request after the sweeps: %+v, %v; want canceled for notification_failed, delivered", stored, err)
+	}
+	if f.pageExists(t, ctx, r.PageKeys()[0]) {
+		t.Error("the page of the closed request is still on S3")
+	}
 }

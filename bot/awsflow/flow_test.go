@@ -216,7 +216,10 @@ func (f *flow) lastSent(t *testing.T, target string) (approval.Result, int) {
 	return decodeResult(t, in.Output+in.Cause), len(sent)
 }
 
-var ignoreTime = cmpopts.IgnoreFields(approval.Result{}, "DecidedAt", "RequestID")
+var ignoreTime = cmp.Options{
+	cmpopts.IgnoreFields(approval.Result{}, "DecidedAt", "RequestID"),
+	cmpopts.IgnoreFields(approval.VoteResult{}, "At"),
+}
 
 // One moto server for every case; executions run one at a time.
 func TestFlow(t *testing.T) {
@@ -229,6 +232,92 @@ func TestFlow(t *testing.T) {
 	t.Run("click after stop", func(t *testing.T) { testClickAfterStop(t, ctx, f) })
 	t.Run("bad input", func(t *testing.T) { testBadInput(t, ctx, f) })
 	t.Run("retried notification", func(t *testing.T) { testRetriedNotification(t, ctx, f) })
+	t.Run("quorum", func(t *testing.T) { testQuorum(t, ctx, f) })
+}
+
+// Issue 10: under quorum:2 of 3 email approvers the execution keeps running
+// after the first approval (whose page goes; the others' stay), and succeeds
+// after the second, with both votes in its output.
+func testQuorum(t *testing.T, ctx context.Context, f *flow) {
+	seen := len(f.moto.SentEmails(t))
+	successes := len(f.proxy.Recorded(successTarget))
+	pagesBefore := len(f.pageKeys(t, ctx)) // other cases' pending requests
+	in := map[string]any{"request": map[string]any{
+		"title": "Promote the release", "requester": "ci@example.com", "timeoutSeconds": 3600, "policy": "quorum:2",
+		"approvers": []string{"hana@example.com", "ivan@example.com", "jade@example.com"},
+	}}
+	b, _ := json.Marshal(in)
+	e, err := f.start(t, ctx, string(b))
+	if err != nil {
+		t.Fatalf("notifier: %v", err)
+	}
+	links := f.pageLinks(t, seen)
+	if len(links) != 3 {
+		t.Fatalf("page links by recipient = %v, want one for each of the 3 approvers", links)
+	}
+	page, err := awsflow.Get(ctx, f.web, links["hana@example.com"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(page.Body, "2 of 3 approvers must approve") {
+		t.Errorf("the page does not say the rule:\n%s", page.Body)
+	}
+
+	first, err := awsflow.Decide(ctx, f.web, links["hana@example.com"], "approve", "One.")
+	if err != nil {
+		t.Fatalf("decide: %v", err)
+	}
+	if first.Status != http.StatusOK || !strings.Contains(first.Body, "is recorded") || !strings.Contains(first.Body, "1 more approval is needed") {
+		t.Errorf("result page of the first approval: status %d:\n%s", first.Status, first.Body)
+	}
+	d, err := f.sfn.DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: aws.String(e.arn)})
+	if err != nil || d.Status != types.ExecutionStatusRunning {
+		t.Fatalf("execution after one approval: %+v, %v; want RUNNING", d, err)
+	}
+	if n := len(f.proxy.Recorded(successTarget)) - successes; n != 0 {
+		t.Errorf("%d SendTaskSuccess after one approval, want none", n)
+	}
+	// The voter's page is gone; the others' stay.
+	if n := len(f.pageKeys(t, ctx)) - pagesBefore; n != 2 {
+		t.Errorf("%d pages added on S3 after one approval, want the 2 of those who have not voted", n)
+	}
+	if p, err := awsflow.Get(ctx, f.web, links["hana@example.com"]); err != nil || p.Status != http.StatusNotFound {
+		t.Errorf("hana's page after her vote: %v, %v; want 404", p, err)
+	}
+	if p, err := awsflow.Get(ctx, f.web, links["jade@example.com"]); err != nil || p.Status != http.StatusOK {
+		t.Errorf("jade's page after hana's vote: %v, %v; want 200", p, err)
+	}
+
+	second, err := awsflow.Decide(ctx, f.web, links["ivan@example.com"], "approve", "Two.")
+	if err != nil {
+		t.Fatalf("decide: %v", err)
+	}
+	if second.Status != http.StatusOK || !strings.Contains(second.Body, "approved") {
+		t.Errorf("result page of the second approval: status %d:\n%s", second.Status, second.Body)
+	}
+	got := f.wait(t, ctx, e)
+	if got.Status != types.ExecutionStatusSucceeded {
+		t.Fatalf("execution %s (%s), want SUCCEEDED", got.Status, aws.ToString(got.Error))
+	}
+	want := approval.Result{
+		Decision: "approved", DecidedBy: "ivan@example.com", Channel: "email", Comment: "Two.",
+		Votes: []approval.VoteResult{
+			{By: "hana@example.com", Channel: "email", Choice: "approve", Comment: "One."},
+			{By: "ivan@example.com", Channel: "email", Choice: "approve", Comment: "Two."},
+		},
+	}
+	if diff := cmp.Diff(want, decodeResult(t, aws.ToString(got.Output)), ignoreTime); diff != "" {
+		t.Errorf("execution output (-want +got):\n%s", diff)
+	}
+	if n := len(f.proxy.Recorded(successTarget)) - successes; n != 1 {
+		t.Errorf("%d SendTaskSuccess, want 1", n)
+	}
+	if n := len(f.pageKeys(t, ctx)) - pagesBefore; n != 0 {
+		t.Errorf("%d pages of the request left on S3 after the decision, want none", n)
+	}
+	if late, err := awsflow.Decide(ctx, f.web, links["jade@example.com"], "approve", ""); late == nil || late.Status != http.StatusNotFound {
+		t.Errorf("jade's page after the decision: %+v, %v; want 404", late, err)
+	}
 }
 
 // A retried invocation for the same task token (a Lambda retry, or the state
@@ -298,7 +387,8 @@ func testApprove(t *testing.T, ctx context.Context, f *flow) {
 	if got.Status != types.ExecutionStatusSucceeded {
 		t.Fatalf("execution %s (%s), want SUCCEEDED", got.Status, aws.ToString(got.Error))
 	}
-	want := approval.Result{Decision: "approved", DecidedBy: "alice@example.com", Channel: "email", Comment: "Looks good."}
+	want := approval.Result{Decision: "approved", DecidedBy: "alice@example.com", Channel: "email", Comment: "Looks good.",
+		Votes: []approval.VoteResult{{By: "alice@example.com", Channel: "email", Choice: "approve", Comment: "Looks good."}}}
 	out := decodeResult(t, aws.ToString(got.Output))
 	if diff := cmp.Diff(want, out, ignoreTime); diff != "" {
 		t.Errorf("execution output (-want +got):\n%s", diff)
@@ -340,7 +430,8 @@ func testReject(t *testing.T, ctx context.Context, f *flow) {
 	}
 	// moto 5.2.1 drops the cause of SendTaskFailure: check what was sent.
 	cause, _ := f.lastSent(t, failureTarget)
-	want := approval.Result{Decision: "rejected", DecidedBy: "carol@example.com", Channel: "email", Comment: "Not on a Friday."}
+	want := approval.Result{Decision: "rejected", DecidedBy: "carol@example.com", Channel: "email", Comment: "Not on a Friday.",
+		Votes: []approval.VoteResult{{By: "carol@example.com", Channel: "email", Choice: "reject", Comment: "Not on a Friday."}}}
 	if diff := cmp.Diff(want, cause, ignoreTime); diff != "" {
 		t.Errorf("failure cause sent (-want +got):\n%s", diff)
 	}

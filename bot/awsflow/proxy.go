@@ -14,11 +14,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"reflect"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Handler is a Lambda function's body: it gets the invocation payload and returns
@@ -33,6 +35,10 @@ const maxPayload = 6 << 20
 // with Handle, and forwards every other request to moto. moto 5.2.1's Step
 // Functions calls Lambda at http://localhost:$MOTO_PORT, so a moto_server started
 // with MOTO_PORT set to the proxy's port runs its Lambda tasks through it.
+//
+// For fault and latency tests it can also wait a fixed time before forwarding
+// each call (SetDelay), drop the answers of chosen calls after they took
+// effect (DropResponses), and write every call to a Timeline (SetTimeline).
 type Proxy struct {
 	mu       sync.Mutex
 	backend  *httputil.ReverseProxy
@@ -40,6 +46,9 @@ type Proxy struct {
 	invoked  map[string]int
 	record   map[string]bool     // X-Amz-Target values whose bodies are kept
 	recorded map[string][][]byte // bodies by X-Amz-Target
+	delay    time.Duration
+	drop     map[string]int // X-Amz-Target values whose next answers are dropped
+	timeline *Timeline
 
 	ln  net.Listener
 	srv *http.Server
@@ -52,7 +61,10 @@ func NewProxy() (*Proxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lambda proxy: %w", err)
 	}
-	p := &Proxy{handlers: map[string]Handler{}, invoked: map[string]int{}, record: map[string]bool{}, recorded: map[string][][]byte{}, ln: ln}
+	p := &Proxy{
+		handlers: map[string]Handler{}, invoked: map[string]int{}, record: map[string]bool{}, recorded: map[string][][]byte{},
+		drop: map[string]int{}, ln: ln,
+	}
 	p.srv = &http.Server{Handler: p}
 	go p.srv.Serve(ln)
 	return p, nil
@@ -112,8 +124,43 @@ func (p *Proxy) Recorded(target string) [][]byte {
 	return append([][]byte(nil), p.recorded[target]...)
 }
 
+// SetDelay makes the proxy wait d before it forwards each request to moto: a
+// fixed latency added to every AWS call that goes through it. The Lambda
+// invocations it answers itself are not delayed. Zero turns it off.
+func (p *Proxy) SetDelay(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.delay = d
+}
+
+// DropResponses makes the proxy forward the next n requests whose
+// X-Amz-Target header is target (such as "AWSStepFunctions.SendTaskSuccess")
+// to moto and then close the caller's connection without an answer: the call
+// takes effect, and its caller sees a broken connection.
+func (p *Proxy) DropResponses(target string, n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.drop[target] = n
+}
+
+// SetTimeline makes the proxy add every call it forwards or answers to t
+// (nil stops it).
+func (p *Proxy) SetTimeline(t *Timeline) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.timeline = t
+}
+
 // ServeHTTP routes one request.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	p.mu.Lock()
+	tl := p.timeline
+	p.mu.Unlock()
+	if tl != nil {
+		name := CallName(r)
+		defer func() { tl.Add(name, start, time.Now()) }()
+	}
 	if name, ok := invocationTarget(r); ok {
 		p.mu.Lock()
 		h := p.handlers[name]
@@ -126,9 +173,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	target := r.Header.Get("X-Amz-Target")
 	p.mu.Lock()
-	b := p.backend
-	keep := p.record[r.Header.Get("X-Amz-Target")]
+	b, delay := p.backend, p.delay
+	keep := p.record[target]
+	drop := p.drop[target] > 0
+	if drop {
+		p.drop[target]--
+	}
 	p.mu.Unlock()
 	if keep {
 		body, err := io.ReadAll(io.LimitReader(r.Body, maxPayload))
@@ -138,7 +190,6 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		p.mu.Lock()
-		target := r.Header.Get("X-Amz-Target")
 		p.recorded[target] = append(p.recorded[target], body)
 		p.mu.Unlock()
 	}
@@ -146,7 +197,77 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "lambda proxy: no backend", http.StatusBadGateway)
 		return
 	}
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
+	if drop {
+		b.ServeHTTP(httptest.NewRecorder(), r) // takes effect; the answer is lost
+		if hj, ok := w.(http.Hijacker); ok {
+			if conn, _, err := hj.Hijack(); err == nil {
+				conn.Close()
+				return
+			}
+		}
+		panic(http.ErrAbortHandler) // closes the connection without an answer
+	}
 	b.ServeHTTP(w, r)
+}
+
+// CallName names an AWS call as the proxy sees it: "dynamodb.UpdateItem",
+// "sfn.SendTaskSuccess", "s3.PutObject", "ses.SendEmail", "lambda.Invoke
+// notifier"… A request it does not recognise is named by method and path.
+func CallName(r *http.Request) string {
+	if t := r.Header.Get("X-Amz-Target"); t != "" {
+		svc, op, ok := strings.Cut(t, ".")
+		if !ok {
+			return t
+		}
+		switch {
+		case strings.HasPrefix(svc, "DynamoDB"):
+			svc = "dynamodb"
+		case svc == "AWSStepFunctions":
+			svc = "sfn"
+		case strings.HasPrefix(svc, "secretsmanager"):
+			svc = "secretsmanager"
+		}
+		return svc + "." + op
+	}
+	if name, ok := invocationTarget(r); ok {
+		return "lambda.Invoke " + name
+	}
+	path := r.URL.Path
+	switch {
+	case path == "/v2/email/outbound-emails" && r.Method == http.MethodPost:
+		return "ses.SendEmail"
+	case path == "/v2/email/identities" && r.Method == http.MethodPost:
+		return "ses.CreateEmailIdentity"
+	case strings.HasPrefix(path, "/moto-api/"):
+		return "moto " + path
+	}
+	// S3, path-style: /bucket[/key]
+	key := strings.Contains(strings.TrimPrefix(path, "/"), "/")
+	q := r.URL.Query()
+	switch {
+	case r.Method == http.MethodPost && q.Has("delete"):
+		return "s3.DeleteObjects"
+	case r.Method == http.MethodPut && key:
+		return "s3.PutObject"
+	case r.Method == http.MethodPut:
+		return "s3.CreateBucket"
+	case r.Method == http.MethodGet && key:
+		return "s3.GetObject"
+	case r.Method == http.MethodGet && q.Get("list-type") == "2":
+		return "s3.ListObjectsV2"
+	case r.Method == http.MethodDelete && key:
+		return "s3.DeleteObject"
+	}
+	return r.Method + " " + path
 }
 
 // invocationTarget returns the function name of a Lambda Invoke request.

@@ -182,6 +182,7 @@ type recipientItem struct {
 	Channel   string `dynamodbav:"channel"`
 	TokenHash string `dynamodbav:"tokenHash"`
 	PageKey   string `dynamodbav:"pageKey,omitempty"`
+	Email     string `dynamodbav:"email,omitempty"`
 }
 
 type chatItem struct {
@@ -255,7 +256,7 @@ func newRequestItem(r *approval.Request, version int64, keep time.Duration) requ
 	}
 	for _, rc := range r.Recipients {
 		it.Recipients = append(it.Recipients, recipientItem{
-			Address: rc.Address, Channel: string(rc.Channel), TokenHash: rc.TokenHash, PageKey: rc.PageKey,
+			Address: rc.Address, Channel: string(rc.Channel), TokenHash: rc.TokenHash, PageKey: rc.PageKey, Email: rc.Email,
 		})
 	}
 	for _, m := range r.DirectMessages {
@@ -332,7 +333,7 @@ func (it *requestItem) request() (*approval.Request, error) {
 	}
 	for _, rc := range it.Recipients {
 		r.Recipients = append(r.Recipients, approval.Recipient{
-			Address: rc.Address, Channel: approval.Channel(rc.Channel), TokenHash: rc.TokenHash, PageKey: rc.PageKey,
+			Address: rc.Address, Channel: approval.Channel(rc.Channel), TokenHash: rc.TokenHash, PageKey: rc.PageKey, Email: rc.Email,
 		})
 	}
 	for _, m := range it.DirectMessages {

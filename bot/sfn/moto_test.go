@@ -43,6 +43,7 @@ func startMachine(t *testing.T) *machine {
 	cfg := srv.Config(t)
 	cfg.BaseEndpoint = aws.String(proxy.URL())
 	proxy.Record(failureTarget)
+	proxy.Record(successTarget)
 	m := &machine{client: sfn.NewFromConfig(cfg), proxy: proxy, tokens: make(chan string, 1)}
 	proxy.Handle("capture", func(_ context.Context, payload []byte) ([]byte, error) {
 		var in struct {
@@ -98,19 +99,26 @@ func TestDeliverOnMoto(t *testing.T) {
 
 	tests := []struct {
 		status     approval.Status
+		reason     string
 		wantStatus types.ExecutionStatus
 		wantError  string
 	}{
-		{approval.StatusApproved, types.ExecutionStatusSucceeded, ""},
-		{approval.StatusRejected, types.ExecutionStatusFailed, "Rejected"},
-		{approval.StatusExpired, types.ExecutionStatusFailed, "Expired"},
+		{approval.StatusApproved, "", types.ExecutionStatusSucceeded, ""},
+		{approval.StatusRejected, "", types.ExecutionStatusFailed, "Rejected"},
+		{approval.StatusExpired, "", types.ExecutionStatusFailed, "Expired"},
+		{approval.StatusCanceled, approval.ReasonNotificationFailed, types.ExecutionStatusFailed, "NotificationFailed"},
 	}
 	for _, tt := range tests { // one execution at a time: moto cannot run two
-		t.Run(string(tt.status), func(t *testing.T) {
+		t.Run(string(tt.status)+" "+tt.reason, func(t *testing.T) {
 			_, exec, tok := m.run(t, ctx)
-			r := &approval.Request{ID: "abcdefghijklmnop", TaskToken: tok, Status: tt.status}
+			r := &approval.Request{ID: "abcdefghijklmnop", TaskToken: tok, Status: tt.status, Reason: tt.reason}
 			if tt.status.Decided() {
-				r.Decision = &approval.Decision{By: "alice@example.com", Channel: approval.ChannelEmail, At: at}
+				choice := approval.Approve
+				if tt.status == approval.StatusRejected {
+					choice = approval.Reject
+				}
+				r.Decision = &approval.Decision{Choice: choice, By: "alice@example.com", Channel: approval.ChannelEmail, At: at}
+				r.Votes = []approval.Vote{{By: "alice@example.com", Channel: approval.ChannelEmail, Choice: choice, At: at}}
 			}
 			if err := w.Deliver(ctx, r); err != nil {
 				t.Fatalf("Deliver: %v", err)
@@ -151,6 +159,32 @@ func TestDeliverOnMoto(t *testing.T) {
 		})
 	}
 
+	// The answer to SendTaskSuccess is lost after it took effect: Deliver
+	// fails without sending it again (a second send would be answered "task
+	// closed", which would look like a workflow that stopped waiting), and
+	// the next attempt is told the task is closed.
+	t.Run("lost answer", func(t *testing.T) {
+		_, exec, tok := m.run(t, ctx)
+		before := len(m.proxy.Recorded(successTarget))
+		r := &approval.Request{ID: "abcdefghijklmnop", TaskToken: tok, Status: approval.StatusApproved,
+			Decision: &approval.Decision{Choice: approval.Approve, By: "alice@example.com", Channel: approval.ChannelEmail, At: at}}
+		m.proxy.DropResponses(successTarget, 1)
+		err := w.Deliver(ctx, r)
+		if err == nil || errors.Is(err, approval.ErrWorkflowGone) {
+			t.Fatalf("Deliver with the answer lost = %v, want an error other than ErrWorkflowGone", err)
+		}
+		if n := len(m.proxy.Recorded(successTarget)) - before; n != 1 {
+			t.Errorf("%d SendTaskSuccess sent, want 1: the SDK must not retry a send that may have taken effect", n)
+		}
+		got, err := awsflow.WaitExecution(ctx, m.client, exec)
+		if err != nil || got.Status != types.ExecutionStatusSucceeded {
+			t.Fatalf("execution after the lost answer: %v, %v; want SUCCEEDED", got, err)
+		}
+		if err := w.Deliver(ctx, r); !errors.Is(err, approval.ErrWorkflowGone) {
+			t.Errorf("second Deliver = %v, want ErrWorkflowGone", err)
+		}
+	})
+
 	t.Run("stopped", func(t *testing.T) {
 		sm, exec, tok := m.run(t, ctx)
 		// moto 5.2.1 keeps a stopped execution's task waiting; Discard also
@@ -176,7 +210,10 @@ func decodeResult(t *testing.T, s *string) approval.Result {
 	return r
 }
 
-const failureTarget = "AWSStepFunctions.SendTaskFailure"
+const (
+	successTarget = "AWSStepFunctions.SendTaskSuccess"
+	failureTarget = "AWSStepFunctions.SendTaskFailure"
+)
 
 // lastCause decodes the cause of the last SendTaskFailure sent.
 func (m *machine) lastCause(t *testing.T) approval.Result {

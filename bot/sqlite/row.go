@@ -22,6 +22,7 @@ type (
 		Channel   string `json:"channel"`
 		TokenHash string `json:"tokenHash"`
 		PageKey   string `json:"pageKey"`
+		Email     string `json:"email,omitempty"`
 	}
 	docJSON struct {
 		Rule           ruleJSON        `json:"rule"`
@@ -133,7 +134,7 @@ func encodeRequest(r *approval.Request) (*row, error) {
 	}
 	rcs := make([]recipientJSON, 0, len(r.Recipients))
 	for _, rc := range r.Recipients {
-		rcs = append(rcs, recipientJSON{Address: rc.Address, Channel: string(rc.Channel), TokenHash: rc.TokenHash, PageKey: rc.PageKey})
+		rcs = append(rcs, recipientJSON{Address: rc.Address, Channel: string(rc.Channel), TokenHash: rc.TokenHash, PageKey: rc.PageKey, Email: rc.Email})
 	}
 	d := docJSON{
 		Rule: ruleJSON{
@@ -297,7 +298,7 @@ func decodeDoc(r *approval.Request, d *docJSON) {
 	}
 	for _, rc := range d.Recipients {
 		r.Recipients = append(r.Recipients, approval.Recipient{
-			Address: rc.Address, Channel: approval.Channel(rc.Channel), TokenHash: rc.TokenHash, PageKey: rc.PageKey,
+			Address: rc.Address, Channel: approval.Channel(rc.Channel), TokenHash: rc.TokenHash, PageKey: rc.PageKey, Email: rc.Email,
 		})
 	}
 	for _, e := range d.Effects {

@@ -101,7 +101,7 @@ func holder(req *approval.Request, token string) approval.Identity {
 	if !ok {
 		return approval.Identity{}
 	}
-	return approval.Identity{ID: rc.Address}
+	return rc.Identity()
 }
 
 // writeOutcome answers a vote (or a lookup) with its result page.

@@ -219,7 +219,7 @@ func (c *client) createBatch(ctx context.Context, batch string, n, approvers, co
 	return ids, t, wall
 }
 
-var tokenField = regexp.MustCompile(`name="token" value="([A-Za-z0-9_-]+)"`)
+var tokenField = regexp.MustCompile(`name="token" value="([A-Za-z0-9_.-]+)"`)
 
 // openPage GETs a one-time page and returns the token in its form.
 func (c *client) openPage(ctx context.Context, link string) (string, time.Duration, error) {

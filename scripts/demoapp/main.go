@@ -194,17 +194,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		say("error: %s\ncause: %s", errName, cause)
 	}
-	return check(ctx, sfnc, *decide, done)
+	return check(ctx, sfnc, *decide, *approver, done)
 }
 
-// check reports whether the execution ended as the decision says it should.
-func check(ctx context.Context, c *sfn.Client, decide string, d *sfn.DescribeExecutionOutput) error {
+// check reports whether the execution ended as the decision says it should:
+// on approve, with the approver's vote in the output.
+func check(ctx context.Context, c *sfn.Client, decide, approver string, d *sfn.DescribeExecutionOutput) error {
 	switch decide {
 	case "approve":
-		var out struct{ Decision string }
+		var out struct {
+			Decision string
+			Votes    []struct{ By, Channel, Choice string }
+		}
 		json.Unmarshal([]byte(aws.ToString(d.Output)), &out)
 		if d.Status != types.ExecutionStatusSucceeded || out.Decision != "approved" {
 			return fmt.Errorf("want SUCCEEDED with decision approved, got %s with %s", d.Status, aws.ToString(d.Output))
+		}
+		if len(out.Votes) != 1 || out.Votes[0].By != approver || out.Votes[0].Choice != "approve" || out.Votes[0].Channel != "email" {
+			return fmt.Errorf("want the output to hold the approval of %s by email as its one vote, got %s", approver, aws.ToString(d.Output))
 		}
 	case "reject":
 		errName, _, _ := awsflow.Failure(ctx, c, d)

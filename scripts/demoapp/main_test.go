@@ -8,7 +8,8 @@ import (
 )
 
 // The demo's unattended runs end as the decision says: SUCCEEDED with the
-// decision as output, or FAILED with Rejected. It starts its own moto_server.
+// decision and its vote as output, or FAILED with Rejected (whose cause holds
+// the vote too). It starts its own moto_server.
 func TestDecide(t *testing.T) {
 	tests := []struct{ decide, want string }{
 		{"approve", `execution SUCCEEDED`},
@@ -23,7 +24,7 @@ func TestDecide(t *testing.T) {
 				t.Fatalf("demo --decide %s: %v\nstdout:\n%s\nstderr:\n%s", tt.decide, err, stdout.String(), stderr.String())
 			}
 			out := stdout.String()
-			for _, want := range []string{"/p/", tt.want, `"decision":`, "stopped moto_server"} {
+			for _, want := range []string{"/p/", tt.want, `"decision":`, `"votes":`, "stopped moto_server"} {
 				if !strings.Contains(strings.ReplaceAll(out, `"decision": `, `"decision":`), want) {
 					t.Errorf("output lacks %q:\n%s", want, out)
 				}

@@ -90,7 +90,7 @@ func Fixture(createdAt time.Time) *approval.Request {
 	}
 	tok := approval.NewRequestToken(id)
 	r.Recipients = append(r.Recipients, approval.Recipient{
-		Address: "U0SEC00001", Channel: approval.ChannelSlack, TokenHash: approval.HashToken(tok), PageKey: approval.NewPageKey(),
+		Address: "U0SEC00001", Email: "sec@example.com", Channel: approval.ChannelSlack, TokenHash: approval.HashToken(tok), PageKey: approval.NewPageKey(),
 	})
 	return r
 }

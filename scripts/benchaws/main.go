@@ -1,0 +1,501 @@
+// Command benchaws measures the critical paths of approvalbot's AWS form: the
+// notifier and the callback (package awsapp, wired as in the Lambdas) on moto,
+// with Step Functions invoking the notifier through the proxy of package
+// awsflow, and a fixed latency D added to every AWS call (by that proxy) and
+// to every Slack Web API call (by a fake Slack API in this process).
+// scripts/bench -aws builds and runs it; "benchaws -h" lists the flags.
+//
+// For each scenario it starts a fresh execution of the approval state machine
+// and measures, from the timeline of calls, in units of D:
+//   - notify: from the notifier's invocation to the pages being up, every
+//     email sent and the Slack message posted, and to the invocation's answer;
+//   - decide: from the approver's confirmed POST to its answer, to the
+//     workflow resumed (SendTaskSuccess), the pages deleted, the Slack message
+//     updated, and to the last call the vote caused (all bookkeeping done).
+//
+// Scenarios: policy any (2 email approvers and the Slack channel), and
+// quorum:2 of 3 (a vote that does not decide, then the deciding one). Each
+// runs -rounds times; the report gives medians and the timeline of the last
+// round. It runs the service synchronous (as in Lambda: answers wait for
+// every effect) and, with -async, also as a long-running process would (the
+// answer waits only for the workflow). It exits 1 when a round fails.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"approvalbot/bot/awsapp"
+	"approvalbot/bot/awsflow"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	var u usageError
+	switch {
+	case err == nil:
+	case errors.As(err, &u):
+		fmt.Fprintln(os.Stderr, "benchaws:", err)
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "benchaws:", err)
+		os.Exit(1)
+	}
+}
+
+type usageError struct{ error }
+
+// config is what the flags set.
+type config struct {
+	D        time.Duration
+	Rounds   int
+	Async    bool
+	Timeline bool
+	Verbose  bool
+	Timeout  time.Duration
+}
+
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("benchaws", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.DurationVar(&c.D, "d", 50*time.Millisecond, "latency added to every AWS and Slack call")
+	fs.IntVar(&c.Rounds, "rounds", 3, "rounds of each scenario (medians are reported)")
+	fs.BoolVar(&c.Async, "async", false, "also measure the service as a long-running process runs it (not synchronous)")
+	fs.BoolVar(&c.Timeline, "timeline", true, "print the timeline of calls of each scenario's last round")
+	fs.BoolVar(&c.Verbose, "v", false, "print the Lambdas' JSON logs to stderr")
+	fs.DurationVar(&c.Timeout, "timeout", 5*time.Minute, "stop everything after this long")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, err
+		}
+		return c, usageError{err}
+	}
+	switch {
+	case fs.NArg() > 0:
+		return c, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	case c.D < time.Millisecond || c.D > 2*time.Second:
+		return c, usageError{fmt.Errorf("-d %s: want 1ms to 2s", c.D)}
+	case c.Rounds < 1 || c.Rounds > 50:
+		return c, usageError{fmt.Errorf("-rounds %d: want 1 to 50", c.Rounds)}
+	case c.Timeout <= 0:
+		return c, usageError{fmt.Errorf("-timeout %s: want more than 0", c.Timeout)}
+	}
+	return c, nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	logOut := io.Discard
+	if cfg.Verbose {
+		logOut = stderr
+	}
+	fmt.Fprintln(stderr, "benchaws: starting moto_server…")
+	st, err := startStack(ctx, cfg.D, slog.New(slog.NewJSONHandler(logOut, nil)))
+	if err != nil {
+		return err
+	}
+	defer st.close()
+
+	modes := []bool{true}
+	if cfg.Async {
+		modes = append(modes, false)
+	}
+	fmt.Fprintf(stdout, "AWS form on moto 5.2.1 with D = %s added to every AWS and Slack call; medians of %d rounds, in units of D [target]\n", cfg.D, cfg.Rounds)
+	failed := false
+	for _, sync := range modes {
+		st.notifier.Service.Sync, st.callback.Service.Sync = sync, sync
+		mode := "synchronous, as in Lambda: every answer waits until the effects it caused are done and recorded"
+		if !sync {
+			mode = "asynchronous, as a long-running process: answers wait only for the workflow; the rest finishes in the background"
+		}
+		fmt.Fprintf(stdout, "\n== service %s\n", mode)
+		for _, sc := range scenarios {
+			var rounds []*measure
+			for i := 0; i < cfg.Rounds; i++ {
+				m, err := st.runScenario(ctx, sc)
+				if err != nil {
+					fmt.Fprintf(stderr, "benchaws: %s, round %d: %v\n", sc.name, i+1, err)
+					failed = true
+					if ctx.Err() != nil {
+						return err
+					}
+					continue
+				}
+				rounds = append(rounds, m)
+			}
+			if len(rounds) == 0 {
+				continue
+			}
+			report(stdout, sc, rounds, cfg.D, cfg.Timeline)
+		}
+	}
+	if failed {
+		return errors.New("some rounds failed")
+	}
+	return nil
+}
+
+// scenario is one request and the votes cast on it.
+type scenario struct {
+	name      string
+	policy    string
+	approvers []string
+	// votes cast one after the other, each measured; the last decides.
+	votes []string
+}
+
+var scenarios = []scenario{
+	{name: "policy any", policy: "any", approvers: []string{"alice@example.com", "bob@example.com"}, votes: []string{"alice@example.com"}},
+	{name: "policy quorum:2 of 3", policy: "quorum:2", approvers: []string{"carol@example.com", "dave@example.com", "erin@example.com"},
+		votes: []string{"carol@example.com", "dave@example.com"}},
+}
+
+// stack is the AWS form on moto, with the latency proxy and the fake Slack.
+type stack struct {
+	d        time.Duration
+	proxy    *awsflow.Proxy
+	moto     *awsflow.Moto
+	site     *awsflow.Site
+	slack    *fakeSlack
+	timeline *awsflow.Timeline
+	notifier *awsapp.App
+	callback *awsapp.App
+	sfn      *sfn.Client
+	web      *http.Client
+	invoked  chan invocation
+	n        int
+}
+
+// invocation is one run of the notifier as Step Functions invoked it.
+type invocation struct {
+	start, end time.Time
+	out        []byte
+	err        error
+}
+
+func startStack(ctx context.Context, d time.Duration, log *slog.Logger) (st *stack, err error) {
+	st = &stack{d: d, timeline: &awsflow.Timeline{}, web: &http.Client{Timeout: time.Minute}, invoked: make(chan invocation, 1)}
+	defer func() {
+		if err != nil {
+			st.close()
+		}
+	}()
+	if st.proxy, err = awsflow.NewProxy(); err != nil {
+		return st, err
+	}
+	if st.moto, err = awsflow.StartMoto(ctx, []string{"MOTO_PORT=" + strconv.Itoa(st.proxy.Port())}); err != nil {
+		return st, err
+	}
+	if err := st.proxy.SetBackend(st.moto.URL); err != nil {
+		return st, err
+	}
+	if st.site, err = awsflow.NewSite(""); err != nil {
+		return st, err
+	}
+	if st.slack, err = startFakeSlack(d, st.timeline); err != nil {
+		return st, err
+	}
+	awsCfg := aws.Config{
+		Region:       "us-east-1",
+		Credentials:  credentials.NewStaticCredentialsProvider("bench", "bench", ""),
+		BaseEndpoint: aws.String(st.proxy.URL()),
+	}
+	cfg := awsapp.Config{
+		Table: "bench-approvals", Bucket: "bench-pages", PagesPrefix: "p/",
+		PagesBaseURL: st.site.URL(), CallbackURL: st.site.URL(), MailFrom: "approvals@example.com",
+	}
+	if err := awsflow.CreateResources(ctx, awsCfg, cfg); err != nil {
+		return st, err
+	}
+	slackEnv := map[string]string{
+		"SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_SIGNING_SECRET": "bench", "SLACK_API_URL": st.slack.url + "/",
+		"SLACK_DEFAULT_CHANNEL": "C0BENCH001",
+	}
+	getenv := func(k string) string { return slackEnv[k] }
+	if st.notifier, err = awsapp.New(cfg, awsCfg, log.With("lambda", "notifier")); err != nil {
+		return st, err
+	}
+	cbCfg := cfg
+	cbCfg.CallbackURL = ""
+	if st.callback, err = awsapp.New(cbCfg, awsCfg, log.With("lambda", "callback")); err != nil {
+		return st, err
+	}
+	for _, a := range []*awsapp.App{st.notifier, st.callback} {
+		if err := a.ConnectSlack(ctx, getenv, nil); err != nil {
+			return st, err
+		}
+	}
+	handler := lambda.NewHandler(st.notifier.Handle)
+	st.proxy.Handle("notifier", func(ctx context.Context, payload []byte) ([]byte, error) {
+		inv := invocation{start: time.Now()}
+		inv.out, inv.err = handler.Invoke(ctx, payload)
+		inv.end = time.Now()
+		st.invoked <- inv
+		return inv.out, inv.err
+	})
+	s3c := s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = true })
+	st.site.Serve(cfg.PagesPrefix, awsflow.BucketPages(s3c, cfg.Bucket), awsflow.FunctionURL(st.callback.CallbackHandler()))
+	st.sfn = sfn.NewFromConfig(awsCfg)
+	st.proxy.SetTimeline(st.timeline)
+	st.proxy.SetDelay(d)
+	return st, nil
+}
+
+func (st *stack) close() {
+	if st.site != nil {
+		st.site.Close()
+	}
+	if st.slack != nil {
+		st.slack.close()
+	}
+	if st.moto != nil {
+		st.moto.Stop()
+	}
+	if st.proxy != nil {
+		st.proxy.Close()
+	}
+}
+
+// measure is what one round of a scenario took.
+type measure struct {
+	notify phase
+	votes  []phase
+}
+
+// phase is one measured step: when it began, the times of its milestones, and
+// the calls it made.
+type phase struct {
+	t0         time.Time
+	milestones map[string]time.Duration
+	calls      []awsflow.Call
+}
+
+// The milestones.
+const (
+	mPagesUp    = "pages up"
+	mEmailsSent = "every email sent"
+	mPosted     = "Slack message posted"
+	mNotified   = "pages up, emails sent, Slack posted"
+	mAnswered   = "notifier answered"
+	mAnswer     = "approver's answer"
+	mResumed    = "workflow resumed"
+	mDeleted    = "pages deleted"
+	mUpdated    = "Slack message updated"
+	mCritical   = "answer, workflow, pages and Slack"
+	mAll        = "all bookkeeping done"
+)
+
+// runScenario runs one round of sc: a fresh state machine and execution, the
+// notifier's invocation, then each vote.
+func (st *stack) runScenario(ctx context.Context, sc scenario) (*measure, error) {
+	st.n++
+	sm, err := awsflow.CreateStateMachine(ctx, st.sfn, fmt.Sprintf("bench-%d", st.n), awsflow.FunctionARN("us-east-1", "notifier"), 10*time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	in, _ := json.Marshal(map[string]any{"request": map[string]any{
+		"title": "Deploy v2.4 (" + sc.name + ")", "requester": "ci@example.com", "approvers": sc.approvers,
+		"policy": sc.policy, "timeoutSeconds": 3600,
+	}})
+	sentBefore, err := st.moto.SentMail(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st.timeline.Reset()
+	out, err := st.sfn.StartExecution(ctx, &sfn.StartExecutionInput{
+		StateMachineArn: aws.String(sm), Name: aws.String(fmt.Sprintf("run-%d", st.n)), Input: aws.String(string(in)),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start execution: %w", err)
+	}
+	exec := aws.ToString(out.ExecutionArn)
+	defer awsflow.Discard(context.WithoutCancel(ctx), st.sfn, sm, exec)
+
+	var inv invocation
+	select {
+	case inv = <-st.invoked:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("the notifier was not invoked: %w", ctx.Err())
+	}
+	if inv.err != nil {
+		return nil, fmt.Errorf("notifier: %w", inv.err)
+	}
+	if err := st.notifier.Service.Idle(ctx); err != nil {
+		return nil, err
+	}
+	m := &measure{notify: notifyPhase(inv, st.timeline.Calls())}
+
+	links, err := st.mailedLinks(ctx, len(sentBefore))
+	if err != nil {
+		return nil, err
+	}
+	for _, voter := range sc.votes {
+		link := links[voter]
+		if link == "" {
+			return nil, fmt.Errorf("no link mailed to %s (links: %v)", voter, links)
+		}
+		p, err := st.vote(ctx, link)
+		if err != nil {
+			return nil, fmt.Errorf("vote of %s: %w", voter, err)
+		}
+		m.votes = append(m.votes, p)
+	}
+	d, err := awsflow.WaitExecution(ctx, st.sfn, exec)
+	if err != nil {
+		return nil, err
+	}
+	if d.Status != types.ExecutionStatusSucceeded {
+		return nil, fmt.Errorf("execution %s, want SUCCEEDED", d.Status)
+	}
+	return m, nil
+}
+
+// notifyPhase reads the notifier's milestones from the calls.
+func notifyPhase(inv invocation, calls []awsflow.Call) phase {
+	p := phase{t0: inv.start, calls: since(calls, inv.start), milestones: map[string]time.Duration{}}
+	p.milestones[mPagesUp] = lastEnd(p.calls, inv.start, "s3.PutObject")
+	p.milestones[mEmailsSent] = lastEnd(p.calls, inv.start, "ses.SendEmail")
+	p.milestones[mPosted] = lastEnd(p.calls, inv.start, "slack.chat.postMessage")
+	p.milestones[mNotified] = max(p.milestones[mPagesUp], p.milestones[mEmailsSent], p.milestones[mPosted])
+	p.milestones[mAnswered] = inv.end.Sub(inv.start)
+	all := p.milestones[mAnswered]
+	for _, c := range p.calls {
+		all = max(all, c.End.Sub(inv.start))
+	}
+	p.milestones[mAll] = all
+	return p
+}
+
+// vote opens the page at link and posts its approve as the page's script
+// does (confirmed), and measures what follows from the POST.
+func (st *stack) vote(ctx context.Context, link string) (phase, error) {
+	page, err := awsflow.Get(ctx, st.web, link)
+	if err != nil {
+		return phase{}, err
+	}
+	if page.Status != http.StatusOK {
+		return phase{}, fmt.Errorf("page: status %d", page.Status)
+	}
+	forms, err := awsflow.Forms(page.URL, page.Body)
+	if err != nil {
+		return phase{}, err
+	}
+	var action string
+	var values url.Values
+	for _, f := range forms {
+		if slices.Contains(f.Buttons["decision"], "approve") {
+			action, values = f.Action, f.Fields
+		}
+	}
+	if action == "" {
+		return phase{}, errors.New("no approve button on the page")
+	}
+	values.Set("decision", "approve")
+	values.Set("confirmed", "1")
+	st.timeline.Reset()
+	t0 := time.Now()
+	res, err := awsflow.PostForm(ctx, st.web, action, values)
+	answered := time.Now()
+	if err != nil {
+		return phase{}, err
+	}
+	if res.Status != http.StatusOK {
+		return phase{}, fmt.Errorf("answer: status %d:\n%s", res.Status, res.Body)
+	}
+	if err := st.callback.Service.Idle(ctx); err != nil {
+		return phase{}, err
+	}
+	return decidePhase(t0, answered, st.timeline.Calls()), nil
+}
+
+// decidePhase reads a vote's milestones from the calls made after t0.
+func decidePhase(t0, answered time.Time, calls []awsflow.Call) phase {
+	p := phase{t0: t0, calls: since(calls, t0), milestones: map[string]time.Duration{}}
+	p.milestones[mAnswer] = answered.Sub(t0)
+	p.milestones[mResumed] = lastEnd(p.calls, t0, "sfn.SendTaskSuccess")
+	p.milestones[mDeleted] = lastEnd(p.calls, t0, "s3.DeleteObjects")
+	p.milestones[mUpdated] = lastEnd(p.calls, t0, "slack.chat.update")
+	p.milestones[mCritical] = max(p.milestones[mAnswer], p.milestones[mResumed], p.milestones[mDeleted], p.milestones[mUpdated])
+	all := p.milestones[mAnswer]
+	for _, c := range p.calls {
+		all = max(all, c.End.Sub(t0))
+	}
+	p.milestones[mAll] = all
+	return p
+}
+
+// since returns the calls that started at or after t0, but for the Lambda
+// invocations (Step Functions calling the notifier).
+func since(calls []awsflow.Call, t0 time.Time) []awsflow.Call {
+	var out []awsflow.Call
+	for _, c := range calls {
+		if !c.Start.Before(t0) && !strings.HasPrefix(c.Name, "lambda.Invoke") {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// lastEnd is when the last call named name ended, after t0; -1 when there
+// was none.
+func lastEnd(calls []awsflow.Call, t0 time.Time, name string) time.Duration {
+	d := time.Duration(-1)
+	for _, c := range calls {
+		if c.Name == name {
+			d = max(d, c.End.Sub(t0))
+		}
+	}
+	return d
+}
+
+var pageLink = regexp.MustCompile(`https?://[^\s"<>]+/p/[A-Za-z0-9_-]+`)
+
+// mailedLinks returns the page link mailed to each approver, from the
+// messages moto sent after the first seen.
+func (st *stack) mailedLinks(ctx context.Context, seen int) (map[string]string, error) {
+	mail, err := st.moto.SentMail(ctx)
+	if err != nil {
+		return nil, err
+	}
+	links := map[string]string{}
+	for _, m := range mail[min(seen, len(mail)):] {
+		l := pageLink.FindString(m.Body)
+		for _, to := range m.To {
+			links[to] = l
+		}
+	}
+	return links, nil
+}
