@@ -152,9 +152,12 @@ type Request struct {
 	// Decision is the vote that closed the request, if votes closed it.
 	Decision *Decision
 	// Reason says why a request closed without a decision
-	// (ReasonNotificationFailed, ReasonWorkflowGone), or is empty.
+	// (ReasonNotificationFailed, ReasonWorkflowGone, ReasonCanceled), or is
+	// empty.
 	Reason string
-	Votes  []Vote
+	// Canceled says who withdrew the request, when and why.
+	Canceled *Cancellation
+	Votes    []Vote
 
 	Recipients []Recipient
 	// Effects are what the request's changes still require, or have done.
@@ -168,7 +171,16 @@ const (
 	// ReasonWorkflowGone: the workflow stopped waiting before the outcome
 	// reached it.
 	ReasonWorkflowGone = "workflow_gone"
+	// ReasonCanceled: someone withdrew the request (see Request.Canceled).
+	ReasonCanceled = "canceled"
 )
+
+// Cancellation records who withdrew a request, when and why.
+type Cancellation struct {
+	By     string
+	Reason string
+	At     time.Time
+}
 
 // Clone returns a deep copy of r.
 func (r *Request) Clone() *Request {
@@ -180,6 +192,10 @@ func (r *Request) Clone() *Request {
 	if r.Decision != nil {
 		d := *r.Decision
 		c.Decision = &d
+	}
+	if r.Canceled != nil {
+		x := *r.Canceled
+		c.Canceled = &x
 	}
 	c.Votes = make([]Vote, len(r.Votes))
 	for i, v := range r.Votes {
@@ -283,14 +299,17 @@ type VoteResult struct {
 // Result is the outcome handed to the workflow: the output on approve, the cause of
 // the failure on reject or expiry.
 type Result struct {
-	RequestID string       `json:"requestId"`
-	Decision  string       `json:"decision"` // approved, rejected, expired or canceled
-	DecidedBy string       `json:"decidedBy,omitempty"`
-	Channel   string       `json:"channel,omitempty"`
-	Comment   string       `json:"comment,omitempty"`
-	DecidedAt string       `json:"decidedAt,omitempty"`
-	Reason    string       `json:"reason,omitempty"`
-	Votes     []VoteResult `json:"votes"`
+	RequestID string `json:"requestId"`
+	Decision  string `json:"decision"` // approved, rejected, expired or canceled
+	DecidedBy string `json:"decidedBy,omitempty"`
+	Channel   string `json:"channel,omitempty"`
+	Comment   string `json:"comment,omitempty"`
+	DecidedAt string `json:"decidedAt,omitempty"`
+	Reason    string `json:"reason,omitempty"`
+	// CanceledBy and CancelReason say who withdrew the request and why.
+	CanceledBy   string       `json:"canceledBy,omitempty"`
+	CancelReason string       `json:"cancelReason,omitempty"`
+	Votes        []VoteResult `json:"votes"`
 }
 
 // Result is the request's outcome as the workflow receives it.
@@ -301,6 +320,9 @@ func (r *Request) Result() Result {
 		res.Channel = string(d.Channel)
 		res.Comment = d.Comment
 		res.DecidedAt = d.At.UTC().Format(time.RFC3339)
+	}
+	if c := r.Canceled; c != nil {
+		res.CanceledBy, res.CancelReason = c.By, c.Reason
 	}
 	return res
 }

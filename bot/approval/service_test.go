@@ -761,3 +761,35 @@ func TestDecideNormalisesLineBreaks(t *testing.T) {
 		t.Errorf("comment too long: %v, want ErrInvalid", err)
 	}
 }
+
+func TestCancel(t *testing.T) {
+	h := newHarness(t, true)
+	wf := newTaskWorkflow()
+	h.svc.Workflow = wf
+	in := validInput()
+	in.TaskToken = "task-1"
+	r := h.create(t, in)
+	tok := h.token(t, r, "alice@example.com")
+	if _, err := h.svc.Cancel(t.Context(), r.ID, "", "x"); !errors.Is(err, approval.ErrInvalid) {
+		t.Errorf("cancel without who: %v, want ErrInvalid", err)
+	}
+	got, err := h.svc.Cancel(t.Context(), r.ID, "ci@example.com", " superseded\r\nby v1.3 ")
+	if err != nil || got.Status != approval.StatusCanceled || got.Canceled == nil || got.Canceled.Reason != "superseded\nby v1.3" {
+		t.Fatalf("Cancel: %+v, %v", got, err)
+	}
+	if len(h.pages.Keys()) != 0 || h.chat.lastUpdate() != "canceled 0" {
+		t.Errorf("pages %v, chat %q; want none and canceled", h.pages.Keys(), h.chat.lastUpdate())
+	}
+	if res := wf.completed[r.ID]; res.Decision != "canceled" || res.CanceledBy != "ci@example.com" || res.CancelReason != "superseded\nby v1.3" {
+		t.Errorf("workflow got %+v, want canceled by ci with the reason", res)
+	}
+	if _, err := h.svc.Decide(t.Context(), approval.DecideInput{Token: tok, Choice: approval.Approve}); !errors.Is(err, approval.ErrExpired) {
+		t.Errorf("vote after cancel: %v, want ErrExpired", err)
+	}
+	if _, err := h.svc.Cancel(t.Context(), r.ID, "ci@example.com", ""); !errors.Is(err, approval.ErrExpired) {
+		t.Errorf("second cancel: %v, want ErrExpired", err)
+	}
+	if _, err := h.svc.Cancel(t.Context(), "nosuchrequest234", "ci", ""); !errors.Is(err, approval.ErrNotFound) {
+		t.Errorf("cancel of an unknown request: %v, want ErrNotFound", err)
+	}
+}

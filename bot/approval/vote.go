@@ -254,3 +254,49 @@ func (s *Service) PersonalLink(ctx context.Context, id string, voter Identity) (
 	}
 	return nil, "", fmt.Errorf("personal link on %s: too many concurrent changes: %w", id, ErrConflict)
 }
+
+// MaxCancelReason is the longest reason a cancellation may give.
+const MaxCancelReason = 500
+
+// Cancel withdraws pending request id on behalf of by, with an optional
+// reason: its status becomes canceled, its pages go, its chat messages say who
+// canceled it and why, and the workflow is told (Step Functions: a failure
+// "Canceled"). Errors: ErrNotFound, ErrAlreadyDecided and ErrExpired (with the
+// request), ErrInvalid.
+func (s *Service) Cancel(ctx context.Context, id, by, reason string) (*Request, error) {
+	by, reason = strings.TrimSpace(by), strings.TrimSpace(NormalizeNewlines(reason))
+	switch {
+	case by == "":
+		return nil, Invalidf("by", "who cancels must be given")
+	case !utf8.ValidString(reason) || utf8.RuneCountInString(reason) > MaxCancelReason:
+		return nil, Invalidf("reason", "reason must be valid UTF-8 of at most %d characters", MaxCancelReason)
+	}
+	for range maxVoteAttempts {
+		r, err := s.Get(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("cancel: %w", err)
+		}
+		switch {
+		case r.Status.Decided():
+			return r, ErrAlreadyDecided
+		case r.Status != StatusPending:
+			return r, ErrExpired
+		}
+		now := s.now()
+		next := r.Clone()
+		next.Status, next.Reason = StatusCanceled, ReasonCanceled
+		next.Canceled = &Cancellation{By: by, Reason: reason, At: now}
+		lease := newLease()
+		s.wantAfterChange(next, lease, now)
+		if err := s.Store.UpdateRequest(ctx, next); err != nil {
+			if errors.Is(err, ErrConflict) {
+				continue
+			}
+			return nil, fmt.Errorf("cancel %s: %w", id, err)
+		}
+		s.log().Info("request canceled", "request_id", id)
+		s.signal(id)
+		return s.runEffects(ctx, next, lease, false), nil
+	}
+	return nil, fmt.Errorf("cancel %s: too many concurrent changes: %w", id, ErrConflict)
+}

@@ -136,6 +136,10 @@ type requestItem struct {
 	CreatedAt string `dynamodbav:"createdAt"`
 	ExpiresAt string `dynamodbav:"expiresAt"`
 	Reason    string `dynamodbav:"reason,omitempty"`
+	// Canceled* say who withdrew the request, why and when.
+	CanceledBy   string `dynamodbav:"canceledBy,omitempty"`
+	CancelReason string `dynamodbav:"cancelReason,omitempty"`
+	CanceledAt   string `dynamodbav:"canceledAt,omitempty"`
 
 	DecisionChoice  string `dynamodbav:"decisionChoice,omitempty"`
 	DecidedBy       string `dynamodbav:"decidedBy,omitempty"`
@@ -248,6 +252,9 @@ func newRequestItem(r *approval.Request, version int64, keep time.Duration) requ
 			AllowSelfApproval: r.Rule.AllowSelfApproval,
 		},
 	}
+	if c := r.Canceled; c != nil {
+		it.CanceledBy, it.CancelReason, it.CanceledAt = c.By, c.Reason, formatTime(c.At)
+	}
 	for _, g := range r.Rule.Groups {
 		it.Rule.Groups = append(it.Rule.Groups, groupItem{Name: g.Name, Approvers: append([]string(nil), g.Approvers...), Min: g.Min})
 	}
@@ -307,6 +314,13 @@ func (it *requestItem) request() (*approval.Request, error) {
 		ChatMessage:  approval.ChatMessage{Channel: it.ChatChannel, TS: it.ChatTS},
 		Status:       approval.Status(it.Status),
 		Reason:       it.Reason,
+	}
+	if it.CanceledBy != "" {
+		at, err := parseTime("canceledAt", it.CanceledAt)
+		if err != nil {
+			return nil, err
+		}
+		r.Canceled = &approval.Cancellation{By: it.CanceledBy, Reason: it.CancelReason, At: at}
 	}
 	if it.Version != nil {
 		r.Version = *it.Version

@@ -32,6 +32,12 @@ type (
 		DirectMessages []chatJSON      `json:"directMessages,omitempty"`
 		Reason         string          `json:"reason,omitempty"`
 		Decision       *decisionJSON   `json:"decision,omitempty"`
+		Canceled       *cancelJSON     `json:"canceled,omitempty"`
+	}
+	cancelJSON struct {
+		By     string `json:"by"`
+		Reason string `json:"reason,omitempty"`
+		At     int64  `json:"at"`
 	}
 	ruleJSON struct {
 		Policy            string      `json:"policy,omitempty"`
@@ -142,6 +148,9 @@ func encodeRequest(r *approval.Request) (*row, error) {
 		},
 		Recipients: rcs,
 		Reason:     r.Reason,
+	}
+	if c := r.Canceled; c != nil {
+		d.Canceled = &cancelJSON{By: c.By, Reason: c.Reason, At: ms(c.At)}
 	}
 	for _, g := range r.Rule.Groups {
 		d.Rule.Groups = append(d.Rule.Groups, groupJSON{Name: g.Name, Approvers: g.Approvers, Min: g.Min})
@@ -311,6 +320,9 @@ func decodeDoc(r *approval.Request, d *docJSON) {
 		r.DirectMessages = append(r.DirectMessages, approval.ChatMessage(m))
 	}
 	r.Reason = d.Reason
+	if c := d.Canceled; c != nil {
+		r.Canceled = &approval.Cancellation{By: c.By, Reason: c.Reason, At: fromMS(c.At)}
+	}
 	if dc := d.Decision; dc != nil {
 		r.Decision = &approval.Decision{
 			Choice: approval.Choice(dc.Choice), By: dc.By, Channel: approval.Channel(dc.Channel), Comment: dc.Comment,

@@ -218,6 +218,13 @@ func testClosedRoundTrip(t *testing.T, s approval.Store) {
 	c := Closed(r, Base.Add(5*time.Minute))
 	update(t, s, c)
 	wantRequest(t, "GetRequest of a closed request", get(t, s, r.ID), c)
+
+	w := Fixture(Base.Add(time.Second))
+	create(t, s, w)
+	w.Status, w.Reason = approval.StatusCanceled, approval.ReasonCanceled
+	w.Canceled = &approval.Cancellation{By: "ci@example.com", Reason: "superseded by v1.3", At: Base.Add(6 * time.Minute)}
+	update(t, s, w)
+	wantRequest(t, "GetRequest of a canceled request", get(t, s, w.ID), w)
 }
 
 func testIsolation(t *testing.T, s approval.Store) {
