@@ -363,6 +363,14 @@ func (s faultStore) ListDue(ctx context.Context, now time.Time, n int) (rs []*ap
 	return rs, err
 }
 
+// quickFaultStore is a faultStore whose store records quick votes too.
+type quickFaultStore struct{ faultStore }
+
+func (s quickFaultStore) QuickVote(ctx context.Context, id, hash string, v approval.Vote, e []approval.Effect) (r *approval.Request, err error) {
+	err = s.f.call("store.QuickVote", func() error { r, err = s.s.(approval.QuickVoter).QuickVote(ctx, id, hash, v, e); return err })
+	return r, err
+}
+
 type faultPages struct {
 	p approval.Pages
 	f *faults
@@ -420,11 +428,11 @@ func (w faultWorkflow) Deliver(ctx context.Context, r *approval.Request) error {
 // failing, then recovers (the sweep; a retried create and repeated presses, as
 // the workflow and the people would) and checks what must hold whatever failed.
 // It returns how many port calls the scenario made.
-func faultRun(t *testing.T, failAt int, after bool) int {
+func faultRun(t *testing.T, policy string, failAt int, after bool) int {
 	h := newHarness(t, true)
 	f := &faults{failAt: failAt, after: after}
 	wf := newTaskWorkflow()
-	h.svc.Store = faultStore{h.store, f}
+	h.svc.Store = quickFaultStore{faultStore{h.store, f}}
 	h.svc.Pages = faultPages{h.pages, f}
 	h.svc.Mailer = faultMailer{h.mail, f}
 	h.svc.Chat = faultChat{h.chat, f}
@@ -432,7 +440,11 @@ func faultRun(t *testing.T, failAt int, after bool) int {
 	ctx := t.Context()
 	in := validInput()
 	in.Approvers = []string{"alice@example.com", "bob@example.com", "carol@example.com", "U0DAVE0001"}
-	in.Policy, in.TaskToken, in.Timeout = "quorum:2", "task-1", 30*24*time.Hour
+	in.Policy, in.TaskToken, in.Timeout = policy, "task-1", 30*24*time.Hour
+	wantVotes := 2
+	if policy == "any" {
+		wantVotes = 1
+	}
 	id := approval.IDFromTaskToken(in.TaskToken)
 
 	tokens := map[string]string{}
@@ -477,11 +489,11 @@ func faultRun(t *testing.T, failAt int, after bool) int {
 	if err != nil {
 		t.Fatalf("request not stored after recovery: %v", err)
 	}
-	if r.Status != approval.StatusApproved || len(r.Votes) != 2 || r.Decision == nil {
-		t.Errorf("outcome %s with %d votes, decision %+v; want approved by exactly 2 votes", r.Status, len(r.Votes), r.Decision)
+	if r.Status != approval.StatusApproved || len(r.Votes) != wantVotes || r.Decision == nil {
+		t.Errorf("outcome %s with %d votes, decision %+v; want approved by exactly %d votes", r.Status, len(r.Votes), r.Decision, wantVotes)
 	}
-	if wf.completes != 1 || wf.completed[id].Decision != "approved" || len(wf.completed[id].Votes) != 2 {
-		t.Errorf("workflow completed %d times with %+v; want once, approved with 2 votes", wf.completes, wf.completed[id])
+	if wf.completes != 1 || wf.completed[id].Decision != "approved" || len(wf.completed[id].Votes) != wantVotes {
+		t.Errorf("workflow completed %d times with %+v; want once, approved with %d votes", wf.completes, wf.completed[id], wantVotes)
 	}
 	for _, e := range r.Effects {
 		if e.State != approval.EffectDone {
@@ -511,24 +523,27 @@ func faultRun(t *testing.T, failAt int, after bool) int {
 			}
 		}
 	}
-	if got := h.chat.lastUpdate(); got != "approved 2" && !(got == "" && r.ChatMessage.TS == "") {
-		t.Errorf("chat shows %q, want approved 2", got)
+	if got, want := h.chat.lastUpdate(), fmt.Sprintf("approved %d", wantVotes); got != want {
+		t.Errorf("chat shows %q, want %q", got, want)
 	}
 	return calls
 }
 
 // TestFaultMatrix fails every port call of the scenario in turn, before and
-// after it takes effect.
+// after it takes effect, under a rule that one vote decides (the quick vote)
+// and one that needs two.
 func TestFaultMatrix(t *testing.T) {
-	calls := faultRun(t, -1, false)
-	if calls < 10 {
-		t.Fatalf("the scenario made only %d port calls", calls)
-	}
-	for _, after := range []bool{false, true} {
-		for n := 1; n <= calls; n++ {
-			t.Run(fmt.Sprintf("call%02d/after=%v", n, after), func(t *testing.T) {
-				faultRun(t, n, after)
-			})
+	for _, policy := range []string{"any", "quorum:2"} {
+		calls := faultRun(t, policy, -1, false)
+		if calls < 10 {
+			t.Fatalf("the %s scenario made only %d port calls", policy, calls)
+		}
+		for _, after := range []bool{false, true} {
+			for n := 1; n <= calls; n++ {
+				t.Run(fmt.Sprintf("%s/call%02d/after=%v", policy, n, after), func(t *testing.T) {
+					faultRun(t, policy, n, after)
+				})
+			}
 		}
 	}
 }

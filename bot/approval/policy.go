@@ -336,3 +336,51 @@ func (r *Request) checkRule() error {
 	}
 	return nil
 }
+
+// OneVoteDecides reports whether any one vote decides a request under the
+// rule: policy any, reject policy any, no groups.
+func (r Rule) OneVoteDecides() bool {
+	return len(r.Groups) == 0 && (r.Policy == PolicyAny || r.Policy == "") &&
+		(r.RejectPolicy == RejectAny || r.RejectPolicy == "")
+}
+
+// QuickTokens are the hashes of the tokens whose next vote alone closes the
+// request (see QuickVoter): every recipient's may reject, approvers may
+// approve except the requester (unless self-approval is allowed). Both are
+// empty unless the request is pending, one vote decides it and it has no vote
+// yet. Stores that implement QuickVoter keep them with the request.
+func (r *Request) QuickTokens() (reject, approve []string) {
+	if r.Status != StatusPending || !r.Rule.OneVoteDecides() || len(r.Votes) > 0 {
+		return nil, nil
+	}
+	for _, rc := range r.Recipients {
+		reject = append(reject, rc.TokenHash)
+		if r.Rule.AllowSelfApproval || !r.IsRequester(rc.Identity()) {
+			approve = append(approve, rc.TokenHash)
+		}
+	}
+	return reject, approve
+}
+
+// CloseByQuickVote applies a vote cast with the token whose hash is
+// tokenHash that closes the request under QuickVoter's conditions, and appends
+// effects. It reports false, changing nothing, when the conditions do not
+// hold at v.At. It is the in-memory reference of QuickVoter.QuickVote.
+func (r *Request) CloseByQuickVote(tokenHash string, v Vote, effects []Effect) bool {
+	reject, approve := r.QuickTokens()
+	may := reject
+	if v.Choice == Approve {
+		may = approve
+	}
+	rc, ok := r.RecipientByHash(tokenHash)
+	if !ok || !slices.Contains(may, tokenHash) || r.ExpiredAt(v.At) {
+		return false
+	}
+	id := rc.Identity()
+	v.By, v.Email, v.Channel, v.Groups = id.ID, id.Email, rc.Channel, nil
+	r.Votes = []Vote{v}
+	r.Status = v.Choice.Status()
+	r.Decision = &Decision{Choice: v.Choice, By: v.By, Channel: v.Channel, Comment: v.Comment, At: v.At}
+	r.Effects = append(r.Effects, effects...)
+	return true
+}

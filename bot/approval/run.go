@@ -150,8 +150,8 @@ func (s *Service) sendEmail(ctx context.Context, r *Request, to string) error {
 // the outcome: the request is closed as expired, its decision kept.
 func (s *Service) deliver(ctx context.Context, r *Request, e Effect) outcome {
 	o := outcome{kind: EffectDeliver}
-	if s.Workflow == nil {
-		return o
+	if s.Workflow == nil || (r.TaskToken == "" && r.WebhookURL == "") {
+		return o // nothing waits for the outcome
 	}
 	err := s.Workflow.Deliver(ctx, r)
 	switch {

@@ -90,14 +90,10 @@ func (s *Service) Create(ctx context.Context, in NewRequest) (r *Request, create
 	}
 	r.ID = NewID()
 	if r.TaskToken != "" {
+		// A retried notification for the same task finds the request it
+		// created through the conflict of the conditional create (no read
+		// first: a create is the common case).
 		r.ID = IDFromTaskToken(r.TaskToken)
-		if old, err := s.Store.GetRequest(ctx, r.ID); err == nil {
-			// A retried notification: take over what its first run left
-			// undone (notifications whose run died).
-			return s.advance(ctx, old), false, nil
-		} else if !errors.Is(err, ErrNotFound) {
-			return nil, false, fmt.Errorf("create request: %w", err)
-		}
 	}
 	now := s.now()
 	r.CreatedAt = now

@@ -35,7 +35,19 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (*Request, error) 
 	if err != nil {
 		return nil, fmt.Errorf("decide: %w", err)
 	}
-	return s.vote(ctx, id, in.Choice, in.Comment, func(r *Request) (Identity, Channel, error) {
+	c, comment, err := checkVote(in.Choice, in.Comment)
+	if err != nil {
+		return nil, err
+	}
+	var read *Request
+	if qv, ok := s.Store.(QuickVoter); ok && TokenRequestID(in.Token) != "" {
+		r, done, err := s.quickVote(ctx, qv, id, hash, c, comment)
+		if done || err != nil {
+			return r, err
+		}
+		read = r // refused by the quick path: the request as it stands
+	}
+	return s.vote(ctx, id, read, c, comment, func(r *Request) (Identity, Channel, error) {
 		rc, ok := r.RecipientByHash(hash)
 		if !ok {
 			return Identity{}, "", ErrNotFound
@@ -78,7 +90,11 @@ func (s *Service) tokenRequest(ctx context.Context, token string) (string, error
 // DecideInChat records the vote of a chat user who pressed a button: voter is
 // who Slack says pressed it. Errors as Decide, and ErrNotApprover.
 func (s *Service) DecideInChat(ctx context.Context, id string, c Choice, comment string, voter Identity) (*Request, error) {
-	return s.vote(ctx, id, c, comment, func(r *Request) (Identity, Channel, error) {
+	c, comment, err := checkVote(c, comment)
+	if err != nil {
+		return nil, err
+	}
+	return s.vote(ctx, id, nil, c, comment, func(r *Request) (Identity, Channel, error) {
 		if r.approverOf(voter) == "" {
 			return Identity{}, "", ErrNotApprover
 		}
@@ -124,19 +140,16 @@ func (r *Request) VoteOf(id Identity) *Vote { return r.voteOf(id) }
 // vote records one vote: one conditional write of the request over the
 // version it was read at, which also closes the request when the vote meets
 // the rule, and records the effects that follow. who identifies the voter on
-// the request as read.
-func (s *Service) vote(ctx context.Context, id string, c Choice, comment string, who func(*Request) (Identity, Channel, error)) (*Request, error) {
-	if c != Approve && c != Reject {
-		return nil, Invalidf("decision", "decision must be %q or %q", Approve, Reject)
-	}
-	comment = strings.TrimSpace(NormalizeNewlines(comment))
-	if utf8.RuneCountInString(comment) > MaxComment {
-		return nil, Invalidf("comment", "comment is longer than %d characters", MaxComment)
-	}
+// the request as read; read, when set, is the request as just read.
+func (s *Service) vote(ctx context.Context, id string, read *Request, c Choice, comment string, who func(*Request) (Identity, Channel, error)) (*Request, error) {
 	for range maxVoteAttempts {
-		r, err := s.Store.GetRequest(ctx, id)
-		if err != nil {
-			return nil, fmt.Errorf("vote on %s: %w", id, err)
+		r := read
+		read = nil
+		if r == nil {
+			var err error
+			if r, err = s.Store.GetRequest(ctx, id); err != nil {
+				return nil, fmt.Errorf("vote on %s: %w", id, err)
+			}
 		}
 		now := s.now()
 		if r.Status == StatusPending && r.ExpiredAt(now) {
@@ -185,6 +198,60 @@ func (s *Service) vote(ctx context.Context, id string, c Choice, comment string,
 		return next, nil
 	}
 	return nil, fmt.Errorf("vote on %s: too many concurrent changes: %w", id, ErrConflict)
+}
+
+// checkVote checks a choice and normalises a comment.
+func checkVote(c Choice, comment string) (Choice, string, error) {
+	if c != Approve && c != Reject {
+		return "", "", Invalidf("decision", "decision must be %q or %q", Approve, Reject)
+	}
+	comment = strings.TrimSpace(NormalizeNewlines(comment))
+	if utf8.RuneCountInString(comment) > MaxComment {
+		return "", "", Invalidf("comment", "comment is longer than %d characters", MaxComment)
+	}
+	return c, comment, nil
+}
+
+// quickVote tries the store's one-write vote. done reports that the vote was
+// recorded (r is the request as written) or the request does not exist (err);
+// otherwise r is the request as stored, for the general path to start from.
+func (s *Service) quickVote(ctx context.Context, qv QuickVoter, id, hash string, c Choice, comment string) (r *Request, done bool, err error) {
+	now := s.now()
+	lease := newLease()
+	var effects []Effect
+	for _, k := range s.closeEffects() {
+		effects = append(effects, Effect{Kind: k, State: EffectPending, Attempts: 1, Lease: lease, LeaseUntil: now.Add(EffectLease)})
+	}
+	r, err = qv.QuickVote(ctx, id, hash, Vote{Choice: c, Comment: comment, At: now}, effects)
+	switch {
+	case err == nil:
+		s.log().Info("vote recorded", "request_id", id, "choice", c, "status", r.Status, "quick", true)
+		s.signal(id)
+		r = s.runEffects(ctx, r, lease, false)
+		if r.Reason == ReasonWorkflowGone && r.Decision != nil && r.Status == StatusExpired {
+			return r, true, ErrWorkflowGone
+		}
+		return r, true, nil
+	case errors.Is(err, ErrNotFound):
+		return nil, true, fmt.Errorf("vote on %s: %w", id, err)
+	case errors.Is(err, ErrConflict) && r != nil:
+		return r, false, nil
+	}
+	s.log().Warn("quick vote failed; voting the general way", "request_id", id, "err", err)
+	return nil, false, nil
+}
+
+// closeEffects are the effects a close may need, for a writer that does not
+// know the request: each is a no-op where it does not apply.
+func (s *Service) closeEffects() []EffectKind {
+	kinds := []EffectKind{EffectPages}
+	if s.Chat != nil {
+		kinds = append(kinds, EffectUpdate)
+	}
+	if s.Workflow != nil {
+		kinds = append(kinds, EffectDeliver)
+	}
+	return kinds
 }
 
 // wantAfterChange records the effects of a change just made to r (a vote, a

@@ -162,3 +162,23 @@ func (s *Store) ListDue(_ context.Context, now time.Time, limit int) ([]*approva
 	}
 	return out, nil
 }
+
+var _ approval.QuickVoter = (*Store)(nil)
+
+// QuickVote records a vote that closes the request in one step under the
+// store's lock (see approval.QuickVoter).
+func (s *Store) QuickVote(_ context.Context, id, tokenHash string, v approval.Vote, effects []approval.Effect) (*approval.Request, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.requests[id]
+	if !ok {
+		return nil, fmt.Errorf("quick vote %s: %w", id, approval.ErrNotFound)
+	}
+	next := r.Clone()
+	if !next.CloseByQuickVote(tokenHash, v, effects) {
+		return r.Clone(), fmt.Errorf("quick vote %s: %w", id, approval.ErrConflict)
+	}
+	next.Version++
+	s.requests[id] = next.Clone()
+	return next, nil
+}

@@ -134,6 +134,13 @@ func Run(t *testing.T, newStore func(t *testing.T) approval.Store) {
 		{"VoteOncePerPerson", testVoteOncePerPerson},
 		{"VoteAnyCloses", testVoteAnyCloses},
 	}
+	// The one-write vote is optional: stores that have it pass its contract.
+	if _, ok := newStore(t).(approval.QuickVoter); ok {
+		tests = append(tests, []struct {
+			name string
+			fn   func(t *testing.T, s approval.Store)
+		}{{"QuickVote", testQuickVote}, {"QuickVoteConcurrent", testQuickVoteConcurrent}}...)
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.fn(t, newStore(t))

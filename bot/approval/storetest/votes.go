@@ -236,3 +236,100 @@ func testVoteAnyCloses(t *testing.T, s approval.Store) {
 		t.Errorf("stored decision %+v delivered %v; want alice's, delivered", stored.Decision, stored.Delivered())
 	}
 }
+
+// quickFixture is a pending request that any one vote decides, with alice,
+// bob and the requester ci as email recipients.
+func quickFixture(createdAt time.Time) *approval.Request {
+	r := Fixture(createdAt)
+	r.Rule = approval.Rule{Policy: approval.PolicyAny, RejectPolicy: approval.RejectAny}
+	r.Votes = nil
+	r.Approvers = []string{"alice@example.com", "bob@example.com", "ci@example.com"}
+	r.Recipients = r.Recipients[:2]
+	tok := approval.NewRequestToken(r.ID)
+	r.Recipients = append(r.Recipients, approval.Recipient{Address: "ci@example.com", Channel: approval.ChannelEmail, TokenHash: approval.HashToken(tok), PageKey: approval.NewPageKey()})
+	return r
+}
+
+func testQuickVote(t *testing.T, s approval.Store) {
+	qv := s.(approval.QuickVoter)
+	ctx := t.Context()
+	at := Base.Add(10 * time.Minute)
+	effects := []approval.Effect{{Kind: approval.EffectPages, State: approval.EffectPending, Attempts: 1, Lease: "L", LeaseUntil: at.Add(approval.EffectLease)}}
+
+	r := quickFixture(Base)
+	create(t, s, r)
+	alice, bob, ci := r.Recipients[0].TokenHash, r.Recipients[1].TokenHash, r.Recipients[2].TokenHash
+	refused := func(what, id, hash string, v approval.Vote, want *approval.Request) {
+		t.Helper()
+		got, err := qv.QuickVote(ctx, id, hash, v, effects)
+		wantErr(t, what, err, approval.ErrConflict)
+		wantRequest(t, what+": the request returned", got, want)
+	}
+	refused("the requester approving", r.ID, ci, approval.Vote{Choice: approval.Approve, At: at}, r)
+	refused("an unknown token", r.ID, approval.HashToken("x"), approval.Vote{Choice: approval.Reject, At: at}, r)
+	refused("at expiry", r.ID, alice, approval.Vote{Choice: approval.Approve, At: r.ExpiresAt}, r)
+	_, err := qv.QuickVote(ctx, approval.NewID(), alice, approval.Vote{Choice: approval.Approve, At: at}, effects)
+	wantErr(t, "an unknown request", err, approval.ErrNotFound)
+
+	got, err := qv.QuickVote(ctx, r.ID, bob, approval.Vote{Choice: approval.Approve, Comment: "ship it", At: at}, effects)
+	if err != nil {
+		t.Fatalf("QuickVote: %v", err)
+	}
+	want := r.Clone()
+	if !want.CloseByQuickVote(bob, approval.Vote{Choice: approval.Approve, Comment: "ship it", At: at}, effects) {
+		t.Fatal("CloseByQuickVote refused the reference vote")
+	}
+	want.Version = 2
+	wantRequest(t, "the request as written", got, want)
+	wantRequest(t, "the request as stored", get(t, s, r.ID), want)
+	if got.Decision.By != "bob@example.com" || got.Votes[0].Channel != approval.ChannelEmail {
+		t.Errorf("decision %+v, want bob's through email", got.Decision)
+	}
+	refused("a second vote", r.ID, alice, approval.Vote{Choice: approval.Reject, At: at}, want)
+	if due, err := s.ListDue(ctx, at.Add(approval.EffectLease), 10); err != nil || len(due) != 1 || due[0].ID != r.ID {
+		t.Errorf("ListDue once the close's lease lapsed: %v, %v; want the request", ids(due), err)
+	}
+	if rs, _, err := s.ListPending(ctx, "", 10); err != nil || len(rs) != 0 {
+		t.Errorf("ListPending after the close: %v, %v; want none", ids(rs), err)
+	}
+
+	// A rule that one vote does not decide is refused, with the request.
+	q := quickFixture(Base.Add(time.Second))
+	q.Rule.Policy = approval.PolicyQuorum(2)
+	create(t, s, q)
+	refused("a quorum request", q.ID, q.Recipients[0].TokenHash, approval.Vote{Choice: approval.Approve, At: at}, q)
+}
+
+func testQuickVoteConcurrent(t *testing.T, s approval.Store) {
+	qv := s.(approval.QuickVoter)
+	r := quickFixture(Base)
+	create(t, s, r)
+	var (
+		wg    sync.WaitGroup
+		start = make(chan struct{})
+		mu    sync.Mutex
+		won   int
+	)
+	for i := range 30 {
+		hash := r.Recipients[i%2].TokenHash
+		c := []approval.Choice{approval.Approve, approval.Reject}[i%2]
+		wg.Go(func() {
+			<-start
+			_, err := qv.QuickVote(context.WithoutCancel(t.Context()), r.ID, hash, approval.Vote{Choice: c, At: Base.Add(time.Minute)}, nil)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				won++
+			case !errors.Is(err, approval.ErrConflict):
+				t.Errorf("QuickVote: %v", err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	got := get(t, s, r.ID)
+	if won != 1 || len(got.Votes) != 1 || got.Version != 2 {
+		t.Errorf("%d quick votes won, %d stored, version %d; want 1, 1, 2", won, len(got.Votes), got.Version)
+	}
+}
