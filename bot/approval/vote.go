@@ -213,8 +213,9 @@ func checkVote(c Choice, comment string) (Choice, string, error) {
 }
 
 // quickVote tries the store's one-write vote. done reports that the vote was
-// recorded (r is the request as written) or the request does not exist (err);
-// otherwise r is the request as stored, for the general path to start from.
+// recorded (r is the request as written) or failed (err); otherwise the
+// request's rule or state calls for the general path, and r is the request as
+// stored, for it to start from.
 func (s *Service) quickVote(ctx context.Context, qv QuickVoter, id, hash string, c Choice, comment string) (r *Request, done bool, err error) {
 	now := s.now()
 	lease := newLease()
@@ -237,8 +238,7 @@ func (s *Service) quickVote(ctx context.Context, qv QuickVoter, id, hash string,
 	case errors.Is(err, ErrConflict) && r != nil:
 		return r, false, nil
 	}
-	s.log().Warn("quick vote failed; voting the general way", "request_id", id, "err", err)
-	return nil, false, nil
+	return nil, true, fmt.Errorf("vote on %s: %w", id, err)
 }
 
 // closeEffects are the effects a close may need, for a writer that does not

@@ -1,6 +1,7 @@
 package awsapp
 
 import (
+	"context"
 	"net/http"
 
 	"approvalbot/bot/web"
@@ -9,12 +10,29 @@ import (
 // CallbackHandler is the callback Lambda's HTTP handler: the embedded mode's
 // handler with its local API disabled and no page route (the pages are on S3).
 // It serves POST /decide (the one-time pages' form) and explains itself on GET.
+//
+// A vote is answered as soon as it is recorded and, when it closes the
+// request, Step Functions is told; deleting the pages, updating Slack and
+// recording those effects finish after the answer is written but before the
+// handler returns, so that the invocation ends only when all is done. The
+// function URL streams the answer (InvokeMode RESPONSE_STREAM): the person
+// reads it while the rest runs.
 func (a *App) CallbackHandler() http.Handler {
-	return web.New(web.Config{
+	a.Service.Sync = false // Idle below keeps the invocation open instead
+	h := web.New(web.Config{
 		Service:    a.Service,
 		PageURL:    a.Service.Pages.URL,
 		DecideURL:  a.Config.DecideURL(),
 		DisableAPI: true,
 		Log:        a.Log,
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r)
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		if err := a.Service.Idle(context.WithoutCancel(r.Context())); err != nil {
+			a.Log.Error("callback: effects left to the sweep", "err", err)
+		}
 	})
 }

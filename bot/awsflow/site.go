@@ -163,8 +163,29 @@ func FunctionURL(h http.Handler) http.Handler {
 			w.Header().Add("Set-Cookie", c)
 		}
 		w.WriteHeader(resp.StatusCode)
-		io.Copy(w, resp.Body)
+		streamTo(w, resp.Body)
 	})
+}
+
+// streamTo copies a streamed response body to w as it comes, flushing each
+// piece, as a function URL in RESPONSE_STREAM mode does.
+func streamTo(w http.ResponseWriter, body io.Reader) {
+	f, _ := w.(http.Flusher)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return
+			}
+			if f != nil {
+				f.Flush()
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // isText reports whether a function URL would pass a body of this type as is.

@@ -60,6 +60,12 @@ func (f *fakeDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, _ ...fu
 	return &dynamodb.PutItemOutput{}, nil
 }
 
+// UpdateItem is not used by the tests of the fake: quick votes are tested on
+// moto, which evaluates their expressions.
+func (f *fakeDB) UpdateItem(context.Context, *dynamodb.UpdateItemInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	return nil, errors.New("fakeDB: UpdateItem not supported")
+}
+
 func (f *fakeDB) Query(ctx context.Context, in *dynamodb.QueryInput, _ ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

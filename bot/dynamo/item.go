@@ -3,6 +3,7 @@ package dynamo
 import (
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -146,6 +147,15 @@ type requestItem struct {
 	DecisionChannel string `dynamodbav:"decisionChannel,omitempty"`
 	DecisionComment string `dynamodbav:"decisionComment,omitempty"`
 	DecidedAt       string `dynamodbav:"decidedAt,omitempty"`
+	// DecidedByToken names the deciding vote's voter by the hash of their
+	// token, where a quick vote could not name them (see QuickVote).
+	DecidedByToken string `dynamodbav:"decidedByToken,omitempty"`
+
+	// QuickReject and QuickApprove are the token hashes whose next vote alone
+	// closes the request (approval.Request.QuickTokens), the condition of a
+	// quick vote.
+	QuickReject  []string `dynamodbav:"quickReject,stringset,omitempty"`
+	QuickApprove []string `dynamodbav:"quickApprove,stringset,omitempty"`
 
 	Votes   []voteItem   `dynamodbav:"votes,omitempty"`
 	Effects []effectItem `dynamodbav:"effects,omitempty"`
@@ -195,13 +205,15 @@ type chatItem struct {
 }
 
 type voteItem struct {
-	By      string   `dynamodbav:"by"`
-	Email   string   `dynamodbav:"email,omitempty"`
-	Channel string   `dynamodbav:"channel"`
-	Choice  string   `dynamodbav:"choice"`
-	Comment string   `dynamodbav:"comment,omitempty"`
-	At      string   `dynamodbav:"at"`
-	Groups  []string `dynamodbav:"groups,omitempty"`
+	By string `dynamodbav:"by"`
+	// TokenHash names the voter of a quick vote by their token's hash.
+	TokenHash string   `dynamodbav:"tokenHash,omitempty"`
+	Email     string   `dynamodbav:"email,omitempty"`
+	Channel   string   `dynamodbav:"channel"`
+	Choice    string   `dynamodbav:"choice"`
+	Comment   string   `dynamodbav:"comment,omitempty"`
+	At        string   `dynamodbav:"at"`
+	Groups    []string `dynamodbav:"groups,omitempty"`
 }
 
 type effectItem struct {
@@ -255,6 +267,7 @@ func newRequestItem(r *approval.Request, version int64, keep time.Duration) requ
 	if c := r.Canceled; c != nil {
 		it.CanceledBy, it.CancelReason, it.CanceledAt = c.By, c.Reason, formatTime(c.At)
 	}
+	it.QuickReject, it.QuickApprove = r.QuickTokens()
 	for _, g := range r.Rule.Groups {
 		it.Rule.Groups = append(it.Rule.Groups, groupItem{Name: g.Name, Approvers: append([]string(nil), g.Approvers...), Min: g.Min})
 	}
@@ -392,12 +405,29 @@ func (it *requestItem) request() (*approval.Request, error) {
 		}
 		r.Effects = append(r.Effects, ef)
 	}
+	if it.DecidedByToken != "" || slices.ContainsFunc(it.Votes, func(v voteItem) bool { return v.TokenHash != "" }) {
+		it.nameQuickVoter(r)
+	}
 	if it.Version == nil {
 		if err := it.upgrade(r); err != nil {
 			return nil, err
 		}
 	}
 	return r, nil
+}
+
+// nameQuickVoter fills in who cast a quick vote, which names its voter by the
+// hash of their token: the recipient holding it.
+func (it *requestItem) nameQuickVoter(r *approval.Request) {
+	for i, v := range it.Votes {
+		if rc, ok := r.RecipientByHash(v.TokenHash); ok && v.TokenHash != "" {
+			id := rc.Identity()
+			r.Votes[i].By, r.Votes[i].Email, r.Votes[i].Channel = id.ID, id.Email, rc.Channel
+		}
+	}
+	if rc, ok := r.RecipientByHash(it.DecidedByToken); ok && r.Decision != nil && it.DecidedByToken != "" {
+		r.Decision.By, r.Decision.Channel = rc.Identity().ID, rc.Channel
+	}
 }
 
 // upgrade completes r, decoded from an item of the first version, as the

@@ -54,6 +54,10 @@ func (failingStore) UpdateRequest(context.Context, *approval.Request) error {
 	return errors.New("disk on fire at /var/secret/db")
 }
 
+func (failingStore) QuickVote(context.Context, string, string, approval.Vote, []approval.Effect) (*approval.Request, error) {
+	return nil, errors.New("disk on fire at /var/secret/db")
+}
+
 type fixture struct {
 	t        *testing.T
 	h        http.Handler

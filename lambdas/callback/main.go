@@ -2,10 +2,12 @@
 // RESPONSE_STREAM): it serves the one-time pages' POST /decide with the same
 // HTTP handler as the embedded mode, its local API disabled, over DynamoDB, S3,
 // SES v2 and Step Functions (see awsapp.App.CallbackHandler). A vote is one
-// conditional write on the request; the vote that closes it hands the outcome
-// to Step Functions, deletes the pages and updates the Slack messages, and the
-// answer goes out once all of that is done and recorded (the service is
-// synchronous, since Lambda may freeze the process once it answers).
+// conditional write on the request (one UpdateItem, with no read before it,
+// when any one vote decides the request); the vote that closes it hands the
+// outcome to Step Functions, deletes the pages and updates the Slack messages.
+// The answer is streamed as soon as the vote is recorded and Step Functions
+// told; the invocation ends once the rest is done and recorded (see
+// awsapp.App.CallbackHandler).
 //
 // Environment: the notifier's (APPROVALS_TABLE, PAGES_BUCKET, PAGES_PREFIX,
 // PAGES_BASE_URL, MAIL_FROM, SES_CONFIGURATION_SET) except that CALLBACK_URL is

@@ -16,9 +16,12 @@
 // Scenarios: policy any (2 email approvers and the Slack channel), and
 // quorum:2 of 3 (a vote that does not decide, then the deciding one). Each
 // runs -rounds times; the report gives medians and the timeline of the last
-// round. It runs the service synchronous (as in Lambda: answers wait for
-// every effect) and, with -async, also as a long-running process would (the
-// answer waits only for the workflow). It exits 1 when a round fails.
+// round. It runs the Lambdas as deployed (the notifier synchronous; the
+// callback streaming its answer once the vote is recorded and the workflow
+// told, then finishing the rest before its invocation ends) and, with -async,
+// also as a long-running process would (the notifier's answer waits only for
+// the workflow too). The approver's answer is the moment the whole answer page
+// has arrived. It exits 1 when a round fails.
 package main
 
 import (
@@ -136,8 +139,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "AWS form on moto 5.2.1 with D = %s added to every AWS and Slack call; medians of %d rounds, in units of D [target]\n", cfg.D, cfg.Rounds)
 	failed := false
 	for _, sync := range modes {
-		st.notifier.Service.Sync, st.callback.Service.Sync = sync, sync
-		mode := "synchronous, as in Lambda: every answer waits until the effects it caused are done and recorded"
+		// As deployed: the notifier is synchronous; the callback streams its
+		// answer once the vote is recorded and the workflow told, and
+		// finishes the rest before its invocation ends (CallbackHandler).
+		st.notifier.Service.Sync = sync
+		mode := "as in Lambda: the notifier answers once its effects are done and recorded; the callback streams its answer first and ends its invocation once the rest is recorded"
 		if !sync {
 			mode = "asynchronous, as a long-running process: answers wait only for the workflow; the rest finishes in the background"
 		}
@@ -427,18 +433,53 @@ func (st *stack) vote(ctx context.Context, link string) (phase, error) {
 	values.Set("confirmed", "1")
 	st.timeline.Reset()
 	t0 := time.Now()
-	res, err := awsflow.PostForm(ctx, st.web, action, values)
-	answered := time.Now()
+	status, body, answered, err := postStreamed(ctx, st.web, action, values)
 	if err != nil {
 		return phase{}, err
 	}
-	if res.Status != http.StatusOK {
-		return phase{}, fmt.Errorf("answer: status %d:\n%s", res.Status, res.Body)
+	if status != http.StatusOK {
+		return phase{}, fmt.Errorf("answer: status %d:\n%s", status, body)
 	}
 	if err := st.callback.Service.Idle(ctx); err != nil {
 		return phase{}, err
 	}
 	return decidePhase(t0, answered, st.timeline.Calls()), nil
+}
+
+// postStreamed posts a page's form and reads the streamed answer, noting when
+// the whole answer page had arrived (its closing </html>), which may be before
+// the stream ends: the callback streams its answer, then finishes its
+// bookkeeping before the invocation ends.
+func postStreamed(ctx context.Context, c *http.Client, action string, values url.Values) (status int, body string, answered time.Time, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, action, strings.NewReader(values.Encode()))
+	if err != nil {
+		return 0, "", time.Time{}, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", time.Time{}, err
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	buf := make([]byte, 32<<10)
+	for {
+		n, rerr := resp.Body.Read(buf)
+		b.Write(buf[:n])
+		if answered.IsZero() && strings.Contains(b.String(), "</html>") {
+			answered = time.Now()
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return 0, "", time.Time{}, fmt.Errorf("read the answer: %w", rerr)
+		}
+	}
+	if answered.IsZero() {
+		answered = time.Now()
+	}
+	return resp.StatusCode, b.String(), answered, nil
 }
 
 // decidePhase reads a vote's milestones from the calls made after t0.
