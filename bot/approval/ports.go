@@ -65,6 +65,18 @@ type Pages interface {
 	URL(key string) string
 }
 
+// RetiringPages is implemented by page hosts that serve a page only while its
+// holder can still vote with it (the request pending and unexpired in the
+// store, its holder not yet voted): the write that records a vote retires the
+// pages it ends, so the service records no effect to delete them, and the host
+// removes the pages it no longer serves on its own.
+type RetiringPages interface {
+	Pages
+	// RetiresPages marks the host as one that serves pages only while they
+	// can vote.
+	RetiresPages()
+}
+
 // Email is one rendered message to one recipient.
 type Email struct {
 	To      string

@@ -244,7 +244,10 @@ func (s *Service) quickVote(ctx context.Context, qv QuickVoter, id, hash string,
 // closeEffects are the effects a close may need, for a writer that does not
 // know the request: each is a no-op where it does not apply.
 func (s *Service) closeEffects() []EffectKind {
-	kinds := []EffectKind{EffectPages}
+	var kinds []EffectKind
+	if _, retire := s.Pages.(RetiringPages); !retire {
+		kinds = append(kinds, EffectPages)
+	}
 	if s.Chat != nil {
 		kinds = append(kinds, EffectUpdate)
 	}
@@ -258,7 +261,7 @@ func (s *Service) closeEffects() []EffectKind {
 // close), leased to lease: delete the pages that must go, update the chat
 // messages, and, once closed, deliver the outcome.
 func (s *Service) wantAfterChange(r *Request, lease string, now time.Time) {
-	if len(r.deadPageKeys()) > 0 {
+	if _, retire := s.Pages.(RetiringPages); !retire && len(r.deadPageKeys()) > 0 {
 		r.want(EffectPages, "", lease, now)
 	}
 	if s.Chat != nil && r.hasChat() {

@@ -31,8 +31,38 @@ func wantNoPage(t *testing.T, p *sqlite.Pages, key, why string) {
 // keys.
 func pendingWithPages(created time.Time) *approval.Request {
 	r := storetest.Fixture(created)
-	r.Effects = nil
+	r.Effects, r.Votes = nil, nil
 	return r
+}
+
+// TestPagesServedWhileTheyCanVote: a page is served only while its holder has
+// not voted, under any identity of theirs, and the request is unexpired.
+func TestPagesServedWhileTheyCanVote(t *testing.T) {
+	ctx := t.Context()
+	s := open(t, ":memory:")
+	p := sqlite.NewPages(s, "http://x")
+	clk := &clock{}
+	clk.Set(storetest.Base)
+	p.Now = clk.Now
+	r := pendingWithPages(storetest.Base)
+	for _, rc := range r.Recipients {
+		if err := p.Put(ctx, rc.PageKey, []byte(rc.Address)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	create(t, s, r)
+	// The Slack approver's personal link carries their profile email; they
+	// vote in Slack under their user ID. Bob votes in Slack as himself.
+	r.Votes = []approval.Vote{
+		{By: "U0SEC00001", Channel: approval.ChannelSlack, Choice: approval.Approve, At: storetest.Base},
+		{By: "U0BOB00001", Email: "Bob@Example.com", Channel: approval.ChannelSlack, Choice: approval.Reject, At: storetest.Base},
+	}
+	update(t, s, r)
+	wantPage(t, p, r.Recipients[0].PageKey, "alice@example.com")
+	wantNoPage(t, p, r.Recipients[1].PageKey, "the page of bob, who voted under his Slack identity")
+	wantNoPage(t, p, r.Recipients[2].PageKey, "the page of the Slack approver, who voted")
+	clk.Set(r.ExpiresAt)
+	wantNoPage(t, p, r.Recipients[0].PageKey, "a page of an expired request")
 }
 
 func TestPagesURL(t *testing.T) {
@@ -142,6 +172,7 @@ func TestPagesPrune(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	live.ExpiresAt = storetest.Base.Add(3 * time.Hour)
 	create(t, s, live)
 	create(t, s, closed)
 	update(t, s, storetest.Closed(closed, storetest.Base.Add(time.Minute)))
@@ -190,7 +221,7 @@ func TestPagesThroughService(t *testing.T) {
 	if err := svc.Idle(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// The voter's page goes; the others stay for their votes.
+	// The voter's page is no longer served; the others stay for their votes.
 	wantNoPage(t, p, r.Recipients[0].PageKey, "the page of someone who voted")
 	wantPage(t, p, r.Recipients[1].PageKey, toks["approver1@example.com"])
 	if _, err := svc.Decide(ctx, approval.DecideInput{Token: toks["approver1@example.com"], Choice: approval.Approve}); err != nil {
@@ -202,7 +233,8 @@ func TestPagesThroughService(t *testing.T) {
 	for _, rc := range r.Recipients {
 		wantNoPage(t, p, rc.PageKey, "a page of a closed request")
 	}
-	if n, err := p.Prune(ctx, storetest.Base.Add(time.Hour)); err != nil || n != 0 {
-		t.Errorf("pages left after the close: %d, %v; want none", n, err)
+	// The close retired the pages; Prune removes them.
+	if n, err := p.Prune(ctx, storetest.Base.Add(time.Hour)); err != nil || n != int64(len(r.Recipients)) {
+		t.Errorf("Prune after the close: %d, %v; want the request's %d pages", n, err, len(r.Recipients))
 	}
 }
