@@ -152,7 +152,9 @@ func TestRequestThenWait(t *testing.T) {
 	}
 
 	done := make(chan mcpserver.Approval, 1)
-	go func() { done <- call[mcpserver.Approval](t, cs, "get_approval", map[string]any{"id": a.ID, "waitSeconds": 30}) }()
+	go func() {
+		done <- call[mcpserver.Approval](t, cs, "get_approval", map[string]any{"id": a.ID, "waitSeconds": 30})
+	}()
 	for _, who := range []string{"alice@example.com", "bob@example.com"} {
 		if err := b.vote(a.ID, who, approval.Approve, "ok by "+who); err != nil {
 			t.Fatal(err)

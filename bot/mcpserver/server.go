@@ -53,7 +53,8 @@ type Config struct {
 	// ProgressEvery is how often a waiting tool reports progress to a client
 	// that asked for it (and asks the bot again); zero means 20 seconds.
 	ProgressEvery time.Duration
-	// Log receives the SDK's log lines; nil discards.
+	// Log receives the SDK's warnings and errors (its info lines, one per
+	// session, would double the web package's line per call); nil discards.
 	Log *slog.Logger
 }
 
@@ -74,10 +75,7 @@ func New(cfg Config) *mcp.Server {
 	if t.requester == "" {
 		t.requester = DefaultRequester
 	}
-	log := cfg.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := sdkLog(cfg.Log)
 	version := cfg.Version
 	if version == "" {
 		version = "dev"
@@ -102,9 +100,27 @@ func NewHandler(cfg Config) http.Handler {
 		Stateless:                    true,
 		DisableLocalhostProtection:   true, // done by the web package, which also knows the bot's own host name
 		PropagateRequestCancellation: true,
-		Logger:                       cfg.Log,
+		Logger:                       sdkLog(cfg.Log),
 	})
 }
+
+// sdkLog is l for the SDK: warnings and errors only.
+func sdkLog(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(warnings{l.Handler()})
+}
+
+// warnings passes on the records of level warn and above.
+type warnings struct{ slog.Handler }
+
+func (w warnings) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && w.Handler.Enabled(ctx, l)
+}
+
+func (w warnings) WithAttrs(as []slog.Attr) slog.Handler { return warnings{w.Handler.WithAttrs(as)} }
+func (w warnings) WithGroup(name string) slog.Handler    { return warnings{w.Handler.WithGroup(name)} }
 
 func instructions(requester string) string {
 	return fmt.Sprintf(`approvalbot asks people for a decision (approve or reject) by email and Slack, and tells you the outcome.
