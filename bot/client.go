@@ -55,12 +55,6 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.msg }
 
-// do sends one API call and decodes the answer into out: the way to a route
-// the client package has no method for.
-func (c *client) do(ctx context.Context, method, path string, in, out any) error {
-	return c.explain(c.api().Do(ctx, method, path, in, out))
-}
-
 // explain turns the client package's errors into what the command line says:
 // the server's refusal as an *apiError, an unreachable server with the hint to
 // start one.
