@@ -47,17 +47,9 @@ func (c *client) api() *apiclient.Client {
 	return a
 }
 
-// apiError is an answer other than 2xx.
-type apiError struct {
-	status int
-	msg    string
-}
-
-func (e *apiError) Error() string { return e.msg }
-
 // explain turns the client package's errors into what the command line says:
-// the server's refusal as an *apiError, an unreachable server with the hint to
-// start one.
+// the server's refusal in its words, an unreachable server with the hint to
+// start one, an unusable --server as a usage error.
 func (c *client) explain(err error) error {
 	var (
 		e      *apiclient.Error
@@ -69,7 +61,7 @@ func (c *client) explain(err error) error {
 	case errors.As(err, &e) && e.StatusCode == 0:
 		return usageErr("%s", e.Message)
 	case errors.As(err, &e):
-		return &apiError{status: e.StatusCode, msg: fmt.Sprintf("the server refused: %s", e.Message)}
+		return fmt.Errorf("the server refused: %s", e.Message)
 	case errors.Is(err, apiclient.ErrUnreachable):
 		cause := errors.Unwrap(err)
 		if errors.As(err, &urlErr) {

@@ -244,12 +244,11 @@ func TestMCPWaitEndsWithServer(t *testing.T) {
 		cs.CallTool(ctx, &mcp.CallToolParams{Name: "get_approval", Arguments: map[string]any{"id": a.ID, "waitSeconds": 600}})
 	}()
 	eventually(t, "the tool to wait", func() bool { return strings.Contains(s.logs.String(), `route="GET /api/requests/{id}"`) })
-	start := time.Now()
+	// Close fails if a connection is still busy after the grace period; it
+	// may take up to 5 s for a connection the client opened but never used
+	// (net/http's rule for those), never the tool's 600 s.
 	if err := s.m.Close(); err != nil {
-		t.Errorf("close: %v", err)
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("the shutdown took %s with a tool waiting, want it prompt", d)
+		t.Errorf("close with a tool waiting: %v, want the tool's call ended within the grace period", err)
 	}
 	select {
 	case <-done:
