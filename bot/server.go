@@ -280,9 +280,14 @@ func (m *Main) Start(ctx context.Context) (err error) {
 		}
 	}
 
-	// /mcp: the MCP tools, calling this bot's own API in memory.
+	// /mcp: the MCP tools, calling this bot's own API in memory, under its
+	// own host name (without the path of a base URL behind a proxy).
 	var handler http.Handler
-	self := apiclient.New(m.url, m.APIToken, apiclient.WithHTTPClient(&http.Client{
+	selfURL := m.url
+	if u, perr := url.Parse(m.url); perr == nil {
+		selfURL = u.Scheme + "://" + u.Host
+	}
+	self := apiclient.New(selfURL, m.APIToken, apiclient.WithHTTPClient(&http.Client{
 		Transport: selfTransport(ctx, func() http.Handler { return handler }),
 	}))
 	cfg.MCP = mcpserver.NewHandler(mcpserver.Config{API: self, Requester: m.MCPRequester, Log: m.Log})
