@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,10 +16,12 @@ import (
 	"unicode"
 
 	"approvalbot/bot/approval"
+	apiclient "approvalbot/bot/client"
 	"approvalbot/bot/web"
 )
 
-// client talks to a running bot's API.
+// client talks to a running bot's API through the client package. Its
+// address is known once the flags are read.
 type client struct {
 	server string // base URL
 	token  string // API bearer token
@@ -39,57 +40,36 @@ func clientFlags(fs *flag.FlagSet, getenv func(string) string) *client {
 	return c
 }
 
-// apiError is an answer other than 2xx.
-type apiError struct {
-	status int
-	msg    string
+// api is the client of the server the flags name.
+func (c *client) api() *apiclient.Client {
+	a := apiclient.New(c.server, c.token, apiclient.WithHTTPClient(c.http))
+	a.RetryDelay = waitRetryDelay
+	return a
 }
 
-func (e *apiError) Error() string { return e.msg }
-
-// do sends one API call and decodes the answer into out.
-func (c *client) do(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
+// explain turns the client package's errors into what the command line says:
+// the server's refusal in its words, an unreachable server with the hint to
+// start one, an unusable --server as a usage error.
+func (c *client) explain(err error) error {
+	var (
+		e      *apiclient.Error
+		urlErr *url.Error
+	)
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &e) && e.StatusCode == 0:
+		return usageErr("%s", e.Message)
+	case errors.As(err, &e):
+		return fmt.Errorf("the server refused: %s", e.Message)
+	case errors.Is(err, apiclient.ErrUnreachable):
+		cause := errors.Unwrap(err)
+		if errors.As(err, &urlErr) {
+			cause = urlErr.Err
 		}
-		body = bytes.NewReader(b)
+		return fmt.Errorf("cannot reach approvalbot at %s (is it running? start it with: go run ./bot): %w", c.server, cause)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.server, "/")+path, body)
-	if err != nil {
-		return usageErr("server %q: %v", c.server, err)
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return fmt.Errorf("cannot reach approvalbot at %s (is it running? start it with: go run ./bot): %w", c.server, errors.Unwrap(err))
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if err != nil {
-		return fmt.Errorf("read answer: %w", err)
-	}
-	if resp.StatusCode/100 != 2 {
-		var e web.ErrorJSON
-		if json.Unmarshal(b, &e) != nil || e.Error == "" {
-			e.Error = resp.Status
-		}
-		return &apiError{status: resp.StatusCode, msg: fmt.Sprintf("the server refused: %s", e.Error)}
-	}
-	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("the server's answer is not the expected JSON: %w", err)
-	}
-	return nil
+	return err
 }
 
 // stringList is a repeatable flag; values may also be comma-separated.
@@ -106,7 +86,7 @@ func (l *stringList) Set(v string) error {
 }
 
 // linkList is the repeatable --link label=url flag.
-type linkList []map[string]string
+type linkList []apiclient.Link
 
 func (l *linkList) String() string { return fmt.Sprint(*l) }
 func (l *linkList) Set(v string) error {
@@ -114,7 +94,7 @@ func (l *linkList) Set(v string) error {
 	if !ok || strings.Contains(label, "://") {
 		label, u = "", v
 	}
-	*l = append(*l, map[string]string{"label": strings.TrimSpace(label), "url": strings.TrimSpace(u)})
+	*l = append(*l, apiclient.Link{Label: strings.TrimSpace(label), URL: strings.TrimSpace(u)})
 	return nil
 }
 
@@ -181,7 +161,6 @@ func runRequest(ctx context.Context, args []string, getenv func(string) string, 
 		approvers stringList
 		groups    groupList
 		links     linkList
-		in        = map[string]any{}
 	)
 	title := fs.String("title", "", "")
 	details := fs.String("details", "", "")
@@ -226,29 +205,21 @@ func runRequest(ctx context.Context, args []string, getenv func(string) string, 
 	if *timeout%time.Second != 0 {
 		return usageErr("--timeout must be whole seconds, got %s", *timeout)
 	}
-	in["title"], in["details"], in["requester"] = *title, *details, *requester
+	in := apiclient.NewRequest{
+		Title: *title, Details: *details, Requester: *requester, Timeout: *timeout,
+		Policy: *policy, RejectPolicy: *rejectPolicy, AllowSelfApproval: *selfApproval,
+		WebhookURL: *webhook, SlackChannel: *channel, Links: links,
+	}
 	if len(groups) > 0 {
-		in["groups"] = groups
+		in.Groups = groups
 	} else {
-		in["approvers"] = []string(approvers)
+		in.Approvers = approvers
 	}
-	in["timeoutSeconds"] = int64(*timeout / time.Second)
-	if len(links) > 0 {
-		in["links"] = links
+	created, err := c.api().Create(ctx, in)
+	if err != nil {
+		return clientErr(c.explain(err))
 	}
-	for k, v := range map[string]string{"webhookURL": *webhook, "slackChannel": *channel, "policy": *policy, "rejectPolicy": *rejectPolicy} {
-		if v != "" {
-			in[k] = v
-		}
-	}
-	if *selfApproval {
-		in["allowSelfApproval"] = true
-	}
-
-	var r web.RequestJSON
-	if err := c.do(ctx, "POST", "/api/requests", in, &r); err != nil {
-		return clientErr(err)
-	}
+	r := *created
 	show(stdout, r, *asJSON)
 	if !*wait {
 		return nil
@@ -259,47 +230,25 @@ func runRequest(ctx context.Context, args []string, getenv func(string) string, 
 // waitRetryDelay is how long waitFor pauses before asking again after a failure.
 var waitRetryDelay = 2 * time.Second
 
-// waitFor long-polls the request until it is no longer pending. A server that
-// is briefly unreachable (restarting) or failing (5xx) is tried again for up to
+// waitFor waits until the request is no longer pending. A server that is
+// briefly unreachable (restarting) or failing (5xx) is tried again for up to
 // a minute.
 func waitFor(ctx context.Context, c *client, id string, stdout, stderr io.Writer, asJSON bool) error {
 	if !asJSON {
 		fmt.Fprintln(stderr, "waiting for a decision (Ctrl-C stops waiting; the request stays open)...")
 	}
-	var failingSince time.Time
-	for {
-		var r web.RequestJSON
-		err := c.do(ctx, "GET", "/api/requests/"+url.PathEscape(id)+"?wait=60s", nil, &r)
-		switch {
-		case ctx.Err() != nil:
-			return &exitError{code: exitUsage, err: fmt.Errorf("stopped waiting; request %s is still open", id)}
-		case err != nil:
-			var ae *apiError
-			if errors.As(err, &ae) && ae.status < 500 {
-				return clientErr(err)
-			}
-			if failingSince.IsZero() {
-				failingSince = time.Now()
-			}
-			if time.Since(failingSince) > time.Minute {
-				return clientErr(err)
-			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(waitRetryDelay):
-			}
-			continue
-		}
-		failingSince = time.Time{}
-		if r.Status == "pending" {
-			continue
-		}
-		showOutcome(stdout, r, asJSON)
-		if r.Status == "approved" {
-			return nil
-		}
-		return &exitError{code: exitNotOK}
+	r, err := c.api().Wait(ctx, id)
+	switch {
+	case ctx.Err() != nil:
+		return &exitError{code: exitUsage, err: fmt.Errorf("stopped waiting; request %s is still open", id)}
+	case err != nil:
+		return clientErr(c.explain(err))
 	}
+	showOutcome(stdout, *r, asJSON)
+	if r.Status == apiclient.StatusApproved {
+		return nil
+	}
+	return &exitError{code: exitNotOK}
 }
 
 func clientErr(err error) error {
@@ -526,11 +475,11 @@ func runGet(ctx context.Context, args []string, getenv func(string) string, stdo
 	if *wait {
 		return waitFor(ctx, c, id, stdout, stderr, *asJSON)
 	}
-	var r web.RequestJSON
-	if err := c.do(ctx, "GET", "/api/requests/"+url.PathEscape(id), nil, &r); err != nil {
-		return clientErr(err)
+	r, err := c.api().Get(ctx, id)
+	if err != nil {
+		return clientErr(c.explain(err))
 	}
-	show(stdout, r, *asJSON)
+	show(stdout, *r, *asJSON)
 	return nil
 }
 
@@ -559,16 +508,9 @@ func runList(ctx context.Context, args []string, getenv func(string) string, std
 	out.Requests = []web.RequestJSON{}
 	next := *cursor
 	for page := 0; ; page++ {
-		q := url.Values{"status": {"pending"}}
-		if *limit > 0 {
-			q.Set("limit", strconv.Itoa(*limit))
-		}
-		if next != "" {
-			q.Set("cursor", next)
-		}
-		var l web.ListJSON
-		if err := c.do(ctx, "GET", "/api/requests?"+q.Encode(), nil, &l); err != nil {
-			return clientErr(err)
+		l, err := c.api().List(ctx, apiclient.ListOptions{Status: apiclient.StatusPending, Limit: *limit, Cursor: next})
+		if err != nil {
+			return clientErr(c.explain(err))
 		}
 		out.Requests = append(out.Requests, l.Requests...)
 		out.NextCursor = l.NextCursor

@@ -13,6 +13,7 @@ Usage:
   go run ./bot request [flags]    ask for a decision through a running bot
   go run ./bot get ID [flags]     show a request (with --wait: wait for its outcome)
   go run ./bot list [flags]       list the pending requests, newest first
+  go run ./bot mcp [flags]        serve the MCP tools to an AI agent over stdio (a client of a running bot)
   go run ./bot <command> -h       help for a command
 
 Server flags (each falls back to its environment variable):
@@ -28,10 +29,11 @@ Server environment:
   APPROVALBOT_MAIL_FROM       sender address (default approvalbot@localhost)
   APPROVALBOT_WEBHOOK_SECRET  sign webhook bodies: X-Approvalbot-Signature: sha256=<HMAC>
   APPROVALBOT_LOG_LEVEL       debug, info (default), warn or error
+  APPROVALBOT_MCP_REQUESTER   the requester of requests made over MCP (/mcp and "mcp"; default mcp-agent)
   SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_APP_TOKEN, SLACK_DEFAULT_CHANNEL, SLACK_API_URL
                               Slack (see README.md, "Slack"); off when none is set
 
-Client environment (request, get, list):
+Client environment (request, get, list, mcp):
   APPROVALBOT_SERVER          the bot's URL (default http:// + APPROVALBOT_ADDR, or http://127.0.0.1:8080)
   APPROVALBOT_API_TOKEN       sent as the bearer token when set
 
@@ -96,5 +98,23 @@ Flags:
   --limit N     requests per page (1 to 500; default: the server's)
   --all         read every page
   --cursor C    start at the page a previous listing named
+`)
+}
+
+func printMCPHelp(w io.Writer) {
+	fmt.Fprint(w, `Usage: go run ./bot mcp [--server url] [--requester name]
+
+Serves approvalbot's MCP tools (request_approval, get_approval, list_approvals,
+cancel_approval) over stdio, for an AI agent's MCP client to start. It is a
+client of a running bot: the bot owns the database and sends the emails; this
+process asks it through its API (APPROVALBOT_SERVER, APPROVALBOT_API_TOKEN).
+The embedded server serves the same tools over streamable HTTP at /mcp.
+
+Flags:
+  --server url        the bot (APPROVALBOT_SERVER, default http://127.0.0.1:8080)
+  --requester name    recorded as who asks (APPROVALBOT_MCP_REQUESTER, default mcp-agent); the
+                      agent cannot change it, so an approver of that name cannot approve its requests
+
+Logs go to stderr; stdout carries the protocol.
 `)
 }

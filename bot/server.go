@@ -17,7 +17,9 @@ import (
 	"time"
 
 	"approvalbot/bot/approval"
+	apiclient "approvalbot/bot/client"
 	"approvalbot/bot/local"
+	"approvalbot/bot/mcpserver"
 	"approvalbot/bot/slackapp"
 	"approvalbot/bot/sqlite"
 	"approvalbot/bot/web"
@@ -42,7 +44,10 @@ type Main struct {
 	Addr     string // listen address
 	DataDir  string // data folder: database (with the pages), outbox
 	BaseURL  string // address in links; empty means "http://" + the listen address
-	APIToken string // bearer token required on /api; empty means none
+	APIToken string // bearer token required on /api (and /mcp); empty means none
+	// MCPRequester is recorded as the requester of the requests made through
+	// /mcp; empty means mcpserver.DefaultRequester.
+	MCPRequester string
 
 	SMTP          local.SMTPConfig // SMTP.Addr empty: write mail to the outbox
 	MailFrom      string
@@ -88,6 +93,7 @@ func newMain(args []string, getenv func(string) string, stdout, stderr io.Writer
 		return nil, usageErr("unknown command %q (see -h)", fs.Arg(0))
 	}
 	m.APIToken = strings.TrimSpace(getenv("APPROVALBOT_API_TOKEN"))
+	m.MCPRequester = mcpRequester(getenv)
 	m.MailFrom = strings.TrimSpace(getenv("APPROVALBOT_MAIL_FROM"))
 	m.SMTP = local.SMTPConfig{
 		Addr:     strings.TrimSpace(getenv("APPROVALBOT_SMTP_ADDR")),
@@ -274,8 +280,21 @@ func (m *Main) Start(ctx context.Context) (err error) {
 		}
 	}
 
+	// /mcp: the MCP tools, calling this bot's own API in memory, under its
+	// own host name (without the path of a base URL behind a proxy).
+	var handler http.Handler
+	selfURL := m.url
+	if u, perr := url.Parse(m.url); perr == nil {
+		selfURL = u.Scheme + "://" + u.Host
+	}
+	self := apiclient.New(selfURL, m.APIToken, apiclient.WithHTTPClient(&http.Client{
+		Transport: selfTransport(ctx, func() http.Handler { return handler }),
+	}))
+	cfg.MCP = mcpserver.NewHandler(mcpserver.Config{API: self, Requester: m.MCPRequester, Log: m.Log})
+	handler = web.New(cfg)
+
 	m.srv = &http.Server{
-		Handler:           web.New(cfg),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      web.DefaultMaxWait + 30*time.Second,
@@ -303,6 +322,7 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	if m.APIToken == "" {
 		fmt.Fprintln(out, "api:       open to anyone who can reach it (set APPROVALBOT_API_TOKEN to require a token)")
 	}
+	fmt.Fprintf(out, "mcp:       %s/mcp (streamable HTTP; over stdio: go run ./bot mcp)\n", m.url)
 	m.Log.Info("started", "addr", ln.Addr().String(), "base_url", m.url, "data", m.DataDir)
 	return nil
 }

@@ -25,7 +25,7 @@ type createRequest struct {
 	Approvers      []string    `json:"approvers"`
 	Requester      string      `json:"requester"`
 	TimeoutSeconds *int64      `json:"timeoutSeconds"`
-	Links          []linkJSON  `json:"links"`
+	Links          []LinkJSON  `json:"links"`
 	WebhookURL     string      `json:"webhookURL"`
 	SlackChannel   string      `json:"slackChannel"`
 	Policy         string      `json:"policy"`
@@ -38,7 +38,8 @@ type createRequest struct {
 // DefaultTimeout is the timeout of a request that gives no timeoutSeconds.
 const DefaultTimeout = 24 * time.Hour
 
-type linkJSON struct {
+// LinkJSON is a labelled link shown with a request.
+type LinkJSON struct {
 	Label string `json:"label"`
 	URL   string `json:"url"`
 }
@@ -52,7 +53,7 @@ type RequestJSON struct {
 	Details   string     `json:"details"`
 	Requester string     `json:"requester"`
 	Approvers []string   `json:"approvers"` // with groups: the members of every group
-	Links     []linkJSON `json:"links"`
+	Links     []LinkJSON `json:"links"`
 	// Policy is the rule of a request without groups: any, all or quorum:N.
 	Policy string `json:"policy,omitempty"`
 	// Groups replace Policy: every group needs Min approvals of its members.
@@ -66,8 +67,10 @@ type RequestJSON struct {
 	ExpiresAt         time.Time     `json:"expiresAt"`
 	Decision          *DecisionJSON `json:"decision,omitempty"`
 	// Reason says why a request closed without a decision
-	// (notification_failed, workflow_gone).
+	// (notification_failed, workflow_gone, canceled).
 	Reason string `json:"reason,omitempty"`
+	// Canceled says who withdrew the request, when and why.
+	Canceled *CancellationJSON `json:"canceled,omitempty"`
 	// Votes are every vote cast, in order.
 	Votes    []VoteJSON   `json:"votes"`
 	Progress ProgressJSON `json:"progress"`
@@ -75,6 +78,13 @@ type RequestJSON struct {
 	Notifications []NotificationJSON `json:"notifications"`
 	// Delivered is true once the outcome reached the webhook (or there is none).
 	Delivered bool `json:"delivered"`
+}
+
+// CancellationJSON says who withdrew a request, when and why.
+type CancellationJSON struct {
+	By     string    `json:"by"`
+	Reason string    `json:"reason"` // empty when none was given
+	At     time.Time `json:"at"`
 }
 
 // GroupJSON is one group of approvers of whom at least Min must approve.
@@ -159,7 +169,7 @@ func requestJSON(r *approval.Request) RequestJSON {
 		Details:           r.Details,
 		Requester:         r.Requester,
 		Approvers:         append([]string{}, r.Approvers...),
-		Links:             []linkJSON{},
+		Links:             []LinkJSON{},
 		RejectPolicy:      string(rp),
 		AllowSelfApproval: r.Rule.AllowSelfApproval,
 		SlackChannel:      r.SlackChannel,
@@ -181,7 +191,7 @@ func requestJSON(r *approval.Request) RequestJSON {
 		}
 	}
 	for _, l := range r.Links {
-		out.Links = append(out.Links, linkJSON(l))
+		out.Links = append(out.Links, LinkJSON(l))
 	}
 	for _, v := range r.Votes {
 		out.Votes = append(out.Votes, VoteJSON{
@@ -196,6 +206,9 @@ func requestJSON(r *approval.Request) RequestJSON {
 	}
 	for _, n := range r.Notifications() {
 		out.Notifications = append(out.Notifications, NotificationJSON{To: n.To, Channel: string(n.Channel), State: n.State, Error: n.Error})
+	}
+	if c := r.Canceled; c != nil {
+		out.Canceled = &CancellationJSON{By: c.By, Reason: c.Reason, At: c.At.UTC()}
 	}
 	if d := r.Decision; d != nil {
 		out.Decision = &DecisionJSON{

@@ -48,7 +48,7 @@ func TestAPICreateGetList(t *testing.T) {
 	want := RequestJSON{
 		ID: created.ID, Status: "pending", Title: "Deploy v1.2", Details: "to prod", Requester: "ci",
 		Approvers: []string{"alice@example.com", "bob@example.com"},
-		Links:     []linkJSON{{"diff", "https://example.com/diff"}}, Policy: "any", RejectPolicy: "any",
+		Links:     []LinkJSON{{"diff", "https://example.com/diff"}}, Policy: "any", RejectPolicy: "any",
 		CreatedAt: now, ExpiresAt: now.Add(time.Hour),
 		Votes:    []VoteJSON{},
 		Progress: ProgressJSON{Needed: 1, Required: 1},

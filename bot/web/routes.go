@@ -22,7 +22,13 @@ func (s *server) routes() http.Handler {
 		mux.Handle("/api/requests", s.api(s.apiMethodNotAllowed("GET, POST")))
 		mux.Handle("GET /api/requests/{id}", s.api(s.handleGet()))
 		mux.Handle("/api/requests/{id}", s.api(s.apiMethodNotAllowed("GET")))
+		mux.Handle("POST /api/requests/{id}/cancel", s.api(s.handleCancel()))
+		mux.Handle("/api/requests/{id}/cancel", s.api(s.apiMethodNotAllowed("POST")))
 		mux.Handle("/api/", s.api(s.apiNotFound()))
+	}
+
+	if s.cfg.MCP != nil && !s.cfg.DisableAPI {
+		mux.Handle("/mcp", s.api(s.mcp(s.cfg.MCP)))
 	}
 
 	if s.cfg.Slack != nil {

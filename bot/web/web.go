@@ -1,6 +1,7 @@
 // Package web is the HTTP surface of approvalbot: the one-time pages (/p/{page}),
 // the endpoint their forms post votes to (/decide), the local JSON API
-// (/api/requests...) and /healthz. How the core's errors become HTTP statuses
+// (/api/requests...), the Model Context Protocol endpoint (/mcp) when one is
+// given, and /healthz. How the core's errors become HTTP statuses
 // and pages is decided in one place, outcome in decide.go. The same handler serves the embedded mode and,
 // with the API disabled and pages on S3, the callback Lambda's function URL.
 package web
@@ -21,6 +22,10 @@ const MaxBody = 64 << 10
 
 // DefaultMaxWait caps how long GET /api/requests/{id}?wait= blocks.
 const DefaultMaxWait = 60 * time.Second
+
+// DefaultMCPMaxWait is how long one /mcp call may last by default: the
+// longest wait of an MCP tool (600 s) and some time to answer.
+const DefaultMCPMaxWait = 630 * time.Second
 
 // PageSource returns stored one-time pages by key, or an error matching
 // approval.ErrNotFound.
@@ -48,6 +53,12 @@ type Config struct {
 	// ("Authorization: Bearer <token>"). Without it /api answers only under
 	// the decide URL's host name, an IP address or localhost.
 	APIToken string
+	// MCP, when set, serves the Model Context Protocol (streamable HTTP) at
+	// /mcp, behind the same bearer token as /api. It is left out with the API.
+	MCP http.Handler
+	// MCPMaxWait is how long one /mcp call may take (a tool that waits for a
+	// decision); zero means DefaultMCPMaxWait.
+	MCPMaxWait time.Duration
 	// Slack, when set, is mounted at /slack/ (it checks Slack's signatures itself).
 	Slack http.Handler
 	// MaxWait caps the ?wait= long poll; zero means DefaultMaxWait.
@@ -77,6 +88,9 @@ func New(cfg Config) http.Handler {
 	}
 	if s.cfg.MaxWait <= 0 {
 		s.cfg.MaxWait = DefaultMaxWait
+	}
+	if s.cfg.MCPMaxWait <= 0 {
+		s.cfg.MCPMaxWait = DefaultMCPMaxWait
 	}
 	s.cfg.APIToken = strings.TrimSpace(s.cfg.APIToken)
 	s.resultCSP = pages.ResultCSP(s.decideURL)

@@ -1,0 +1,65 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"approvalbot/bot/approval"
+)
+
+// CancelJSON is the body of POST /api/requests/{id}/cancel. The body is
+// optional: without one, nobody says why and the caller is recorded as
+// DefaultCanceledBy.
+type CancelJSON struct {
+	// Reason says why the request is withdrawn (at most 500 characters).
+	Reason string `json:"reason,omitempty"`
+	// By names who cancels, as the API caller knows them (a person, a
+	// pipeline, an agent); the bearer token names nobody.
+	By string `json:"by,omitempty"`
+}
+
+// DefaultCanceledBy is who canceled a request through the API when the call
+// names nobody.
+const DefaultCanceledBy = "api"
+
+// handleCancel answers POST /api/requests/{id}/cancel: 200 with the canceled
+// request, 409 when it is already closed, 404 when there is no such request.
+func (s *server) handleCancel() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		if !approval.ValidID(id) {
+			writeJSONError(w, http.StatusNotFound, "id", "no request has this id")
+			return
+		}
+		noteRequest(r, id)
+		var in CancelJSON
+		if r.ContentLength != 0 {
+			if status, field, msg := decodeJSON(w, r, &in); status != 0 {
+				writeJSONError(w, status, field, msg)
+				return
+			}
+		}
+		if in.By == "" {
+			in.By = DefaultCanceledBy
+		}
+		// Detached from the connection, like a decision: once asked, the
+		// cancellation is stored and announced whole.
+		req, err := s.cfg.Service.Cancel(context.WithoutCancel(r.Context()), id, in.By, in.Reason)
+		var verr *approval.ValidationError
+		switch {
+		case errors.As(err, &verr):
+			writeJSONError(w, http.StatusBadRequest, verr.Field, verr.Message)
+		case errors.Is(err, approval.ErrNotFound):
+			writeJSONError(w, http.StatusNotFound, "id", "no request has this id")
+		case (errors.Is(err, approval.ErrAlreadyDecided) || errors.Is(err, approval.ErrExpired)) && req != nil:
+			writeJSONError(w, http.StatusConflict, "", fmt.Sprintf("request %s is already %s; only a pending request can be canceled", req.ID, req.Status))
+		case err != nil:
+			noteErr(r, err)
+			writeJSONError(w, http.StatusInternalServerError, "", "internal error")
+		default:
+			writeJSON(w, http.StatusOK, requestJSON(req))
+		}
+	})
+}
