@@ -62,6 +62,8 @@ type chat struct {
 	updates []string // "<status> <votes>" of each post and update: what the channel shows
 	err     error
 	onPost  func(r *approval.Request) // runs inside Post, before it answers
+	notices []string                  // "<kind> <to or waiting>" of each notice
+	postsIn []string                  // channels of each PostIn
 }
 
 func (c *chat) Post(_ context.Context, r *approval.Request) (approval.ChatMessage, error) {
@@ -96,6 +98,36 @@ func (c *chat) Update(_ context.Context, r *approval.Request) error {
 	}
 	c.updates = append(c.updates, fmt.Sprintf("%s %d", r.Status, len(r.Votes)))
 	return nil
+}
+
+func (c *chat) Notice(_ context.Context, r *approval.Request, n approval.Notice) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return c.err
+	}
+	to := n.To
+	if to == "" {
+		to = "thread:" + strings.Join(n.Waiting, ",")
+	}
+	c.notices = append(c.notices, fmt.Sprintf("%s %s", n.Kind, to))
+	return nil
+}
+
+func (c *chat) PostIn(_ context.Context, r *approval.Request, channel string) (approval.ChatMessage, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return approval.ChatMessage{}, c.err
+	}
+	c.postsIn = append(c.postsIn, channel)
+	return approval.ChatMessage{Channel: channel, TS: "1700000000.000300"}, nil
+}
+
+func (c *chat) noticeList() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.notices...)
 }
 
 func (c *chat) lastUpdate() string {
