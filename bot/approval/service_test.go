@@ -41,14 +41,18 @@ func (c *clock) Advance(d time.Duration) {
 type renderer struct{}
 
 func (renderer) Page(v approval.PageView) ([]byte, error) {
-	return fmt.Appendf(nil, "title=%s\nto=%s\ntoken=%s\ndecide=%s\nrule=%s\n", v.Request.Title, v.Recipient.Address, v.Token, v.DecideURL,
-		v.Request.Rule.Describe(len(v.Request.Approvers))), nil
+	return fmt.Appendf(nil, "title=%s\nto=%s\ntoken=%s\ndecide=%s\nrule=%s\nexpires=%s\n", v.Request.Title, v.Recipient.Address, v.Token, v.DecideURL,
+		v.Request.Rule.Describe(len(v.Request.Approvers)), v.Request.ExpiresAt.Format(time.RFC3339)), nil
 }
 
 func (renderer) Email(v approval.EmailView) (approval.Email, error) {
+	subject := "Approval needed: " + v.Request.Title
+	if v.Reminder {
+		subject = "Reminder: " + subject
+	}
 	return approval.Email{
 		To:      v.Recipient.Address,
-		Subject: "Approval needed: " + v.Request.Title,
+		Subject: subject,
 		Text:    "Open " + v.PageURL,
 		HTML:    `<a href="` + v.PageURL + `">Open</a>`,
 	}, nil
@@ -305,6 +309,58 @@ func TestCreateRejectsBadInput(t *testing.T) {
 			}
 		}, false, "groups"},
 		{"bad Slack channel", func(in *approval.NewRequest) { in.SlackChannel = "Not A Channel!" }, true, "slackChannel"},
+		// Timing and hand-offs.
+		{"unknown onTimeout", func(in *approval.NewRequest) { in.OnTimeout = "ignore" }, false, "onTimeout"},
+		{"reminders every 4 minutes", func(in *approval.NewRequest) { in.Reminders.Every = 4 * time.Minute }, false, "reminders.everySeconds"},
+		{"reminders every timeout", func(in *approval.NewRequest) { in.Reminders.Every = in.Timeout }, false, "reminders.everySeconds"},
+		{"reminder before expiry not positive", func(in *approval.NewRequest) { in.Reminders.BeforeExpiry = []time.Duration{0} }, false, "reminders.beforeExpirySeconds"},
+		{"reminder before expiry as long as the timeout", func(in *approval.NewRequest) {
+			in.Reminders.BeforeExpiry = []time.Duration{time.Minute, in.Timeout}
+		}, false, "reminders.beforeExpirySeconds"},
+		{"reminder before expiry twice", func(in *approval.NewRequest) {
+			in.Reminders.BeforeExpiry = []time.Duration{time.Minute, time.Minute}
+		}, false, "reminders.beforeExpirySeconds"},
+		{"escalation after zero", func(in *approval.NewRequest) {
+			in.Escalation = &approval.EscalationInput{Approvers: []string{"carol@example.com"}}
+		}, false, "escalation.afterSeconds"},
+		{"escalation after the timeout", func(in *approval.NewRequest) {
+			in.Escalation = &approval.EscalationInput{After: in.Timeout, Approvers: []string{"carol@example.com"}}
+		}, false, "escalation.afterSeconds"},
+		{"escalation to nobody", func(in *approval.NewRequest) {
+			in.Escalation = &approval.EscalationInput{After: time.Minute}
+		}, false, "escalation.approvers"},
+		{"escalation to an approver", func(in *approval.NewRequest) {
+			in.Escalation = &approval.EscalationInput{After: time.Minute, Approvers: []string{"Bob@example.com"}}
+		}, false, "escalation.approvers"},
+		{"escalation to a non-address", func(in *approval.NewRequest) {
+			in.Escalation = &approval.EscalationInput{After: time.Minute, Approvers: []string{"carol"}}
+		}, false, "escalation.approvers"},
+		{"escalation to a Slack user without Slack", func(in *approval.NewRequest) {
+			in.Escalation = &approval.EscalationInput{After: time.Minute, Approvers: []string{"U0CAROL001"}}
+		}, false, "escalation.approvers"},
+		{"escalation under all", func(in *approval.NewRequest) {
+			in.Policy, in.Escalation = "all", &approval.EscalationInput{After: time.Minute, Approvers: []string{"carol@example.com"}}
+		}, false, "escalation"},
+		{"escalation past the approver limit", func(in *approval.NewRequest) {
+			in.Escalation = &approval.EscalationInput{After: time.Minute, Approvers: many(approval.MaxApprovers - 1)}
+		}, false, "escalation.approvers"},
+		{"escalation bad channel", func(in *approval.NewRequest) {
+			in.Escalation = &approval.EscalationInput{After: time.Minute, Approvers: []string{"carol@example.com"}, SlackChannel: "No Channel"}
+		}, true, "escalation.slackChannel"},
+		{"escalation approvers on a request with groups", func(in *approval.NewRequest) {
+			in.Approvers, in.Groups = nil, []approval.GroupInput{group("eng", 1, "a@example.com")}
+			in.Escalation = &approval.EscalationInput{After: time.Minute, Approvers: []string{"carol@example.com"}}
+		}, false, "escalation.approvers"},
+		{"escalation to an unknown group", func(in *approval.NewRequest) {
+			in.Approvers, in.Groups = nil, []approval.GroupInput{group("eng", 1, "a@example.com")}
+			in.Escalation = &approval.EscalationInput{After: time.Minute, Groups: []approval.GroupInput{group("ops", 0, "carol@example.com")}}
+		}, false, "escalation.groups"},
+		{"escalation groups on a request without", func(in *approval.NewRequest) {
+			in.Escalation = &approval.EscalationInput{After: time.Minute, Groups: []approval.GroupInput{group("eng", 0, "carol@example.com")}}
+		}, false, "escalation.groups"},
+		{"timeout past the task deadline", func(in *approval.NewRequest) {
+			in.TaskToken, in.TaskDeadline = "task-x", start.Add(in.Timeout-time.Second)
+		}, false, "timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
