@@ -79,7 +79,7 @@ func (s *Service) tokenRequest(ctx context.Context, token string) (string, error
 // who Slack says pressed it. Errors as Decide, and ErrNotApprover.
 func (s *Service) DecideInChat(ctx context.Context, id string, c Choice, comment string, voter Identity) (*Request, error) {
 	return s.vote(ctx, id, c, comment, func(r *Request) (Identity, Channel, error) {
-		if r.approverOf(voter) == "" {
+		if r.approverOf(voter) == "" && !r.delegatedAway(voter) { // a delegator is told ErrDelegated
 			return Identity{}, "", ErrNotApprover
 		}
 		return voter, ChannelSlack, nil

@@ -48,6 +48,10 @@ type Config struct {
 	// ("Authorization: Bearer <token>"). Without it /api answers only under
 	// the decide URL's host name, an IP address or localhost.
 	APIToken string
+	// APIName is who the API's caller is, as the cancellations and
+	// extensions made through it record: the name configured with the
+	// bearer token; empty means "api".
+	APIName string
 	// Slack, when set, is mounted at /slack/ (it checks Slack's signatures itself).
 	Slack http.Handler
 	// MaxWait caps the ?wait= long poll; zero means DefaultMaxWait.
