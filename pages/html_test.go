@@ -1,13 +1,13 @@
 package pages
 
 import (
-	"slices"
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 

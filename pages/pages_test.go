@@ -20,12 +20,12 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // Fixed values used by every test, so that the output is the same on every run.
 const (
-	testToken     = "TOKEN_0123456789abcdefghijklmnopqrstuvwxyzABCDE"
-	testTaskToken = "TASKTOKEN-must-never-be-rendered-9f8e7d"
+	testToken       = "TOKEN_0123456789abcdefghijklmnopqrstuvwxyzABCDE"
+	testTaskToken   = "TASKTOKEN-must-never-be-rendered-9f8e7d"
 	testDecideURL   = "https://cb.example.com/decide"
 	testDelegateURL = "https://cb.example.com/delegate"
-	testPageURL   = "https://pages.example.com/p/Zm9vYmFyYmF6cXV4cXV1eA"
-	testPageKey   = "Zm9vYmFyYmF6cXV4cXV1eA"
+	testPageURL     = "https://pages.example.com/p/Zm9vYmFyYmF6cXV4cXV1eA"
+	testPageKey     = "Zm9vYmFyYmF6cXV4cXV1eA"
 )
 
 var (
