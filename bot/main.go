@@ -2,7 +2,7 @@
 // one-time pages, the decision endpoint and a local API over a SQLite database in
 // a data folder, writes email to an outbox folder (or sends it over SMTP), and
 // posts outcomes to webhooks. The same binary is the command-line client of that
-// API: "bot request", "bot get" and "bot list". Run "go run ./bot -h" for help.
+// API: "bot request", "bot get", "bot list", "bot cancel" and "bot extend". Run "go run ./bot -h" for help.
 package main
 
 import (
@@ -75,6 +75,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return runGet(ctx, rest[1:], getenv, stdout, stderr)
 		case "list":
 			return runList(ctx, rest[1:], getenv, stdout, stderr)
+		case "cancel":
+			return runCancel(ctx, rest[1:], getenv, stdout, stderr)
+		case "extend":
+			return runExtend(ctx, rest[1:], getenv, stdout, stderr)
 		case "serve":
 			rest = rest[1:]
 		case "help":

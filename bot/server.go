@@ -43,6 +43,9 @@ type Main struct {
 	DataDir  string // data folder: database (with the pages), outbox
 	BaseURL  string // address in links; empty means "http://" + the listen address
 	APIToken string // bearer token required on /api; empty means none
+	// APIName is who the API caller is, as cancellations and extensions
+	// record it; empty means "api".
+	APIName string
 
 	SMTP          local.SMTPConfig // SMTP.Addr empty: write mail to the outbox
 	MailFrom      string
@@ -88,6 +91,7 @@ func newMain(args []string, getenv func(string) string, stdout, stderr io.Writer
 		return nil, usageErr("unknown command %q (see -h)", fs.Arg(0))
 	}
 	m.APIToken = strings.TrimSpace(getenv("APPROVALBOT_API_TOKEN"))
+	m.APIName = strings.TrimSpace(getenv("APPROVALBOT_API_TOKEN_NAME"))
 	m.MailFrom = strings.TrimSpace(getenv("APPROVALBOT_MAIL_FROM"))
 	m.SMTP = local.SMTPConfig{
 		Addr:     strings.TrimSpace(getenv("APPROVALBOT_SMTP_ADDR")),
@@ -251,6 +255,7 @@ func (m *Main) Start(ctx context.Context) (err error) {
 		Pages:    pageSource{db: m.pages, legacy: m.legacy, now: m.now},
 		PageURL:  m.pages.URL,
 		APIToken: m.APIToken,
+		APIName:  m.APIName,
 		Log:      m.Log,
 	}
 
