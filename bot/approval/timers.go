@@ -143,31 +143,33 @@ func (r *Request) WaitingFor() []string {
 }
 
 // fireTimers does what is due at now on r (the request about to be written)
-// besides its expiry: a round of reminders, then the escalation, each with
-// its effects leased to lease. It reports whether it changed r, and returns
-// the pages of the escalated approvers, to be published before r is written.
-// On error r is unchanged.
+// besides its expiry: a round of reminders (for those asked so far), then the
+// escalation, each with its effects leased to lease. It reports whether it
+// changed r, and returns the pages of the escalated approvers (made for r as
+// escalated), to be published before r is written. On error r is unchanged.
 func (s *Service) fireTimers(r *Request, lease string, now time.Time) (bool, map[string][]byte, error) {
 	if r.Status != StatusPending || r.ExpiredAt(now) {
 		return false, nil, nil
 	}
 	remind := !r.NextReminder().IsZero() && !now.Before(r.NextReminder())
 	escalate := !r.EscalatesAt().IsZero() && !now.Before(r.EscalatesAt())
+	if !remind && !escalate {
+		return false, nil, nil
+	}
+	next := r.Clone()
+	if remind {
+		s.remind(next, lease, now)
+	}
 	var pages map[string][]byte
 	if escalate {
-		// Minted first: on error nothing has changed.
+		added := s.escalate(next, lease, now)
 		var err error
-		if pages, err = s.escalationLinks(r); err != nil {
+		if pages, err = s.escalationLinks(next, added); err != nil {
 			return false, nil, fmt.Errorf("escalate %s: %w", r.ID, err)
 		}
 	}
-	if remind {
-		s.remind(r, lease, now)
-	}
-	if escalate {
-		s.escalate(r, lease, now)
-	}
-	return remind || escalate, pages, nil
+	*r = *next
+	return true, pages, nil
 }
 
 // remind records a round of reminders on r: one per approver who has not
@@ -233,14 +235,11 @@ func (r *Request) escalationAdds() (people []string, groups map[string][]int) {
 	return people, groups
 }
 
-// escalationLinks mints the personal links of the email approvers the
-// escalation adds, recording them on r, and returns their pages. On error r
-// is unchanged.
-func (s *Service) escalationLinks(r *Request) (map[string][]byte, error) {
-	people, _ := r.escalationAdds()
+// escalationLinks mints the personal links of the email approvers added by
+// the escalation, recording them on r, and returns their pages.
+func (s *Service) escalationLinks(r *Request, added []string) (map[string][]byte, error) {
 	pages := map[string][]byte{}
-	var rcs []Recipient
-	for _, a := range people {
+	for _, a := range added {
 		if IsSlackUserID(a) {
 			continue
 		}
@@ -248,17 +247,16 @@ func (s *Service) escalationLinks(r *Request) (map[string][]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		rcs = append(rcs, rc)
+		r.Recipients = append(r.Recipients, rc)
 		pages[rc.PageKey] = html
 	}
-	r.Recipients = append(r.Recipients, rcs...)
 	return pages, nil
 }
 
 // escalate adds the escalation's people to r as approvers (in their groups),
 // records their notifications, the post in the escalation channel and the
-// update of the request's messages.
-func (s *Service) escalate(r *Request, lease string, now time.Time) {
+// update of the request's messages. It returns who it added.
+func (s *Service) escalate(r *Request, lease string, now time.Time) []string {
 	people, groups := r.escalationAdds()
 	for _, a := range people {
 		r.Approvers = append(r.Approvers, a)
@@ -280,6 +278,7 @@ func (s *Service) escalate(r *Request, lease string, now time.Time) {
 		r.want(EffectUpdate, "", lease, now)
 	}
 	s.log().Info("request escalated", "request_id", r.ID, "added", len(people))
+	return people
 }
 
 // performTimed runs one reminder, escalation post or cancel notice. A
