@@ -146,15 +146,12 @@ func (in NewRequest) validateEscalation(r *Request) (*Escalation, error) {
 	return e, nil
 }
 
-// checkLifecycle refuses what the service cannot do for r, created at
-// r.CreatedAt: a timeout past the workflow's task deadline, escalation
+// checkLifecycle refuses what the service cannot do for r: escalation
 // approvers in Slack without Slack. An escalation channel without Slack is
-// dropped with a warning, as the request's own channel is.
+// dropped with a warning, as the request's own channel is. (A timeout longer
+// than the workflow's task is the caller's to refuse: it knows the task's
+// timeout as a duration, where TaskDeadline only bounds extensions.)
 func (s *Service) checkLifecycle(r *Request) error {
-	if !r.TaskDeadline.IsZero() && r.ExpiresAt.After(r.TaskDeadline) {
-		return Invalidf("timeout", "the timeout ends at %s, after the workflow's task stops waiting at %s",
-			r.ExpiresAt.UTC().Format(time.RFC3339), r.TaskDeadline.UTC().Format(time.RFC3339))
-	}
 	e := r.Escalation
 	if e == nil || s.Chat != nil {
 		return nil

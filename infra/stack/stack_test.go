@@ -466,7 +466,9 @@ func TestStateMachine(t *testing.T) {
 		{"Type", ask["Type"], "Task"},
 		{"Resource", ask["Resource"], "arn:${AWS::Partition}:states:::lambda:invoke.waitForTaskToken"},
 		{"FunctionName", ask["Parameters"].(map[string]any)["FunctionName"], "${" + notifierID + ".Arn}"},
-		{"Payload", ask["Parameters"].(map[string]any)["Payload"], map[string]any{"taskToken.$": "$$.Task.Token", "request.$": "$.request"}},
+		{"Payload", ask["Parameters"].(map[string]any)["Payload"], map[string]any{
+			"taskToken.$": "$$.Task.Token", "request.$": "$.request", "taskTimeoutSeconds": 86400.0, "stateEnteredTime.$": "$$.State.EnteredTime",
+		}},
 		{"TimeoutSeconds", ask["TimeoutSeconds"], 86400.0},
 		{"HeartbeatSeconds", ask["HeartbeatSeconds"], 86100.0},
 		{"ResultPath", ask["ResultPath"], "$.decision"},
@@ -639,8 +641,9 @@ func TestLambdaRoles(t *testing.T) {
 			wantS3 := []string{"s3:DeleteObject"}
 			wantStates := []string{"states:SendTaskFailure", "states:SendTaskHeartbeat", "states:SendTaskSuccess"}
 			if name == NotifierName {
-				// The sweep reports expiries and redelivers; it sends no heartbeat.
-				wantS3, wantStates = []string{"s3:DeleteObject", "s3:PutObject"}, []string{"states:SendTaskFailure", "states:SendTaskSuccess"}
+				// The sweep reports expiries, redelivers, and probes pending
+				// tasks with a heartbeat.
+				wantS3 = []string{"s3:DeleteObject", "s3:PutObject"}
 			}
 			sort.Strings(s3Actions)
 			sort.Strings(statesActions)
