@@ -405,6 +405,19 @@ func (s *Stack) addLambdas() {
 		Resources: &[]*string{s.stateMachineARN()},
 	}))
 
+	// Callback: a vote handed on through the page's "Delegate to…" form
+	// publishes the delegate's page and emails them their link.
+	s.Callback.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("DelegatePages"),
+		Actions:   jsii.Strings("s3:PutObject"),
+		Resources: &[]*string{s.pagesARN()},
+	}))
+	s.Callback.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("SendMail"),
+		Actions:   jsii.Strings("ses:SendEmail"),
+		Resources: &mailResources,
+	}))
+
 	// Callback and Slack: decide (report the outcome to the waiting task of
 	// this stack's state machine only) and remove the decided request's pages.
 	for _, fn := range []awslambda.Function{s.Callback, s.Slack} {
