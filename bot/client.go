@@ -176,6 +176,7 @@ func runRequest(ctx context.Context, args []string, getenv func(string) string, 
 	fs.Var(&approvers, "approver", "")
 	fs.Var(&groups, "group", "")
 	fs.Var(&links, "link", "")
+	lf := addLifecycleFlags(fs)
 	if err := parseFlags(fs, args, stdout, printRequestHelp); err != nil {
 		return err
 	}
@@ -214,6 +215,9 @@ func runRequest(ctx context.Context, args []string, getenv func(string) string, 
 		in.Groups = groups
 	} else {
 		in.Approvers = approvers
+	}
+	if err := lf.apply(&in); err != nil {
+		return err
 	}
 	created, err := c.api().Create(ctx, in)
 	if err != nil {
@@ -271,6 +275,7 @@ func show(w io.Writer, r web.RequestJSON, asJSON bool) {
 	fmt.Fprintf(w, "approvers:  %s\n", oneLine(strings.Join(r.Approvers, ", ")))
 	fmt.Fprintf(w, "rule:       %s\n", oneLine(ruleText(r)))
 	fmt.Fprintf(w, "expires:    %s\n", r.ExpiresAt.Local().Format(time.RFC3339))
+	showLifecycle(w, r)
 	showProgress(w, r)
 	showNotifications(w, r)
 	if r.Decision != nil {
@@ -288,6 +293,9 @@ func showOutcome(w io.Writer, r web.RequestJSON, asJSON bool) {
 	showProgress(w, r)
 	if r.Decision != nil {
 		showDecision(w, r)
+	}
+	if c := r.Canceled; c != nil {
+		showLifecycle(w, web.RequestJSON{Canceled: c, AllowDelegation: true})
 	}
 	showReason(w, r)
 }
@@ -387,6 +395,7 @@ func showReason(w io.Writer, r web.RequestJSON) {
 	why := map[string]string{
 		approval.ReasonNotificationFailed: "no approver could be reached",
 		approval.ReasonWorkflowGone:       "the workflow stopped waiting before the outcome reached it",
+		approval.ReasonCanceled:           "withdrawn before a decision",
 	}[r.Reason]
 	if why == "" {
 		fmt.Fprintf(w, "reason:     %s\n", oneLine(r.Reason))
@@ -414,6 +423,12 @@ func plural(n int, one, many string) string {
 
 func showDecision(w io.Writer, r web.RequestJSON) {
 	d := r.Decision
+	if d.ByTimeout {
+		// Nobody decided: the request's onTimeout did, at the expiry.
+		fmt.Fprintf(w, "decision:   %s by timeout\n", oneLine(d.Decision))
+		fmt.Fprintf(w, "at:         %s (the expiry)\n", d.At.Local().Format(time.RFC3339))
+		return
+	}
 	fmt.Fprintf(w, "decision:   %s\n", oneLine(d.Decision))
 	fmt.Fprintf(w, "by:         %s\n", oneLine(d.By))
 	fmt.Fprintf(w, "at:         %s\n", d.At.Local().Format(time.RFC3339))

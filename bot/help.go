@@ -14,6 +14,8 @@ Usage:
   go run ./bot get ID [flags]     show a request (with --wait: wait for its outcome)
   go run ./bot list [flags]       list the pending requests, newest first
   go run ./bot mcp [flags]        serve the MCP tools to an AI agent over stdio (a client of a running bot)
+  go run ./bot cancel ID [flags]  withdraw a pending request (--reason text)
+  go run ./bot extend ID [flags]  give a pending request more time (--timeout 2h)
   go run ./bot <command> -h       help for a command
 
 Server flags (each falls back to its environment variable):
@@ -23,6 +25,7 @@ Server flags (each falls back to its environment variable):
 
 Server environment:
   APPROVALBOT_API_TOKEN       require "Authorization: Bearer <token>" on /api (the client sends it)
+  APPROVALBOT_API_TOKEN_NAME  who the API caller is, as cancellations and extensions record it (default "api")
   APPROVALBOT_SMTP_ADDR       send mail over SMTP to host:port instead of writing to the outbox
   APPROVALBOT_SMTP_USER       SMTP user (AUTH PLAIN, over STARTTLS or port 465 TLS)
   APPROVALBOT_SMTP_PASSWORD   SMTP password
@@ -33,7 +36,7 @@ Server environment:
   SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_APP_TOKEN, SLACK_DEFAULT_CHANNEL, SLACK_API_URL
                               Slack (see README.md, "Slack"); off when none is set
 
-Client environment (request, get, list, mcp):
+Client environment (request, get, list, cancel, extend, mcp):
   APPROVALBOT_SERVER          the bot's URL (default http:// + APPROVALBOT_ADDR, or http://127.0.0.1:8080)
   APPROVALBOT_API_TOKEN       sent as the bearer token when set
 
@@ -70,6 +73,13 @@ Flags:
   --timeout duration      how long the links work, 1m to 720h (default 1h)
   --webhook url           POST the outcome there as JSON, with every vote (retried until delivered)
   --slack-channel id      post the request to this Slack channel (when Slack is configured)
+  --on-timeout expire     what the expiry does while undecided: expire (the default), reject, or approve
+                          (approve unless someone has rejected it; --wait then prints "approved by timeout")
+  --remind-every 1h       remind those who have not voted, this often (at least 5m)
+  --remind-before 24h     remind them this long before the expiry (repeatable, or comma-separated)
+  --escalate-after 2h     if still undecided after this long, also ask --escalate-to (repeatable) or, with
+                          groups, --escalate-group name=member,... (repeatable), and post to --escalate-channel
+  --no-delegation         approvers may not hand their vote to someone else ("Delegate to…")
   --wait                  wait for the outcome and print the votes, who decided, when, how and the comment
   --json                  print the API's JSON instead of text
   --server url            the bot (APPROVALBOT_SERVER, default http://127.0.0.1:8080)

@@ -2,8 +2,8 @@
 // one-time pages, the decision endpoint and a local API over a SQLite database in
 // a data folder, writes email to an outbox folder (or sends it over SMTP), and
 // posts outcomes to webhooks. The same binary is the command-line client of that
-// API: "bot request", "bot get" and "bot list", and its MCP server for AI
-// agents: "bot mcp". Run "go run ./bot -h" for help.
+// API: "bot request", "bot get", "bot list", "bot cancel" and "bot extend", and
+// its MCP server for AI agents: "bot mcp". Run "go run ./bot -h" for help.
 package main
 
 import (
@@ -78,6 +78,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return runList(ctx, rest[1:], getenv, stdout, stderr)
 		case "mcp":
 			return runMCP(ctx, rest[1:], getenv, os.Stdin, stdout, stderr)
+		case "cancel":
+			return runCancel(ctx, rest[1:], getenv, stdout, stderr)
+		case "extend":
+			return runExtend(ctx, rest[1:], getenv, stdout, stderr)
 		case "serve":
 			rest = rest[1:]
 		case "help":

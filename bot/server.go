@@ -45,6 +45,9 @@ type Main struct {
 	DataDir  string // data folder: database (with the pages), outbox
 	BaseURL  string // address in links; empty means "http://" + the listen address
 	APIToken string // bearer token required on /api (and /mcp); empty means none
+	// APIName is who the API caller is, as cancellations and extensions
+	// record it; empty means "api".
+	APIName string
 	// MCPRequester is recorded as the requester of the requests made through
 	// /mcp; empty means mcpserver.DefaultRequester.
 	MCPRequester string
@@ -94,6 +97,7 @@ func newMain(args []string, getenv func(string) string, stdout, stderr io.Writer
 	}
 	m.APIToken = strings.TrimSpace(getenv("APPROVALBOT_API_TOKEN"))
 	m.MCPRequester = mcpRequester(getenv)
+	m.APIName = strings.TrimSpace(getenv("APPROVALBOT_API_TOKEN_NAME"))
 	m.MailFrom = strings.TrimSpace(getenv("APPROVALBOT_MAIL_FROM"))
 	m.SMTP = local.SMTPConfig{
 		Addr:     strings.TrimSpace(getenv("APPROVALBOT_SMTP_ADDR")),
@@ -257,6 +261,7 @@ func (m *Main) Start(ctx context.Context) (err error) {
 		Pages:    pageSource{db: m.pages, legacy: m.legacy, now: m.now},
 		PageURL:  m.pages.URL,
 		APIToken: m.APIToken,
+		APIName:  m.APIName,
 		Log:      m.Log,
 	}
 

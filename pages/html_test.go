@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 
@@ -222,7 +223,17 @@ func TestWellFormedHTML(t *testing.T) {
 		}
 		d := checkHTML(t, o.name, o.body, o.web)
 		switch {
-		case strings.HasPrefix(o.name, "page"), strings.HasPrefix(o.name, "confirm"):
+		case strings.HasPrefix(o.name, "page"):
+			// The vote, and the "Delegate to…" form beside it where the
+			// holder may hand their vote on.
+			want := []string{testDecideURL, testDelegateURL}
+			if o.name == "page-slack" || o.name == "page-no-delegation" {
+				want = want[:1]
+			}
+			if !slices.Equal(d.actions, want) {
+				t.Errorf("%s: form actions %q, want exactly %q", o.name, d.actions, want)
+			}
+		case strings.HasPrefix(o.name, "confirm"):
 			if len(d.actions) != 1 || d.actions[0] != testDecideURL {
 				t.Errorf("%s: form actions %q, want exactly [%q]", o.name, d.actions, testDecideURL)
 			}

@@ -44,13 +44,15 @@ const (
 	ResultInvalid        ResultKind = "invalid"         // bad input: Message says what
 	ResultBusy           ResultKind = "busy"            // too many concurrent changes: nothing recorded, try again
 	ResultError          ResultKind = "error"           // something failed on our side
+	ResultDelegated      ResultKind = "delegated"       // this person handed their vote on just now
+	ResultDelegatedAway  ResultKind = "delegated-away"  // this person handed their vote on before: nothing recorded
 )
 
 // ResultKinds lists every result page, in a stable order.
 var ResultKinds = []ResultKind{
 	ResultApproved, ResultRejected, ResultRecorded, ResultAlreadyVoted, ResultAlreadyDecided,
 	ResultSelfApproval, ResultNotApprover, ResultExpired, ResultGone, ResultNotFound,
-	ResultInvalid, ResultBusy, ResultError,
+	ResultInvalid, ResultBusy, ResultError, ResultDelegated, ResultDelegatedAway,
 }
 
 // Result is the data of a result page. Request may be nil (not found, invalid,
@@ -65,6 +67,9 @@ type Result struct {
 	// may still act on it (ResultSelfApproval: they may still reject).
 	BackURL string
 	Message string // for ResultInvalid: the validation message, shown as is
+	// Delegation is how the person who sees the page handed their vote on
+	// (ResultDelegated, ResultDelegatedAway).
+	Delegation *approval.Delegation
 }
 
 // Confirm is the data of the server-side confirmation step used when the page was
@@ -151,6 +156,10 @@ var funcs = template.FuncMap{
 	"rule":         func(r *approval.Request) string { return r.Rule.Describe(len(r.Approvers)) },
 	"selfExcluded": selfExcluded,
 	"lowerFirst":   lowerFirst,
+	"onTimeout":    onTimeoutText,
+	"escalation":   escalationText,
+	"decidedBy":    decidedByText,
+	"canceledText": canceledText,
 }
 
 // lowerFirst writes s with its first letter in lower case, to continue a
@@ -225,6 +234,8 @@ type pageView struct {
 	Self bool
 	// Consequence says what confirming a vote does.
 	Consequence string
+	// The hand-offs of the page's holder (lifecycle.go).
+	handoff
 }
 
 // snapshot marks p as shown on a page made once and served unchanged: its
@@ -253,6 +264,7 @@ func (Renderer) Page(v approval.PageView) ([]byte, error) {
 			Progress:    snapshot(progressOf(v.Request)),
 			Self:        isSelf(v.Request, v.Recipient),
 			Consequence: consequence(v.Request, v.Recipient),
+			handoff:     handoffOf(v.Request, v.Recipient, v.DecideURL),
 		},
 	})
 	if err != nil {
@@ -271,6 +283,8 @@ type emailView struct {
 	// Self is set when the recipient asked for the approval and may not
 	// approve it.
 	Self bool
+	// The hand-offs of the recipient (lifecycle.go).
+	handoff
 }
 
 // Email renders an approver's email.
@@ -285,6 +299,11 @@ func (Renderer) Email(v approval.EmailView) (approval.Email, error) {
 		Within:    humanDuration(r.ExpiresAt.Sub(r.CreatedAt)),
 		Rule:      r.Rule.Describe(len(r.Approvers)),
 		Self:      isSelf(r, v.Recipient),
+		handoff:   handoffOf(r, v.Recipient, ""),
+	}
+	if v.Reminder {
+		ev.Subject = "Reminder: " + ev.Subject
+		ev.Within = humanDuration(max(r.ExpiresAt.Sub(r.RemindedAt), 0))
 	}
 	if r.Requester != approval.DefaultRequester {
 		ev.Asker = r.Requester
@@ -370,6 +389,8 @@ var resultText = map[ResultKind]struct{ badge, tone, heading string }{
 	ResultInvalid:        {"Not sent", "warning", "Something in the form is not right"},
 	ResultBusy:           {"Not recorded", "warning", "Your vote could not be recorded yet"},
 	ResultError:          {"Error", "warning", "Something went wrong"},
+	ResultDelegated:      {"Handed on", "neutral", "Your vote is handed on"},
+	ResultDelegatedAway:  {"Handed on", "neutral", "You handed your vote to someone else"},
 }
 
 // RenderResult writes a result page. Wherever it has the request, it shows its
@@ -389,6 +410,8 @@ func RenderResult(w io.Writer, v Result) error {
 		rv.NoNotice = true
 	case v.Kind == ResultExpired && r != nil && r.Status == approval.StatusCanceled:
 		txt.badge, txt.heading = "Withdrawn", "This request was withdrawn"
+	case v.Kind == ResultAlreadyDecided && r != nil && r.Decision.ByTimeout():
+		txt.heading = "This request was decided at its expiry"
 	}
 	if r := v.Request; r != nil {
 		rv.Alone = decidesAlone(r)

@@ -20,11 +20,12 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // Fixed values used by every test, so that the output is the same on every run.
 const (
-	testToken     = "TOKEN_0123456789abcdefghijklmnopqrstuvwxyzABCDE"
-	testTaskToken = "TASKTOKEN-must-never-be-rendered-9f8e7d"
-	testDecideURL = "https://cb.example.com/decide"
-	testPageURL   = "https://pages.example.com/p/Zm9vYmFyYmF6cXV4cXV1eA"
-	testPageKey   = "Zm9vYmFyYmF6cXV4cXV1eA"
+	testToken       = "TOKEN_0123456789abcdefghijklmnopqrstuvwxyzABCDE"
+	testTaskToken   = "TASKTOKEN-must-never-be-rendered-9f8e7d"
+	testDecideURL   = "https://cb.example.com/decide"
+	testDelegateURL = "https://cb.example.com/delegate"
+	testPageURL     = "https://pages.example.com/p/Zm9vYmFyYmF6cXV4cXV1eA"
+	testPageKey     = "Zm9vYmFyYmF6cXV4cXV1eA"
 )
 
 var (
@@ -63,6 +64,35 @@ func decidedRequest(c approval.Choice, comment string) *approval.Request {
 	at := created.Add(18 * time.Minute)
 	r.Votes = []approval.Vote{{By: "bob@example.com", Channel: approval.ChannelEmail, Choice: c, Comment: comment, At: at}}
 	r.Decision = &approval.Decision{Choice: c, By: "bob@example.com", Channel: approval.ChannelEmail, Comment: comment, At: at}
+	return r
+}
+
+// handoffRequest is fixedRequest approved unless someone objects at its
+// expiry, escalated to dan after 30 minutes, and with bob's vote handed to
+// carol.
+func handoffRequest() *approval.Request {
+	r := fixedRequest()
+	r.OnTimeout = approval.TimeoutApprove
+	r.Approvers = []string{"alice@example.com", "carol@example.com", "dan@example.com"}
+	r.Escalation = &approval.Escalation{After: 30 * time.Minute, Approvers: []string{"dan@example.com"}, SlackChannel: "C0ESCALATE", At: created.Add(30 * time.Minute)}
+	r.Delegations = []approval.Delegation{{From: "bob@example.com", To: "carol@example.com", At: created.Add(10 * time.Minute), Channel: approval.ChannelEmail}}
+	r.RemindedAt = created.Add(45 * time.Minute)
+	return r
+}
+
+// timeoutRequest is fixedRequest approved by its timeout rule.
+func timeoutRequest() *approval.Request {
+	r := fixedRequest()
+	r.OnTimeout, r.Status = approval.TimeoutApprove, approval.StatusApproved
+	r.Decision = &approval.Decision{Choice: approval.Approve, By: approval.DecidedByTimeout, At: r.ExpiresAt}
+	return r
+}
+
+// canceledRequest is fixedRequest withdrawn by its requester.
+func canceledRequest() *approval.Request {
+	r := fixedRequest()
+	r.Status, r.Reason = approval.StatusCanceled, approval.ReasonCanceled
+	r.Canceled = &approval.Cancellation{By: "ci@example.com", Reason: "superseded by v1.3", At: created.Add(20 * time.Minute)}
 	return r
 }
 
@@ -145,6 +175,14 @@ func allOutputs(t *testing.T) []output {
 	}(), Recipient: fixedRequest().Recipients[0], Token: testToken, DecideURL: testDecideURL})
 	page("page-groups", approval.PageView{Request: groupsRequest(), Recipient: fixedRequest().Recipients[0], Token: testToken, DecideURL: testDecideURL})
 	page("page-self", approval.PageView{Request: selfRequest(), Recipient: fixedRequest().Recipients[0], Token: testToken, DecideURL: testDecideURL})
+	page("page-handoffs", approval.PageView{Request: handoffRequest(), Recipient: approval.Recipient{Address: "carol@example.com", Channel: approval.ChannelEmail}, Token: testToken, DecideURL: testDecideURL})
+	page("page-escalated", approval.PageView{Request: handoffRequest(), Recipient: approval.Recipient{Address: "dan@example.com", Channel: approval.ChannelEmail}, Token: testToken, DecideURL: testDecideURL})
+	page("page-no-delegation", approval.PageView{Request: func() *approval.Request {
+		r := fixedRequest()
+		r.NoDelegation, r.OnTimeout = true, approval.TimeoutReject
+		r.Escalation = &approval.Escalation{After: 30 * time.Minute, Approvers: []string{"dan@example.com"}, SlackChannel: "C0ESCALATE"}
+		return r
+	}(), Recipient: fixedRequest().Recipients[0], Token: testToken, DecideURL: testDecideURL})
 
 	results := map[ResultKind]Result{
 		ResultApproved:       {Kind: ResultApproved, Request: decidedRequest(approval.Approve, "Looks good.\nShip it.")},
@@ -160,6 +198,8 @@ func allOutputs(t *testing.T) []output {
 		ResultInvalid:        {Kind: ResultInvalid, Message: "comment is longer than 2000 characters"},
 		ResultBusy:           {Kind: ResultBusy, Request: fixedRequest()},
 		ResultError:          {Kind: ResultError},
+		ResultDelegated:      {Kind: ResultDelegated, Request: handoffRequest(), Delegation: &handoffRequest().Delegations[0]},
+		ResultDelegatedAway:  {Kind: ResultDelegatedAway, Request: handoffRequest(), Delegation: &handoffRequest().Delegations[0]},
 	}
 	result := func(name string, v Result) {
 		var buf bytes.Buffer
@@ -181,6 +221,8 @@ func allOutputs(t *testing.T) []output {
 	result("result-recorded-groups", Result{Kind: ResultRecorded, Request: groupsRequest(), Vote: &groupsRequest().Votes[0]})
 	result("result-approved-quorum", Result{Kind: ResultApproved, Request: closed(quorumRequest(bobApproves, aliceApproves)), Vote: &aliceApproves})
 	result("result-already-decided-quorum", Result{Kind: ResultAlreadyDecided, Request: closed(quorumRequest(bobApproves, aliceApproves))})
+	result("result-already-decided-timeout", Result{Kind: ResultAlreadyDecided, Request: timeoutRequest()})
+	result("result-expired-canceled", Result{Kind: ResultExpired, Request: canceledRequest()})
 	result("result-expired-unreachable", Result{Kind: ResultExpired, Request: func() *approval.Request {
 		r := fixedRequest()
 		r.Status, r.Reason = approval.StatusCanceled, approval.ReasonNotificationFailed
@@ -212,6 +254,20 @@ func allOutputs(t *testing.T) []output {
 		output{name: "email-text", body: []byte("To: " + m.To + "\nSubject: " + m.Subject + "\n\n" + m.Text)},
 		output{name: "email-html", html: true, body: []byte(m.HTML)},
 	)
+	h := handoffRequest()
+	m, err = Renderer{}.Email(approval.EmailView{Request: h, Recipient: approval.Recipient{Address: "carol@example.com", Channel: approval.ChannelEmail}, PageURL: testPageURL, Reminder: true})
+	if err != nil {
+		t.Fatalf("Email: %v", err)
+	}
+	outs = append(outs,
+		output{name: "email-text-reminder", body: []byte("To: " + m.To + "\nSubject: " + m.Subject + "\n\n" + m.Text)},
+		output{name: "email-html-reminder", html: true, body: []byte(m.HTML)},
+	)
+	m, err = Renderer{}.Email(approval.EmailView{Request: h, Recipient: approval.Recipient{Address: "dan@example.com", Channel: approval.ChannelEmail}, PageURL: testPageURL})
+	if err != nil {
+		t.Fatalf("Email: %v", err)
+	}
+	outs = append(outs, output{name: "email-text-escalated", body: []byte("To: " + m.To + "\nSubject: " + m.Subject + "\n\n" + m.Text)})
 	g := groupsRequest()
 	g.Votes, g.Requester = nil, "alice@example.com"
 	m, err = Renderer{}.Email(approval.EmailView{Request: g, Recipient: g.Recipients[0], PageURL: testPageURL})
@@ -295,10 +351,12 @@ func TestSecretsStayInTheForm(t *testing.T) {
 		}
 		wantTokens := 0
 		if strings.HasPrefix(o.name, "page") || strings.HasPrefix(o.name, "confirm") {
-			wantTokens = 1
+			// Once in each form's hidden field (the vote, and the
+			// "Delegate to…" form where there is one), nowhere else.
 			field := `<input type="hidden" name="token" value="` + testToken + `">`
-			if !strings.Contains(body, field) {
-				t.Errorf("%s: the token is not in the hidden form field %s", o.name, field)
+			wantTokens = strings.Count(body, field)
+			if wantTokens == 0 || wantTokens != strings.Count(body, "<form ") {
+				t.Errorf("%s: the token is in %d hidden form fields, want one in each of its %d forms", o.name, wantTokens, strings.Count(body, "<form "))
 			}
 		}
 		if got := strings.Count(body, testToken); got != wantTokens {
@@ -408,6 +466,10 @@ func TestResultSaysWhatHappened(t *testing.T) {
 		}()}, []string{"This request was closed", "none of its approvers could be reached"}},
 		{Result{Kind: ResultInvalid, Message: "decision must be \"approve\" or \"reject\""}, []string{"decision must be &#34;approve&#34; or &#34;reject&#34;", "try again"}},
 		{Result{Kind: ResultError}, []string{"Something went wrong", "open the link"}},
+		{Result{Kind: ResultAlreadyDecided, Request: timeoutRequest()}, []string{"decided at its expiry", "approved automatically at its expiry", "timeout rule", "not recorded"}},
+		{Result{Kind: ResultExpired, Request: canceledRequest()}, []string{"withdrawn", "by ci@example.com: “superseded by v1.3”"}},
+		{Result{Kind: ResultDelegated, Request: handoffRequest(), Delegation: &handoffRequest().Delegations[0]}, []string{"handed to <strong>carol@example.com</strong>", "personal link by email", "no longer vote"}},
+		{Result{Kind: ResultDelegatedAway, Request: handoffRequest(), Delegation: &handoffRequest().Delegations[0]}, []string{"You handed your vote to <strong>carol@example.com</strong>", "Nothing was recorded"}},
 	} {
 		var buf bytes.Buffer
 		if err := RenderResult(&buf, tc.v); err != nil {

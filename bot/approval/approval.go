@@ -105,6 +105,9 @@ type Vote struct {
 // Slack channel (Channel ChannelSlack, Address the channel ID).
 type Recipient struct {
 	Address string // the approver (email address or Slack user ID)
+	// PrevHash is the hash of the recipient's token before its page was
+	// made again (an extension); it is accepted too, for a page still open.
+	PrevHash string
 	// Email is the Slack profile's email address of an approver who asked
 	// for a personal link in Slack, when Slack has one: their vote through it
 	// is theirs under every identity they have.
@@ -162,6 +165,28 @@ type Request struct {
 	Recipients []Recipient
 	// Effects are what the request's changes still require, or have done.
 	Effects []Effect
+
+	// Timing and hand-offs (see lifecycle.go and timers.go).
+
+	// OnTimeout is what the request's expiry does while it is pending
+	// (empty: TimeoutExpire).
+	OnTimeout TimeoutAction
+	// Reminders say when approvers who have not voted are reminded;
+	// RemindedAt is when the last round went out (zero: none yet).
+	Reminders  Reminders
+	RemindedAt time.Time
+	// Escalation, when set, adds approvers if the request is still pending
+	// after a while.
+	Escalation *Escalation
+	// NoDelegation forbids approvers to hand their vote to someone else.
+	NoDelegation bool
+	// Delegations are the votes handed on, in order.
+	Delegations []Delegation
+	// Extensions are the changes of the expiry, in order.
+	Extensions []Extension
+	// TaskDeadline is when the workflow's task stops waiting, when known:
+	// the request cannot be extended past it.
+	TaskDeadline time.Time
 }
 
 // Reasons a request closes without a decision, or stops waiting.
@@ -207,6 +232,7 @@ func (r *Request) Clone() *Request {
 	}
 	c.Recipients = slices.Clone(r.Recipients)
 	c.Effects = slices.Clone(r.Effects)
+	r.cloneLifecycle(&c)
 	return &c
 }
 
@@ -229,7 +255,7 @@ func (r *Request) deadPageKeys() []string {
 	}
 	var keys []string
 	for _, rc := range r.Recipients {
-		if rc.PageKey != "" && r.voteOf(Identity{ID: rc.Address}) != nil {
+		if rc.PageKey != "" && (r.voteOf(Identity{ID: rc.Address}) != nil || r.delegatedAway(Identity{ID: rc.Address})) {
 			keys = append(keys, rc.PageKey)
 		}
 	}
@@ -239,7 +265,7 @@ func (r *Request) deadPageKeys() []string {
 // RecipientByHash returns the recipient holding the token with hash h.
 func (r *Request) RecipientByHash(h string) (Recipient, bool) {
 	for _, rc := range r.Recipients {
-		if rc.TokenHash == h {
+		if rc.TokenHash == h || (rc.PrevHash != "" && rc.PrevHash == h) {
 			return rc, true
 		}
 	}
@@ -310,6 +336,10 @@ type Result struct {
 	CanceledBy   string       `json:"canceledBy,omitempty"`
 	CancelReason string       `json:"cancelReason,omitempty"`
 	Votes        []VoteResult `json:"votes"`
+	// EscalatedAt is when the request was escalated, if it was.
+	EscalatedAt string `json:"escalatedAt,omitempty"`
+	// Delegations are the votes handed on: "bob delegated to carol".
+	Delegations []DelegationResult `json:"delegations,omitempty"`
 }
 
 // Result is the request's outcome as the workflow receives it.
@@ -324,6 +354,7 @@ func (r *Request) Result() Result {
 	if c := r.Canceled; c != nil {
 		res.CanceledBy, res.CancelReason = c.By, c.Reason
 	}
+	r.lifecycleResult(&res)
 	return res
 }
 

@@ -22,6 +22,17 @@ const (
 	EffectPages EffectKind = "pages"
 	// EffectDeliver hands the outcome to the workflow (Step Functions or a webhook).
 	EffectDeliver EffectKind = "deliver"
+	// EffectRemind reminds approver Target, who has not voted: an email with
+	// their same personal link, or a Slack direct message.
+	EffectRemind EffectKind = "remind"
+	// EffectRemindThread replies in the thread of the channel message,
+	// naming the approvers who have not voted.
+	EffectRemindThread EffectKind = "remind-thread"
+	// EffectEscalatePost posts the escalated request to channel Target.
+	EffectEscalatePost EffectKind = "escalate-post"
+	// EffectCancelNotice replies in the thread of the channel message who
+	// canceled the request and why.
+	EffectCancelNotice EffectKind = "cancel-notice"
 )
 
 // notifies reports whether the effect reaches an approver.
@@ -102,9 +113,10 @@ func (e *Effect) due(now time.Time) bool {
 	return e.State == EffectPending && !now.Before(e.LeaseUntil) && !now.Before(e.NextAt)
 }
 
-// DueAt is when something must next happen to the request: its expiry while
-// pending, or the earliest time an unfinished effect may be taken over. It is
-// zero when nothing is due; stores index it (the due index).
+// DueAt is when something must next happen to the request: while pending,
+// its expiry, its next round of reminders and its escalation (timers.go); or
+// the earliest time an unfinished effect may be taken over. It is zero when
+// nothing is due; stores index it (the due index).
 func (r *Request) DueAt() time.Time {
 	var (
 		at  time.Time
@@ -117,6 +129,9 @@ func (r *Request) DueAt() time.Time {
 	}
 	if r.Status == StatusPending {
 		take(r.ExpiresAt)
+		if t := r.nextTimer(); !t.IsZero() {
+			take(t)
+		}
 	}
 	for _, e := range r.Effects {
 		if e.State == EffectPending {

@@ -414,6 +414,15 @@ func (c faultChat) Update(ctx context.Context, r *approval.Request) error {
 	return c.f.call("chat.Update", func() error { return c.c.Update(ctx, r) })
 }
 
+func (c faultChat) Notice(ctx context.Context, r *approval.Request, n approval.Notice) error {
+	return c.f.call("chat.Notice", func() error { return c.c.Notice(ctx, r, n) })
+}
+
+func (c faultChat) PostIn(ctx context.Context, r *approval.Request, ch string) (m approval.ChatMessage, err error) {
+	err = c.f.call("chat.PostIn", func() error { m, err = c.c.PostIn(ctx, r, ch); return err })
+	return m, err
+}
+
 type faultWorkflow struct {
 	w approval.Workflow
 	f *faults

@@ -345,8 +345,9 @@ func (r Rule) OneVoteDecides() bool {
 }
 
 // QuickTokens are the hashes of the tokens whose next vote alone closes the
-// request (see QuickVoter): every recipient's may reject, approvers may
-// approve except the requester (unless self-approval is allowed). Both are
+// request (see QuickVoter): every recipient's who may still vote may reject,
+// and approve unless they are the requester (and self-approval is not
+// allowed). Both are
 // empty unless the request is pending, one vote decides it and it has no vote
 // yet. Stores that implement QuickVoter keep them with the request.
 func (r *Request) QuickTokens() (reject, approve []string) {
@@ -354,9 +355,17 @@ func (r *Request) QuickTokens() (reject, approve []string) {
 		return nil, nil
 	}
 	for _, rc := range r.Recipients {
-		reject = append(reject, rc.TokenHash)
-		if r.Rule.AllowSelfApproval || !r.IsRequester(rc.Identity()) {
-			approve = append(approve, rc.TokenHash)
+		id := rc.Identity()
+		if r.canVote(id) != nil {
+			continue // delegated their vote away
+		}
+		hashes := []string{rc.TokenHash}
+		if rc.PrevHash != "" {
+			hashes = append(hashes, rc.PrevHash) // the page before an extension
+		}
+		reject = append(reject, hashes...)
+		if r.Rule.AllowSelfApproval || !r.IsRequester(id) {
+			approve = append(approve, hashes...)
 		}
 	}
 	return reject, approve

@@ -103,6 +103,9 @@ type EmailView struct {
 	Request   *Request
 	Recipient Recipient
 	PageURL   string
+	// Reminder marks a reminder: the approver was sent this link before and
+	// has not voted yet.
+	Reminder bool
 }
 
 // Renderer turns requests into the one-time page and the email body.
@@ -120,10 +123,38 @@ type Chat interface {
 	// DirectMessage sends Slack approver user a direct message with the
 	// request and the Approve and Reject buttons.
 	DirectMessage(ctx context.Context, r *Request, user string) (ChatMessage, error)
-	// Update rewrites the request's messages (r.ChatMessage and
-	// r.DirectMessages) to show it as it stands: its votes, its progress and
-	// its outcome.
+	// Update rewrites the request's messages (r.Messages: the channel
+	// message, the direct messages, the escalation post) to show it as it
+	// stands: its votes, its progress and its outcome.
 	Update(ctx context.Context, r *Request) error
+	// Notice sends a short message about r that is not the request itself
+	// (see Notice): to Slack user n.To in a direct message, or without n.To
+	// as a reply in the thread of r.ChatMessage.
+	Notice(ctx context.Context, r *Request, n Notice) error
+	// PostIn posts r, with its buttons, in channel: the escalation channel.
+	PostIn(ctx context.Context, r *Request, channel string) (ChatMessage, error)
+}
+
+// NoticeKind names what a Notice says.
+type NoticeKind string
+
+// The notices.
+const (
+	// NoticeReminder: the request still waits for the votes of n.Waiting
+	// (in a thread), or of n.To (a direct message).
+	NoticeReminder NoticeKind = "reminder"
+	// NoticeCanceled: the request was canceled (r.Canceled says by whom and
+	// why).
+	NoticeCanceled NoticeKind = "canceled"
+)
+
+// Notice is a short chat message about a request.
+type Notice struct {
+	Kind NoticeKind
+	// To is the Slack user of a direct message; empty for a thread reply.
+	To string
+	// Waiting are the approvers a reminder names.
+	Waiting []string
 }
 
 // Workflow hands the outcome back to whatever is waiting for it.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 )
 
@@ -110,7 +112,7 @@ func (s *Service) perform(ctx context.Context, r *Request, e Effect) outcome {
 			}
 		}
 	case EffectUpdate:
-		if s.Chat != nil && (r.ChatMessage.TS != "" || len(r.DirectMessages) > 0) {
+		if s.Chat != nil && len(r.Messages()) > 0 {
 			o.err = s.Chat.Update(ctx, r)
 		}
 	case EffectPages:
@@ -119,6 +121,8 @@ func (s *Service) perform(ctx context.Context, r *Request, e Effect) outcome {
 		}
 	case EffectDeliver:
 		o = s.deliver(ctx, r, e)
+	case EffectRemind, EffectRemindThread, EffectEscalatePost, EffectCancelNotice:
+		o = s.performTimed(ctx, r, e)
 	default:
 		o.err = fmt.Errorf("unknown effect %q", e.Kind)
 	}
@@ -208,7 +212,7 @@ func (s *Service) record(ctx context.Context, snap *Request, lease string, outs 
 				if o.apply != nil {
 					o.apply(next)
 				}
-				chatWritten = chatWritten || o.kind == EffectPost || o.kind == EffectDM || o.kind == EffectUpdate
+				chatWritten = chatWritten || o.kind == EffectPost || o.kind == EffectDM || o.kind == EffectUpdate || o.kind == EffectEscalatePost
 			case e.Attempts >= MaxAttempts:
 				e.State, e.Error, e.At = EffectFailed, o.err.Error(), now
 			default:
@@ -295,9 +299,21 @@ func (s *Service) advanceWait(ctx context.Context, r *Request, wait bool) *Reque
 		lease := newLease()
 		changed := false
 		if next.Status == StatusPending && next.ExpiredAt(now) {
-			next.Status = StatusExpired
+			next.closeAtTimeout()
 			s.wantAfterChange(next, lease, now)
 			changed = true
+		}
+		// Reminders and escalation due: their effects, and the pages of
+		// escalated approvers, which go up before the write.
+		fired, pages, err := s.fireTimers(next, lease, now) // leaves next as it was on error
+		if err != nil {
+			s.log().Error("advance request: timers", "request_id", r.ID, "err", err)
+		}
+		changed = changed || fired
+		if err := s.putPages(ctx, pages); err != nil {
+			s.log().Error("advance request: escalation pages not published; it is tried again", "request_id", r.ID, "err", err)
+			s.deletePages(ctx, slices.Collect(maps.Keys(pages)))
+			return r
 		}
 		for i := range next.Effects {
 			e := &next.Effects[i]
@@ -311,6 +327,7 @@ func (s *Service) advanceWait(ctx context.Context, r *Request, wait bool) *Reque
 			return r
 		}
 		if err := s.Store.UpdateRequest(ctx, next); err != nil {
+			s.deletePages(ctx, slices.Collect(maps.Keys(pages)))
 			if errors.Is(err, ErrConflict) {
 				continue
 			}
@@ -318,7 +335,7 @@ func (s *Service) advanceWait(ctx context.Context, r *Request, wait bool) *Reque
 			return r
 		}
 		if next.Status != r.Status {
-			s.log().Info("request expired", "request_id", r.ID)
+			s.log().Info("request closed at its expiry", "request_id", r.ID, "status", next.Status)
 			s.signal(r.ID)
 		}
 		return s.runEffects(ctx, next, lease, wait)

@@ -98,6 +98,9 @@ func (s *Service) Create(ctx context.Context, in NewRequest) (r *Request, create
 	now := s.now()
 	r.CreatedAt = now
 	r.ExpiresAt = now.Add(in.Timeout)
+	if err := s.checkLifecycle(r); err != nil {
+		return nil, false, err
+	}
 
 	pages, err := s.mintEmailLinks(r)
 	if err != nil {
@@ -276,6 +279,9 @@ type SweepStats struct {
 	Expired  int // requests closed as expired
 	Advanced int // requests whose due effects were taken over
 	Left     int // requests still undelivered after the sweep
+	// Gone counts the pending requests closed as canceled because their
+	// workflow stopped waiting (see WorkflowProber).
+	Gone int
 }
 
 // sweepBatch is how many due requests one sweep reads at a time, and
@@ -285,9 +291,12 @@ const (
 	sweepParallel = 8
 )
 
-// Sweep does what is due: it closes expired requests and takes over every
-// effect whose run died (its lease lapsed) or whose retry time came. It reads
-// the due index a page at a time and advances requests in bounded parallel.
+// Sweep does what is due: it closes expired requests (as their timeout action
+// says), sends the reminders and escalations that are due, and takes over
+// every effect whose run died (its lease lapsed) or whose retry time came. It
+// reads the due index a page at a time and advances requests in bounded
+// parallel. With a Workflow that is a WorkflowProber it then closes the
+// pending requests whose workflow stopped waiting.
 func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 	var (
 		st   SweepStats
@@ -333,6 +342,11 @@ func (s *Service) Sweep(ctx context.Context) (SweepStats, error) {
 		if len(due) < sweepBatch {
 			break
 		}
+	}
+	gone, err := s.probe(ctx)
+	st.Gone = gone
+	if err != nil {
+		return st, fmt.Errorf("sweep: %w", err)
 	}
 	return st, nil
 }

@@ -41,14 +41,18 @@ func (c *clock) Advance(d time.Duration) {
 type renderer struct{}
 
 func (renderer) Page(v approval.PageView) ([]byte, error) {
-	return fmt.Appendf(nil, "title=%s\nto=%s\ntoken=%s\ndecide=%s\nrule=%s\n", v.Request.Title, v.Recipient.Address, v.Token, v.DecideURL,
-		v.Request.Rule.Describe(len(v.Request.Approvers))), nil
+	return fmt.Appendf(nil, "title=%s\nto=%s\ntoken=%s\ndecide=%s\nrule=%s\nexpires=%s\n", v.Request.Title, v.Recipient.Address, v.Token, v.DecideURL,
+		v.Request.Rule.Describe(len(v.Request.Approvers)), v.Request.ExpiresAt.Format(time.RFC3339)), nil
 }
 
 func (renderer) Email(v approval.EmailView) (approval.Email, error) {
+	subject := "Approval needed: " + v.Request.Title
+	if v.Reminder {
+		subject = "Reminder: " + subject
+	}
 	return approval.Email{
 		To:      v.Recipient.Address,
-		Subject: "Approval needed: " + v.Request.Title,
+		Subject: subject,
 		Text:    "Open " + v.PageURL,
 		HTML:    `<a href="` + v.PageURL + `">Open</a>`,
 	}, nil
@@ -62,6 +66,8 @@ type chat struct {
 	updates []string // "<status> <votes>" of each post and update: what the channel shows
 	err     error
 	onPost  func(r *approval.Request) // runs inside Post, before it answers
+	notices []string                  // "<kind> <to or waiting>" of each notice
+	postsIn []string                  // channels of each PostIn
 }
 
 func (c *chat) Post(_ context.Context, r *approval.Request) (approval.ChatMessage, error) {
@@ -96,6 +102,36 @@ func (c *chat) Update(_ context.Context, r *approval.Request) error {
 	}
 	c.updates = append(c.updates, fmt.Sprintf("%s %d", r.Status, len(r.Votes)))
 	return nil
+}
+
+func (c *chat) Notice(_ context.Context, r *approval.Request, n approval.Notice) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return c.err
+	}
+	to := n.To
+	if to == "" {
+		to = "thread:" + strings.Join(n.Waiting, ",")
+	}
+	c.notices = append(c.notices, fmt.Sprintf("%s %s", n.Kind, to))
+	return nil
+}
+
+func (c *chat) PostIn(_ context.Context, r *approval.Request, channel string) (approval.ChatMessage, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return approval.ChatMessage{}, c.err
+	}
+	c.postsIn = append(c.postsIn, channel)
+	return approval.ChatMessage{Channel: channel, TS: "1700000000.000300"}, nil
+}
+
+func (c *chat) noticeList() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.notices...)
 }
 
 func (c *chat) lastUpdate() string {
@@ -273,6 +309,55 @@ func TestCreateRejectsBadInput(t *testing.T) {
 			}
 		}, false, "groups"},
 		{"bad Slack channel", func(in *approval.NewRequest) { in.SlackChannel = "Not A Channel!" }, true, "slackChannel"},
+		// Timing and hand-offs.
+		{"unknown onTimeout", func(in *approval.NewRequest) { in.OnTimeout = "ignore" }, false, "onTimeout"},
+		{"reminders every 4 minutes", func(in *approval.NewRequest) { in.Reminders.Every = 4 * time.Minute }, false, "reminders.everySeconds"},
+		{"reminders every timeout", func(in *approval.NewRequest) { in.Reminders.Every = in.Timeout }, false, "reminders.everySeconds"},
+		{"reminder before expiry not positive", func(in *approval.NewRequest) { in.Reminders.BeforeExpiry = []time.Duration{0} }, false, "reminders.beforeExpirySeconds"},
+		{"reminder before expiry as long as the timeout", func(in *approval.NewRequest) {
+			in.Reminders.BeforeExpiry = []time.Duration{time.Minute, in.Timeout}
+		}, false, "reminders.beforeExpirySeconds"},
+		{"reminder before expiry twice", func(in *approval.NewRequest) {
+			in.Reminders.BeforeExpiry = []time.Duration{time.Minute, time.Minute}
+		}, false, "reminders.beforeExpirySeconds"},
+		{"escalation after zero", func(in *approval.NewRequest) {
+			in.Escalation = &approval.EscalationInput{Approvers: []string{"carol@example.com"}}
+		}, false, "escalation.afterSeconds"},
+		{"escalation after the timeout", func(in *approval.NewRequest) {
+			in.Escalation = &approval.EscalationInput{After: in.Timeout, Approvers: []string{"carol@example.com"}}
+		}, false, "escalation.afterSeconds"},
+		{"escalation to nobody", func(in *approval.NewRequest) {
+			in.Escalation = &approval.EscalationInput{After: time.Minute}
+		}, false, "escalation.approvers"},
+		{"escalation to an approver", func(in *approval.NewRequest) {
+			in.Escalation = &approval.EscalationInput{After: time.Minute, Approvers: []string{"Bob@example.com"}}
+		}, false, "escalation.approvers"},
+		{"escalation to a non-address", func(in *approval.NewRequest) {
+			in.Escalation = &approval.EscalationInput{After: time.Minute, Approvers: []string{"carol"}}
+		}, false, "escalation.approvers"},
+		{"escalation to a Slack user without Slack", func(in *approval.NewRequest) {
+			in.Escalation = &approval.EscalationInput{After: time.Minute, Approvers: []string{"U0CAROL001"}}
+		}, false, "escalation.approvers"},
+		{"escalation under all", func(in *approval.NewRequest) {
+			in.Policy, in.Escalation = "all", &approval.EscalationInput{After: time.Minute, Approvers: []string{"carol@example.com"}}
+		}, false, "escalation"},
+		{"escalation past the approver limit", func(in *approval.NewRequest) {
+			in.Escalation = &approval.EscalationInput{After: time.Minute, Approvers: many(approval.MaxApprovers - 1)}
+		}, false, "escalation.approvers"},
+		{"escalation bad channel", func(in *approval.NewRequest) {
+			in.Escalation = &approval.EscalationInput{After: time.Minute, Approvers: []string{"carol@example.com"}, SlackChannel: "No Channel"}
+		}, true, "escalation.slackChannel"},
+		{"escalation approvers on a request with groups", func(in *approval.NewRequest) {
+			in.Approvers, in.Groups = nil, []approval.GroupInput{group("eng", 1, "a@example.com")}
+			in.Escalation = &approval.EscalationInput{After: time.Minute, Approvers: []string{"carol@example.com"}}
+		}, false, "escalation.approvers"},
+		{"escalation to an unknown group", func(in *approval.NewRequest) {
+			in.Approvers, in.Groups = nil, []approval.GroupInput{group("eng", 1, "a@example.com")}
+			in.Escalation = &approval.EscalationInput{After: time.Minute, Groups: []approval.GroupInput{group("ops", 0, "carol@example.com")}}
+		}, false, "escalation.groups"},
+		{"escalation groups on a request without", func(in *approval.NewRequest) {
+			in.Escalation = &approval.EscalationInput{After: time.Minute, Groups: []approval.GroupInput{group("eng", 0, "carol@example.com")}}
+		}, false, "escalation.groups"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -38,6 +38,20 @@ type NewRequest struct {
 	SlackChannel      string // Slack channel ID or name; empty for the service default
 	WebhookURL        string // embedded mode: where the outcome is POSTed
 	TaskToken         string // AWS form: the Step Functions task token
+
+	// Timing and hand-offs (see validate_lifecycle.go).
+
+	// OnTimeout is expire (default), reject or approve.
+	OnTimeout string
+	// Reminders remind the approvers who have not voted.
+	Reminders Reminders
+	// Escalation, when set, adds approvers if the request is still pending
+	// after Escalation.After.
+	Escalation *EscalationInput
+	// NoDelegation forbids approvers to hand their vote on.
+	NoDelegation bool
+	// TaskDeadline is when the workflow's task stops waiting, when known.
+	TaskDeadline time.Time
 }
 
 // GroupInput is one group of a new request: at least Min of Approvers must
@@ -117,6 +131,9 @@ func (in NewRequest) validate() (*Request, error) {
 	r.Rule.RejectPolicy = rp
 	r.Rule.AllowSelfApproval = in.AllowSelfApproval
 	if err := r.checkRule(); err != nil {
+		return nil, err
+	}
+	if err := in.validateLifecycle(r); err != nil {
 		return nil, err
 	}
 	return r, nil

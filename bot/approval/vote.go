@@ -95,7 +95,7 @@ func (s *Service) DecideInChat(ctx context.Context, id string, c Choice, comment
 		return nil, err
 	}
 	return s.vote(ctx, id, nil, c, comment, func(r *Request) (Identity, Channel, error) {
-		if r.approverOf(voter) == "" {
+		if r.approverOf(voter) == "" && !r.delegatedAway(voter) { // a delegator is told ErrDelegated
 			return Identity{}, "", ErrNotApprover
 		}
 		return voter, ChannelSlack, nil
@@ -130,6 +130,8 @@ func (r *Request) canVote(id Identity) error {
 		return ErrExpired
 	case r.voteOf(id) != nil:
 		return ErrAlreadyVoted
+	case r.delegatedAway(id):
+		return ErrDelegated
 	}
 	return nil
 }
@@ -274,7 +276,7 @@ func (s *Service) wantAfterChange(r *Request, lease string, now time.Time) {
 
 // hasChat reports whether the request has, or will have, chat messages.
 func (r *Request) hasChat() bool {
-	return r.SlackChannel != "" || r.ChatMessage.TS != "" || len(r.DirectMessages) > 0 || r.hasEffect(EffectDM)
+	return r.SlackChannel != "" || len(r.Messages()) > 0 || r.hasEffect(EffectDM)
 }
 
 func (r *Request) hasEffect(k EffectKind) bool {
@@ -358,6 +360,7 @@ func (s *Service) Cancel(ctx context.Context, id, by, reason string) (*Request, 
 		next.Canceled = &Cancellation{By: by, Reason: reason, At: now}
 		lease := newLease()
 		s.wantAfterChange(next, lease, now)
+		s.wantCancelNotice(next, lease, now)
 		if err := s.Store.UpdateRequest(ctx, next); err != nil {
 			if errors.Is(err, ErrConflict) {
 				continue

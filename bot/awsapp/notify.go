@@ -20,6 +20,15 @@ import (
 type NotifyEvent struct {
 	TaskToken string        `json:"taskToken"`
 	Request   *RequestInput `json:"request"`
+	// TaskTimeoutSeconds is the waiting task's TimeoutSeconds, when the
+	// state machine passes it: the request's timeout may not be longer, and
+	// it cannot be extended past the task's end. Without it the bot does not
+	// know when the task stops waiting (see README, "Timing and hand-offs").
+	TaskTimeoutSeconds int64 `json:"taskTimeoutSeconds,omitempty"`
+	// StateEnteredTime is when the task started ("$$.State.EnteredTime"),
+	// from which TaskTimeoutSeconds counts; without it, from the notifier's
+	// invocation.
+	StateEnteredTime string `json:"stateEnteredTime,omitempty"`
 }
 
 // RequestInput is the approval request inside a NotifyEvent. Its fields have
@@ -42,6 +51,11 @@ type RequestInput struct {
 	RejectPolicy string `json:"rejectPolicy,omitempty"`
 	// AllowSelfApproval lets the requester approve their own request.
 	AllowSelfApproval bool `json:"allowSelfApproval,omitempty"`
+	// Timing and hand-offs, as in the embedded bot's API (lifecycle.go).
+	OnTimeout       string           `json:"onTimeout,omitempty"`
+	Reminders       *RemindersInput  `json:"reminders,omitempty"`
+	Escalation      *EscalationInput `json:"escalation,omitempty"`
+	AllowDelegation *bool            `json:"allowDelegation,omitempty"`
 }
 
 // GroupInput is one group of a RequestInput.
@@ -140,6 +154,10 @@ func (a *App) Notify(ctx context.Context, raw json.RawMessage) (NotifyOutput, er
 	for _, g := range in.Groups {
 		nr.Groups = append(nr.Groups, approval.GroupInput{Name: g.Name, Approvers: g.Approvers, Min: g.Min})
 	}
+	if err := ev.lifecycle(&nr, a.now()); err != nil {
+		log.WarnContext(ctx, "notify: invalid request", "err", err)
+		return NotifyOutput{}, err
+	}
 	r, created, err := a.Service.Create(ctx, nr)
 	var ve *approval.ValidationError
 	switch {
@@ -224,7 +242,9 @@ func decodeError(err error) error {
 		return &InvalidRequest{Message: "the input is not valid JSON"}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name := strings.TrimPrefix(err.Error(), "json: unknown field ")
-		return &InvalidRequest{Message: fmt.Sprintf("the input has an unknown field %s (known: taskToken, request.title, details, requester, approvers, timeoutSeconds, links, slackChannel, policy, groups, rejectPolicy, allowSelfApproval)", name)}
+		return &InvalidRequest{Message: fmt.Sprintf("the input has an unknown field %s (known: taskToken, taskTimeoutSeconds, stateEnteredTime, "+
+			"request.title, details, requester, approvers, timeoutSeconds, links, slackChannel, policy, groups, rejectPolicy, allowSelfApproval, "+
+			"onTimeout, reminders, escalation, allowDelegation)", name)}
 	}
 	return &InvalidRequest{Message: "the input cannot be read: " + err.Error()}
 }

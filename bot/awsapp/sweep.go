@@ -26,6 +26,9 @@ type SweepOutput struct {
 	// reach the workflow after the sweep (delivery failed again; a later sweep
 	// tries again).
 	Undelivered int `json:"undelivered"`
+	// Canceled is how many pending requests the sweep closed as canceled
+	// because their execution no longer waits (stopped, timed out, deleted).
+	Canceled int `json:"canceled"`
 }
 
 // SweepFailed is the error of a sweep that could not read the requests that
@@ -51,21 +54,25 @@ func (e *UnsupportedEvent) Error() string {
 // Handle is the notifier Lambda's handler. An EventBridge scheduled event
 // (source "aws.events", detail-type "Scheduled Event") runs Sweep; any other
 // event carrying a source or detail-type is refused with *UnsupportedEvent;
-// everything else is a Step Functions task for Notify, which parses it
-// strictly.
+// an event with an "action" (cancel, extend) goes to Act; everything else is
+// a Step Functions task for Notify, which parses it strictly.
 func (a *App) Handle(ctx context.Context, raw json.RawMessage) (any, error) {
 	// The fields of events.EventBridgeEvent that matter here.
 	var env struct {
 		Source     *string  `json:"source"`
 		DetailType *string  `json:"detail-type"`
 		Resources  []string `json:"resources"`
+		Action     *string  `json:"action"`
 	}
 	// Too large, not JSON or not an object: Notify says what is wrong with it.
 	if len(raw) > maxEvent {
 		return a.Notify(ctx, raw)
 	}
-	if err := json.Unmarshal(raw, &env); err != nil || (env.Source == nil && env.DetailType == nil) {
+	if err := json.Unmarshal(raw, &env); err != nil || (env.Source == nil && env.DetailType == nil && env.Action == nil) {
 		return a.Notify(ctx, raw)
+	}
+	if env.Source == nil && env.DetailType == nil {
+		return a.Act(ctx, raw)
 	}
 	if deref(env.Source) != ScheduledSource || deref(env.DetailType) != ScheduledDetailType {
 		err := &UnsupportedEvent{Source: deref(env.Source), DetailType: deref(env.DetailType)}
@@ -93,11 +100,11 @@ func deref(s *string) string {
 func (a *App) Sweep(ctx context.Context, rules ...string) (SweepOutput, error) {
 	log := a.Log.With("rules", rules)
 	st, err := a.Service.Sweep(ctx)
-	out := SweepOutput{Expired: st.Expired, Advanced: st.Advanced, Undelivered: st.Left}
+	out := SweepOutput{Expired: st.Expired, Advanced: st.Advanced, Undelivered: st.Left, Canceled: st.Gone}
 	if err != nil {
-		log.ErrorContext(ctx, "sweep: failed", "expired", out.Expired, "advanced", out.Advanced, "undelivered", out.Undelivered, "err", err)
+		log.ErrorContext(ctx, "sweep: failed", "expired", out.Expired, "advanced", out.Advanced, "undelivered", out.Undelivered, "canceled", out.Canceled, "err", err)
 		return out, &SweepFailed{Err: err}
 	}
-	log.InfoContext(ctx, "sweep: done", "expired", out.Expired, "advanced", out.Advanced, "undelivered", out.Undelivered)
+	log.InfoContext(ctx, "sweep: done", "expired", out.Expired, "advanced", out.Advanced, "undelivered", out.Undelivered, "canceled", out.Canceled)
 	return out, nil
 }

@@ -159,6 +159,12 @@ func (c *recordingChat) Update(_ context.Context, r *approval.Request) error {
 	return nil
 }
 
+func (c *recordingChat) Notice(context.Context, *approval.Request, approval.Notice) error { return nil }
+
+func (c *recordingChat) PostIn(_ context.Context, r *approval.Request, channel string) (approval.ChatMessage, error) {
+	return approval.ChatMessage{Channel: channel, TS: "1700000002." + r.ID[:6]}, nil
+}
+
 func (c *recordingChat) Updates() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()

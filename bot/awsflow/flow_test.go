@@ -233,6 +233,120 @@ func TestFlow(t *testing.T) {
 	t.Run("bad input", func(t *testing.T) { testBadInput(t, ctx, f) })
 	t.Run("retried notification", func(t *testing.T) { testRetriedNotification(t, ctx, f) })
 	t.Run("quorum", func(t *testing.T) { testQuorum(t, ctx, f) })
+	t.Run("cancel", func(t *testing.T) { testCancel(t, ctx, f) })
+	t.Run("stopped execution", func(t *testing.T) { testStoppedExecution(t, ctx, f) })
+	t.Run("reject on timeout", func(t *testing.T) { testRejectOnTimeout(t, ctx, f) })
+}
+
+// Issue 11: a cancel through the notifier ({"action": "cancel"}) fails the
+// execution with Canceled, who canceled and why in the cause; the pages go.
+func testCancel(t *testing.T, ctx context.Context, f *flow) {
+	seen := len(f.moto.SentEmails(t))
+	e, err := f.start(t, ctx, input("Resize the cluster", "kim@example.com"))
+	if err != nil {
+		t.Fatalf("notifier: %v", err)
+	}
+	links := f.pageLinks(t, seen)
+	id := approval.IDFromTaskToken(taskToken(t, f, e))
+	out, err := f.app.Handle(ctx, json.RawMessage(`{"action":"cancel","requestId":"`+id+`","reason":"superseded by v2.5","by":"release-bot"}`))
+	if err != nil {
+		t.Fatalf("cancel: %v", err)
+	}
+	if got := out.(awsapp.ActionOutput); got.Status != "canceled" {
+		t.Errorf("cancel answered %+v", got)
+	}
+	got := f.wait(t, ctx, e)
+	errName, _, err := awsflow.Failure(ctx, f.sfn, got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != types.ExecutionStatusFailed || errName != "Canceled" {
+		t.Fatalf("execution %s with error %q, want FAILED with Canceled", got.Status, errName)
+	}
+	cause, _ := f.lastSent(t, failureTarget)
+	if cause.Decision != "canceled" || cause.CanceledBy != "release-bot" || cause.CancelReason != "superseded by v2.5" {
+		t.Errorf("failure cause %+v, want canceled by release-bot with the reason", cause)
+	}
+	if p, err := awsflow.Get(ctx, f.web, links["kim@example.com"]); err != nil || p.Status != http.StatusNotFound {
+		t.Errorf("the page after cancel: %v, %v; want 404", p, err)
+	}
+}
+
+// Issue 11: a request whose execution was stopped is closed as canceled at
+// the next sweep (its task answers the sweep's heartbeat as gone), not left
+// pending until its expiry; nothing is sent to the stopped task.
+func testStoppedExecution(t *testing.T, ctx context.Context, f *flow) {
+	seen := len(f.moto.SentEmails(t))
+	failures := len(f.proxy.Recorded(failureTarget))
+	e, err := f.start(t, ctx, input("Reindex the search", "lee@example.com"))
+	if err != nil {
+		t.Fatalf("notifier: %v", err)
+	}
+	links := f.pageLinks(t, seen)
+	id := approval.IDFromTaskToken(taskToken(t, f, e))
+	// (Other cases' requests whose task is gone may be closed now.)
+	if _, err := f.app.Sweep(ctx); err != nil {
+		t.Fatalf("sweep while the execution runs: %v", err)
+	}
+	if r, _ := f.app.Service.Get(ctx, id); r.Status != approval.StatusPending {
+		t.Fatalf("request %s while its execution runs, want pending", r.Status)
+	}
+	if _, err := f.sfn.StopExecution(ctx, &sfn.StopExecutionInput{ExecutionArn: aws.String(e.arn), Error: aws.String("Aborted")}); err != nil {
+		t.Fatalf("StopExecution: %v", err)
+	}
+	// moto 5.2.1 keeps a stopped execution's task answering heartbeats;
+	// deleting the state machine makes it answer InvalidToken, as AWS
+	// answers TaskTimedOut or TaskDoesNotExist for a stopped execution.
+	if _, err := f.sfn.DeleteStateMachine(ctx, &sfn.DeleteStateMachineInput{StateMachineArn: aws.String(e.sm)}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := f.app.Sweep(ctx)
+	if err != nil || st.Canceled != 1 {
+		t.Fatalf("sweep after the stop: %+v, %v; want the request canceled", st, err)
+	}
+	r, err := f.app.Service.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != approval.StatusCanceled || r.Reason != approval.ReasonWorkflowGone || r.Canceled == nil || r.Canceled.By != approval.WorkflowGoneBy {
+		t.Errorf("request after the sweep: %s (%s) %+v; want canceled, workflow_gone", r.Status, r.Reason, r.Canceled)
+	}
+	if n := len(f.proxy.Recorded(failureTarget)) - failures; n != 0 {
+		t.Errorf("%d SendTaskFailure to the stopped task, want none", n)
+	}
+	if p, err := awsflow.Get(ctx, f.web, links["lee@example.com"]); err != nil || p.Status != http.StatusNotFound {
+		t.Errorf("the page after the sweep: %v, %v; want 404", p, err)
+	}
+}
+
+// Issue 11: onTimeout "reject": at the expiry the sweep rejects the request
+// by timeout and the execution fails with Rejected, decidedBy "timeout".
+func testRejectOnTimeout(t *testing.T, ctx context.Context, f *flow) {
+	b, _ := json.Marshal(map[string]any{"request": map[string]any{
+		"title": "Rotate the certificate", "requester": "ci@example.com", "approvers": []string{"max@example.com"},
+		"timeoutSeconds": 300, "onTimeout": "reject",
+	}})
+	e, err := f.start(t, ctx, string(b))
+	if err != nil {
+		t.Fatalf("notifier: %v", err)
+	}
+	f.app.Service.Now = func() time.Time { return time.Now().Add(301 * time.Second) }
+	defer func() { f.app.Service.Now = nil }()
+	if _, err := f.app.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := f.wait(t, ctx, e)
+	errName, _, err := awsflow.Failure(ctx, f.sfn, got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != types.ExecutionStatusFailed || errName != "Rejected" {
+		t.Fatalf("execution %s with error %q, want FAILED with Rejected", got.Status, errName)
+	}
+	cause, _ := f.lastSent(t, failureTarget)
+	if cause.Decision != "rejected" || cause.DecidedBy != "timeout" || cause.Channel != "" || len(cause.Votes) != 0 {
+		t.Errorf("failure cause %+v, want rejected, decidedBy timeout, no vote", cause)
+	}
 }
 
 // Issue 10: under quorum:2 of 3 email approvers the execution keeps running

@@ -38,6 +38,10 @@ func Definition(functionARN string, timeout time.Duration) string {
 	}
 	if timeout > 0 {
 		task["TimeoutSeconds"] = int(timeout / time.Second)
+		// As the CDK stack's: a heartbeat timeout just short of the task's.
+		// moto 5.2.1 answers SendTaskHeartbeat (the sweep's probe) with
+		// InvalidToken for a task without one, as if it did not exist.
+		task["HeartbeatSeconds"] = max(int(timeout/time.Second)-1, 1)
 	}
 	b, _ := json.Marshal(map[string]any{
 		"Comment": "Wait for a human decision through approvalbot.",

@@ -37,22 +37,108 @@ type NewRequest struct {
 	Links        []Link
 	WebhookURL   string
 	SlackChannel string
+	// OnTimeout is what happens when the time runs out: "expire" (the
+	// default), "reject" or "approve" (approved unless someone rejected).
+	OnTimeout string
+	// Reminders, when set, remind the approvers who have not voted.
+	Reminders *Reminders
+	// Escalation, when set, asks more people if the request is still pending
+	// after a while.
+	Escalation *Escalation
+	// AllowDelegation, when set to false, stops approvers handing their vote
+	// to someone else; nil means the server's default (allowed).
+	AllowDelegation *bool
+}
+
+// Reminders says when approvers who have not voted are reminded: every Every
+// (at least 5 minutes), and/or BeforeExpiry before the expiry. Durations are
+// whole seconds.
+type Reminders struct {
+	Every        time.Duration
+	BeforeExpiry []time.Duration
+}
+
+// Escalation adds Approvers (or Groups of their own) to a request still
+// pending After its creation, and posts it to SlackChannel.
+type Escalation struct {
+	After        time.Duration
+	Approvers    []string
+	Groups       []EscalationGroup
+	SlackChannel string
+}
+
+// EscalationGroup is a group of escalation approvers, of whom one must
+// approve.
+type EscalationGroup struct {
+	Name      string   `json:"name"`
+	Approvers []string `json:"approvers"`
+}
+
+type remindersBody struct {
+	EverySeconds        int64   `json:"everySeconds,omitempty"`
+	BeforeExpirySeconds []int64 `json:"beforeExpirySeconds,omitempty"`
+}
+
+type escalationBody struct {
+	AfterSeconds int64             `json:"afterSeconds"`
+	Approvers    []string          `json:"approvers,omitempty"`
+	Groups       []EscalationGroup `json:"groups,omitempty"`
+	SlackChannel string            `json:"slackChannel,omitempty"`
+}
+
+// seconds turns d into whole seconds for field, refusing fractions.
+func seconds(field string, d time.Duration) (int64, error) {
+	if d < 0 || d%time.Second != 0 {
+		return 0, &Error{Field: field, Message: fmt.Sprintf("%s must be a positive whole number of seconds, got %s", field, d)}
+	}
+	return int64(d / time.Second), nil
+}
+
+// lifecycle sets the timers and hand-offs of in on b.
+func (b *createBody) lifecycle(in NewRequest) error {
+	b.OnTimeout, b.AllowDelegation = in.OnTimeout, in.AllowDelegation
+	if m := in.Reminders; m != nil {
+		var err error
+		b.Reminders = &remindersBody{}
+		if b.Reminders.EverySeconds, err = seconds("reminders.everySeconds", m.Every); err != nil {
+			return err
+		}
+		for _, d := range m.BeforeExpiry {
+			n, err := seconds("reminders.beforeExpirySeconds", d)
+			if err != nil {
+				return err
+			}
+			b.Reminders.BeforeExpirySeconds = append(b.Reminders.BeforeExpirySeconds, n)
+		}
+	}
+	if e := in.Escalation; e != nil {
+		n, err := seconds("escalation.afterSeconds", e.After)
+		if err != nil {
+			return err
+		}
+		b.Escalation = &escalationBody{AfterSeconds: n, Approvers: e.Approvers, Groups: e.Groups, SlackChannel: e.SlackChannel}
+	}
+	return nil
 }
 
 // createBody is NewRequest as POST /api/requests reads it.
 type createBody struct {
-	Title             string   `json:"title"`
-	Details           string   `json:"details"`
-	Requester         string   `json:"requester"`
-	Approvers         []string `json:"approvers,omitempty"`
-	Policy            string   `json:"policy,omitempty"`
-	Groups            []Group  `json:"groups,omitempty"`
-	RejectPolicy      string   `json:"rejectPolicy,omitempty"`
-	AllowSelfApproval bool     `json:"allowSelfApproval,omitempty"`
-	TimeoutSeconds    *int64   `json:"timeoutSeconds,omitempty"`
-	Links             []Link   `json:"links,omitempty"`
-	WebhookURL        string   `json:"webhookURL,omitempty"`
-	SlackChannel      string   `json:"slackChannel,omitempty"`
+	Title             string          `json:"title"`
+	Details           string          `json:"details"`
+	Requester         string          `json:"requester"`
+	Approvers         []string        `json:"approvers,omitempty"`
+	Policy            string          `json:"policy,omitempty"`
+	Groups            []Group         `json:"groups,omitempty"`
+	RejectPolicy      string          `json:"rejectPolicy,omitempty"`
+	AllowSelfApproval bool            `json:"allowSelfApproval,omitempty"`
+	TimeoutSeconds    *int64          `json:"timeoutSeconds,omitempty"`
+	Links             []Link          `json:"links,omitempty"`
+	WebhookURL        string          `json:"webhookURL,omitempty"`
+	SlackChannel      string          `json:"slackChannel,omitempty"`
+	OnTimeout         string          `json:"onTimeout,omitempty"`
+	Reminders         *remindersBody  `json:"reminders,omitempty"`
+	Escalation        *escalationBody `json:"escalation,omitempty"`
+	AllowDelegation   *bool           `json:"allowDelegation,omitempty"`
 }
 
 // Create asks for a decision: the server stores the request and notifies its
@@ -62,6 +148,9 @@ func (c *Client) Create(ctx context.Context, in NewRequest) (*Request, error) {
 		Title: in.Title, Details: in.Details, Requester: in.Requester, Approvers: in.Approvers,
 		Policy: in.Policy, Groups: in.Groups, RejectPolicy: in.RejectPolicy, AllowSelfApproval: in.AllowSelfApproval,
 		Links: in.Links, WebhookURL: in.WebhookURL, SlackChannel: in.SlackChannel,
+	}
+	if err := body.lifecycle(in); err != nil {
+		return nil, err
 	}
 	switch {
 	case in.Timeout < 0 || in.Timeout%time.Second != 0:
@@ -195,6 +284,22 @@ func (c *Client) Cancel(ctx context.Context, id string, in CancelInput) (*Reques
 	var r Request
 	if err := c.Do(ctx, "POST", "/api/requests/"+url.PathEscape(id)+"/cancel", in, &r); err != nil {
 		return nil, fmt.Errorf("cancel request %s: %w", id, err)
+	}
+	return &r, nil
+}
+
+// Extend gives pending request id more time: it then expires timeout from now.
+func (c *Client) Extend(ctx context.Context, id string, timeout time.Duration) (*Request, error) {
+	if id == "" {
+		return nil, &Error{Field: "id", Message: "the request id is empty"}
+	}
+	n, err := seconds("timeoutSeconds", timeout)
+	if err != nil {
+		return nil, err
+	}
+	var r Request
+	if err := c.Do(ctx, "POST", "/api/requests/"+url.PathEscape(id)+"/extend", map[string]int64{"timeoutSeconds": n}, &r); err != nil {
+		return nil, fmt.Errorf("extend request %s: %w", id, err)
 	}
 	return &r, nil
 }

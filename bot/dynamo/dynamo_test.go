@@ -40,6 +40,7 @@ func quiet(r *approval.Request) *approval.Request {
 	for i := range r.Effects {
 		r.Effects[i].State, r.Effects[i].Lease = approval.EffectDone, ""
 	}
+	r.Reminders = approval.Reminders{} // no timer due either
 	return r
 }
 

@@ -171,6 +171,8 @@ type requestItem struct {
 	DueShard      string `dynamodbav:"dueShard,omitempty"`
 	DueAt         string `dynamodbav:"dueAt,omitempty"`
 	TTL           int64  `dynamodbav:"ttl"`
+
+	lifecycleItem // timers and hand-offs (lifecycle.go)
 }
 
 type linkItem struct {
@@ -197,6 +199,7 @@ type recipientItem struct {
 	TokenHash string `dynamodbav:"tokenHash"`
 	PageKey   string `dynamodbav:"pageKey,omitempty"`
 	Email     string `dynamodbav:"email,omitempty"`
+	PrevHash  string `dynamodbav:"prevHash,omitempty"`
 }
 
 type chatItem struct {
@@ -277,11 +280,13 @@ func newRequestItem(r *approval.Request, version int64, keep time.Duration) requ
 	for _, rc := range r.Recipients {
 		it.Recipients = append(it.Recipients, recipientItem{
 			Address: rc.Address, Channel: string(rc.Channel), TokenHash: rc.TokenHash, PageKey: rc.PageKey, Email: rc.Email,
+			PrevHash: rc.PrevHash,
 		})
 	}
 	for _, m := range r.DirectMessages {
 		it.DirectMessages = append(it.DirectMessages, chatItem{Channel: m.Channel, TS: m.TS})
 	}
+	it.lifecycleItem = newLifecycleItem(r)
 	if d := r.Decision; d != nil {
 		it.DecisionChoice = string(d.Choice)
 		it.DecidedBy = d.By
@@ -361,7 +366,11 @@ func (it *requestItem) request() (*approval.Request, error) {
 	for _, rc := range it.Recipients {
 		r.Recipients = append(r.Recipients, approval.Recipient{
 			Address: rc.Address, Channel: approval.Channel(rc.Channel), TokenHash: rc.TokenHash, PageKey: rc.PageKey, Email: rc.Email,
+			PrevHash: rc.PrevHash,
 		})
+	}
+	if err := it.lifecycleItem.set(r); err != nil {
+		return nil, err
 	}
 	for _, m := range it.DirectMessages {
 		r.DirectMessages = append(r.DirectMessages, approval.ChatMessage{Channel: m.Channel, TS: m.TS})

@@ -141,24 +141,28 @@ func (s *Store) ListPending(_ context.Context, cursor string, limit int) ([]*app
 func (s *Store) ListDue(_ context.Context, now time.Time, limit int) ([]*approval.Request, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var due []*approval.Request
+	type entry struct {
+		at time.Time
+		r  *approval.Request
+	}
+	var due []entry
 	for _, r := range s.requests {
 		if at := r.DueAt(); !at.IsZero() && !at.After(now) {
-			due = append(due, r)
+			due = append(due, entry{at, r})
 		}
 	}
-	slices.SortFunc(due, func(a, b *approval.Request) int {
-		if c := a.DueAt().Compare(b.DueAt()); c != 0 {
+	slices.SortFunc(due, func(a, b entry) int {
+		if c := a.at.Compare(b.at); c != 0 {
 			return c
 		}
-		return strings.Compare(a.ID, b.ID)
+		return strings.Compare(a.r.ID, b.r.ID)
 	})
 	if limit > 0 && len(due) > limit {
 		due = due[:limit]
 	}
 	out := make([]*approval.Request, len(due))
-	for i, r := range due {
-		out[i] = r.Clone()
+	for i, e := range due {
+		out[i] = e.r.Clone()
 	}
 	return out, nil
 }

@@ -31,6 +31,7 @@ const (
 type api interface {
 	SendTaskSuccess(ctx context.Context, in *sfn.SendTaskSuccessInput, opts ...func(*sfn.Options)) (*sfn.SendTaskSuccessOutput, error)
 	SendTaskFailure(ctx context.Context, in *sfn.SendTaskFailureInput, opts ...func(*sfn.Options)) (*sfn.SendTaskFailureOutput, error)
+	SendTaskHeartbeat(ctx context.Context, in *sfn.SendTaskHeartbeatInput, opts ...func(*sfn.Options)) (*sfn.SendTaskHeartbeatOutput, error)
 }
 
 // Workflow delivers outcomes to Step Functions. It implements approval.Workflow.
@@ -38,7 +39,10 @@ type Workflow struct {
 	client api
 }
 
-var _ approval.Workflow = (*Workflow)(nil)
+var (
+	_ approval.Workflow       = (*Workflow)(nil)
+	_ approval.WorkflowProber = (*Workflow)(nil)
+)
 
 // New returns a Workflow calling client (an *sfn.Client).
 func New(client api) *Workflow { return &Workflow{client: client} }
@@ -128,16 +132,43 @@ func notSent(err error) aws.Ternary {
 	return aws.UnknownTernary
 }
 
-func wrap(id string, err error) error {
+// Waiting tells whether the task of pending request r still waits: it sends
+// the task a heartbeat. A task that timed out, no longer exists (its
+// execution was stopped) or whose token is not valid yields
+// approval.ErrWorkflowGone. A request without a task token has nothing to
+// wait for it and answers nil. The heartbeat also restarts the task's
+// HeartbeatSeconds, when the state machine sets one; its TimeoutSeconds still
+// ends the wait.
+func (w *Workflow) Waiting(ctx context.Context, r *approval.Request) error {
+	if r.TaskToken == "" {
+		return nil
+	}
+	_, err := w.client.SendTaskHeartbeat(ctx, &sfn.SendTaskHeartbeatInput{TaskToken: aws.String(r.TaskToken)})
 	if err == nil {
 		return nil
 	}
+	if gone(err) {
+		return fmt.Errorf("probe %s: %w: %w", r.ID, approval.ErrWorkflowGone, err)
+	}
+	return fmt.Errorf("probe %s: %w", r.ID, err)
+}
+
+// gone reports whether err says that the task no longer waits: it timed out,
+// does not exist, or its token is not valid.
+func gone(err error) bool {
 	var (
 		timedOut *types.TaskTimedOut
 		missing  *types.TaskDoesNotExist
 		invalid  *types.InvalidToken
 	)
-	if errors.As(err, &timedOut) || errors.As(err, &missing) || errors.As(err, &invalid) {
+	return errors.As(err, &timedOut) || errors.As(err, &missing) || errors.As(err, &invalid)
+}
+
+func wrap(id string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if gone(err) {
 		return fmt.Errorf("deliver %s: %w: %w", id, approval.ErrWorkflowGone, err)
 	}
 	return fmt.Errorf("deliver %s: %w", id, err)

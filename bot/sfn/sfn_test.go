@@ -24,10 +24,11 @@ import (
 // fakeSFN records the calls, and the options each was given, and answers
 // with err.
 type fakeSFN struct {
-	success []*sfn.SendTaskSuccessInput
-	failure []*sfn.SendTaskFailureInput
-	options []sfn.Options // as each call's options left them
-	err     error
+	success    []*sfn.SendTaskSuccessInput
+	failure    []*sfn.SendTaskFailureInput
+	heartbeats []*sfn.SendTaskHeartbeatInput
+	options    []sfn.Options // as each call's options left them
+	err        error
 }
 
 func (f *fakeSFN) apply(opts []func(*sfn.Options)) {
@@ -48,6 +49,12 @@ func (f *fakeSFN) SendTaskFailure(_ context.Context, in *sfn.SendTaskFailureInpu
 	f.failure = append(f.failure, in)
 	f.apply(opts)
 	return &sfn.SendTaskFailureOutput{}, f.err
+}
+
+func (f *fakeSFN) SendTaskHeartbeat(_ context.Context, in *sfn.SendTaskHeartbeatInput, opts ...func(*sfn.Options)) (*sfn.SendTaskHeartbeatOutput, error) {
+	f.heartbeats = append(f.heartbeats, in)
+	f.apply(opts)
+	return &sfn.SendTaskHeartbeatOutput{}, f.err
 }
 
 var decidedAt = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -230,5 +237,36 @@ func checkRetryer(t *testing.T, r aws.Retryer) {
 		if got := r.IsErrorRetryable(tt.err); got != tt.want {
 			t.Errorf("%s: retryable = %v, want %v", tt.name, got, tt.want)
 		}
+	}
+}
+
+func TestWaitingProbesWithAHeartbeat(t *testing.T) {
+	pending := &approval.Request{ID: "abcdefghijklmnop", TaskToken: "task-token", Status: approval.StatusPending}
+	for _, tc := range []struct {
+		name     string
+		err      error
+		wantGone bool
+		wantErr  bool
+	}{
+		{"waiting", nil, false, false},
+		{"timed out", &types.TaskTimedOut{Message: aws.String("timed out")}, true, true},
+		{"stopped", &types.TaskDoesNotExist{Message: aws.String("no task")}, true, true},
+		{"invalid token", &types.InvalidToken{Message: aws.String("bad")}, true, true},
+		{"throttled", errors.New("throttled"), false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fakeSFN{err: tc.err}
+			err := New(f).Waiting(t.Context(), pending)
+			if (err != nil) != tc.wantErr || errors.Is(err, approval.ErrWorkflowGone) != tc.wantGone {
+				t.Errorf("Waiting: %v; want error %v, gone %v", err, tc.wantErr, tc.wantGone)
+			}
+			if len(f.heartbeats) != 1 || aws.ToString(f.heartbeats[0].TaskToken) != "task-token" {
+				t.Errorf("heartbeats %v, want one with the task token", f.heartbeats)
+			}
+		})
+	}
+	f := &fakeSFN{}
+	if err := New(f).Waiting(t.Context(), &approval.Request{ID: "abcdefghijklmnop", Status: approval.StatusPending}); err != nil || len(f.heartbeats) != 0 {
+		t.Errorf("without a task token: %v, %d heartbeats; want nil, none", err, len(f.heartbeats))
 	}
 }

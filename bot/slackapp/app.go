@@ -53,6 +53,7 @@ type service interface {
 	Get(ctx context.Context, id string) (*approval.Request, error)
 	DecideInChat(ctx context.Context, id string, c approval.Choice, comment string, voter approval.Identity) (*approval.Request, error)
 	PersonalLink(ctx context.Context, id string, voter approval.Identity) (*approval.Request, string, error)
+	DelegateInChat(ctx context.Context, id string, from approval.Identity, to string) (*approval.Request, error)
 }
 
 var _ service = (*approval.Service)(nil)
@@ -289,6 +290,10 @@ func (a *App) interaction(ctx context.Context, cb slack.InteractionCallback, ret
 			if !retried {
 				a.more(ctx, cb, act.Value)
 			}
+		case ActionDelegate:
+			if id, ok := strings.CutPrefix(act.BlockID, DelegateBlockPrefix); ok {
+				a.delegate(ctx, cb, id, act.SelectedUser, retried)
+			}
 		default:
 			// ActionPersonalPage is a link; Slack reports its clicks too.
 		}
@@ -317,6 +322,8 @@ func (a *App) click(ctx context.Context, cb slack.InteractionCallback, id string
 		a.tell(ctx, cb, recordedText(r, choice))
 	case errors.Is(err, approval.ErrWorkflowGone):
 		a.tell(ctx, cb, msgWorkflowGone)
+	case errors.Is(err, approval.ErrDelegated):
+		a.tell(ctx, cb, delegatedAwayText(r, voter))
 	case errors.Is(err, approval.ErrNotApprover):
 		log.Warn("slack: vote refused; not an approver", "profile_known", known)
 		if known {
@@ -362,6 +369,8 @@ func (a *App) openPage(ctx context.Context, cb slack.InteractionCallback, id str
 		}
 	}
 	switch {
+	case errors.Is(err, approval.ErrNotApprover) && r != nil && r.DelegationOf(voter) != nil:
+		a.tell(ctx, cb, delegatedAwayText(r, voter))
 	case errors.Is(err, approval.ErrNotApprover) && known:
 		log.Warn("slack: personal link refused; not an approver")
 		a.tell(ctx, cb, msgNotApprover)
@@ -427,7 +436,7 @@ func refusedText(r *approval.Request, voter approval.Identity) string {
 		}
 		return s
 	}
-	if r.Decision == nil || !r.Status.Decided() {
+	if r.Decision == nil || !r.Status.Decided() || r.Decision.ByTimeout() {
 		return closedText(r)
 	}
 	return fmt.Sprintf("This request was already %s by %s %s.", r.Status, who(r.Decision.By), slackDate(r.Decision.At))
@@ -440,11 +449,15 @@ func closedText(r *approval.Request) string {
 		return msgExpired
 	case r.Status == approval.StatusExpired && r.Decision != nil:
 		return msgClosed
+	case r.Status == approval.StatusCanceled && r.Canceled != nil && r.Canceled.By != approval.WorkflowGoneBy:
+		return "This request was canceled " + canceledBy(r.Canceled) + "."
 	case r.Status == approval.StatusCanceled:
 		if why := reasonText(r.Reason); why != "" {
 			return "This request was canceled: " + why + "."
 		}
 		return "This request was canceled."
+	case r.Status.Decided() && r.Decision.ByTimeout():
+		return fmt.Sprintf("This request was %s by its timeout rule %s.", r.Status, slackDate(r.Decision.At))
 	case r.Status.Decided() && r.Decision != nil:
 		return fmt.Sprintf("This request was already %s by %s %s.", r.Status, who(r.Decision.By), slackDate(r.Decision.At))
 	}

@@ -90,7 +90,8 @@ func (c *Chat) post(ctx context.Context, channel string, r *approval.Request, dm
 	return approval.ChatMessage{Channel: ch, TS: ts}, nil
 }
 
-// Update rewrites r's channel message and every direct message, in parallel,
+// Update rewrites r's channel message, every direct message and the
+// escalation post, in parallel,
 // to show r as it stands: the votes and progress while pending, the outcome
 // and no button once closed. A message that no longer exists (deleted by
 // someone in Slack) cannot be rewritten, ever, and is skipped.
@@ -107,6 +108,9 @@ func (c *Chat) Update(ctx context.Context, r *approval.Request) error {
 		if m.Channel != "" && m.TS != "" {
 			targets = append(targets, target{m, true})
 		}
+	}
+	if e := r.Escalation; e != nil && e.Message.Channel != "" && e.Message.TS != "" {
+		targets = append(targets, target{e.Message, false})
 	}
 	if len(targets) == 0 {
 		return fmt.Errorf("update Slack messages of request %s: no message recorded", r.ID)

@@ -143,11 +143,15 @@ func on(msgs []sent, channel string) []sent {
 	return out
 }
 
+// voteButtons are the elements of a pending request's message: the vote
+// buttons and the "Delegate to…" user picker (confirmed, no value: its
+// block names the request).
 func voteButtons(id string) []button {
 	return []button{
 		{ActionApprove, id, "", true},
 		{ActionReject, id, "", true},
 		{ActionOpenPage, id, "", false},
+		{ActionDelegate, "", "", true},
 	}
 }
 

@@ -39,6 +39,7 @@ type sent struct {
 	Blocks      json.RawMessage
 	UnfurlLinks string
 	UnfurlMedia string
+	ThreadTS    string
 }
 
 // fakeSlack records what the app sends to Slack's Web API, served by slacktest.
@@ -96,6 +97,7 @@ func (f *fakeSlack) record(method string) http.HandlerFunc {
 			Text:        r.PostForm.Get("text"),
 			UnfurlLinks: r.PostForm.Get("unfurl_links"),
 			UnfurlMedia: r.PostForm.Get("unfurl_media"),
+			ThreadTS:    r.PostForm.Get("thread_ts"),
 		}
 		if b := r.PostForm.Get("blocks"); b != "" {
 			m.Blocks = json.RawMessage(b)

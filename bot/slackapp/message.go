@@ -28,6 +28,11 @@ const (
 	// ActionMore shows the next page of /approvals; its value is the
 	// listing ("all" or "mine") and the cursor.
 	ActionMore = "more"
+	// ActionDelegate is the user picker "Delegate to…": the clicking
+	// approver hands their vote to the picked user. Its block's ID is
+	// DelegateBlockPrefix and the request ID.
+	ActionDelegate      = "delegate"
+	DelegateBlockPrefix = "delegate:"
 )
 
 // Slack's limits on Block Kit text.
@@ -57,10 +62,13 @@ func requestBlocks(r *approval.Request, dm bool) []slack.Block {
 	if len(r.Votes) > 0 {
 		blocks = append(blocks, slack.NewSectionBlock(mrkdwn(votesText(r.Votes)), nil, nil, slack.SectionBlockOptionBlockID("votes")))
 	}
+	if text := handoffText(r); text != "" {
+		blocks = append(blocks, slack.NewContextBlock("handoffs", mrkdwn(text)))
+	}
 	if r.Status != approval.StatusPending {
 		return append(blocks, slack.NewContextBlock("request", mrkdwn("Request "+r.ID)))
 	}
-	return append(blocks,
+	blocks = append(blocks,
 		slack.NewContextBlock("expiry", mrkdwn("Expires "+slackDate(r.ExpiresAt)+" · request "+r.ID)),
 		slack.NewActionBlock(decisionBlockID,
 			slack.NewButtonBlockElement(ActionApprove, r.ID, plain("Approve")).
@@ -72,6 +80,10 @@ func requestBlocks(r *approval.Request, dm bool) []slack.Block {
 			slack.NewButtonBlockElement(ActionOpenPage, r.ID, plain("Open approval page")),
 		),
 	)
+	if !r.NoDelegation {
+		blocks = append(blocks, delegateBlock(r))
+	}
+	return blocks
 }
 
 // summaryBlocks are the details, links, requester and approvers.
@@ -225,6 +237,11 @@ func confirmDialog(c approval.Choice, title string) *slack.ConfirmationBlockObje
 func outcomeText(r *approval.Request) string {
 	d := r.Decision
 	switch {
+	case r.Status.Decided() && d.ByTimeout():
+		if r.Status == approval.StatusApproved {
+			return fmt.Sprintf(":white_check_mark: *Approved by timeout*: nobody objected before the expiry %s", slackDate(d.At))
+		}
+		return fmt.Sprintf(":x: *Rejected by timeout*: not approved before the expiry %s", slackDate(d.At))
 	case r.Status.Decided() && d != nil:
 		icon, word := ":white_check_mark:", "Approved"
 		if r.Status == approval.StatusRejected {
@@ -239,6 +256,8 @@ func outcomeText(r *approval.Request) string {
 		return ":hourglass: *Closed*: the workflow stopped waiting"
 	case r.Status == approval.StatusExpired:
 		return fmt.Sprintf(":hourglass: *Expired* %s without a decision", slackDate(r.ExpiresAt))
+	case r.Status == approval.StatusCanceled && r.Canceled != nil && r.Canceled.By != approval.WorkflowGoneBy:
+		return ":no_entry_sign: " + canceledLine(r.Canceled)
 	case r.Status == approval.StatusCanceled:
 		if why := reasonText(r.Reason); why != "" {
 			return ":no_entry_sign: *Canceled*: " + why

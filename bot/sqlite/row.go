@@ -23,6 +23,7 @@ type (
 		TokenHash string `json:"tokenHash"`
 		PageKey   string `json:"pageKey"`
 		Email     string `json:"email,omitempty"`
+		PrevHash  string `json:"prevHash,omitempty"`
 	}
 	docJSON struct {
 		Rule           ruleJSON        `json:"rule"`
@@ -33,6 +34,7 @@ type (
 		Reason         string          `json:"reason,omitempty"`
 		Decision       *decisionJSON   `json:"decision,omitempty"`
 		Canceled       *cancelJSON     `json:"canceled,omitempty"`
+		lifecycleJSON                  // timers and hand-offs (lifecycle.go)
 	}
 	cancelJSON struct {
 		By     string `json:"by"`
@@ -140,7 +142,7 @@ func encodeRequest(r *approval.Request) (*row, error) {
 	}
 	rcs := make([]recipientJSON, 0, len(r.Recipients))
 	for _, rc := range r.Recipients {
-		rcs = append(rcs, recipientJSON{Address: rc.Address, Channel: string(rc.Channel), TokenHash: rc.TokenHash, PageKey: rc.PageKey, Email: rc.Email})
+		rcs = append(rcs, recipientJSON{Address: rc.Address, Channel: string(rc.Channel), TokenHash: rc.TokenHash, PageKey: rc.PageKey, Email: rc.Email, PrevHash: rc.PrevHash})
 	}
 	d := docJSON{
 		Rule: ruleJSON{
@@ -152,6 +154,7 @@ func encodeRequest(r *approval.Request) (*row, error) {
 	if c := r.Canceled; c != nil {
 		d.Canceled = &cancelJSON{By: c.By, Reason: c.Reason, At: ms(c.At)}
 	}
+	d.lifecycleJSON = encodeLifecycle(r)
 	for _, g := range r.Rule.Groups {
 		d.Rule.Groups = append(d.Rule.Groups, groupJSON{Name: g.Name, Approvers: g.Approvers, Min: g.Min})
 	}
@@ -308,8 +311,10 @@ func decodeDoc(r *approval.Request, d *docJSON) {
 	for _, rc := range d.Recipients {
 		r.Recipients = append(r.Recipients, approval.Recipient{
 			Address: rc.Address, Channel: approval.Channel(rc.Channel), TokenHash: rc.TokenHash, PageKey: rc.PageKey, Email: rc.Email,
+			PrevHash: rc.PrevHash,
 		})
 	}
+	decodeLifecycle(r, &d.lifecycleJSON)
 	for _, e := range d.Effects {
 		r.Effects = append(r.Effects, approval.Effect{
 			Kind: approval.EffectKind(e.Kind), Target: e.Target, State: approval.EffectState(e.State), Attempts: e.Attempts,

@@ -33,6 +33,11 @@ type createRequest struct {
 	RejectPolicy   string      `json:"rejectPolicy"`
 	// AllowSelfApproval lets the requester approve their own request.
 	AllowSelfApproval bool `json:"allowSelfApproval"`
+	// Timing and hand-offs (lifecycle.go).
+	OnTimeout       string           `json:"onTimeout"`
+	Reminders       *remindersInput  `json:"reminders"`
+	Escalation      *escalationInput `json:"escalation"`
+	AllowDelegation *bool            `json:"allowDelegation"`
 }
 
 // DefaultTimeout is the timeout of a request that gives no timeoutSeconds.
@@ -78,6 +83,19 @@ type RequestJSON struct {
 	Notifications []NotificationJSON `json:"notifications"`
 	// Delivered is true once the outcome reached the webhook (or there is none).
 	Delivered bool `json:"delivered"`
+
+	// OnTimeout is what the expiry does while pending: expire, reject or
+	// approve.
+	OnTimeout string `json:"onTimeout"`
+	// Reminders and Escalation are the request's timers, when it has them.
+	Reminders  *RemindersJSON  `json:"reminders,omitempty"`
+	Escalation *EscalationJSON `json:"escalation,omitempty"`
+	// AllowDelegation is true when approvers may hand their vote on.
+	AllowDelegation bool `json:"allowDelegation"`
+	// Delegations are the votes handed on, in order.
+	Delegations []DelegationJSON `json:"delegations,omitempty"`
+	// Extensions are the changes of the expiry, in order.
+	Extensions []ExtensionJSON `json:"extensions,omitempty"`
 }
 
 // CancellationJSON says who withdrew a request, when and why.
@@ -101,6 +119,9 @@ type DecisionJSON struct {
 	Channel  string    `json:"channel"`
 	Comment  string    `json:"comment"` // empty when there is none
 	At       time.Time `json:"at"`
+	// ByTimeout is true when the request's onTimeout decided it (By is
+	// "timeout", Channel empty).
+	ByTimeout bool `json:"byTimeout,omitempty"`
 }
 
 // VoteJSON is one person's vote.
@@ -212,13 +233,15 @@ func requestJSON(r *approval.Request) RequestJSON {
 	}
 	if d := r.Decision; d != nil {
 		out.Decision = &DecisionJSON{
-			Decision: string(d.Choice.Status()),
-			By:       d.By,
-			Channel:  string(d.Channel),
-			Comment:  d.Comment,
-			At:       d.At.UTC(),
+			Decision:  string(d.Choice.Status()),
+			By:        d.By,
+			Channel:   string(d.Channel),
+			Comment:   d.Comment,
+			At:        d.At.UTC(),
+			ByTimeout: d.ByTimeout(),
 		}
 	}
+	lifecycleJSON(r, &out)
 	return out
 }
 
@@ -281,6 +304,7 @@ func (s *server) handleCreate() http.Handler {
 		for _, g := range in.Groups {
 			nr.Groups = append(nr.Groups, approval.GroupInput{Name: g.Name, Approvers: g.Approvers, Min: g.Min})
 		}
+		in.lifecycle(&nr)
 		if ts := in.TimeoutSeconds; ts != nil {
 			if *ts < int64(approval.MinTimeout/time.Second) || *ts > int64(approval.MaxTimeout/time.Second) {
 				writeJSONError(w, http.StatusBadRequest, "timeoutSeconds", fmt.Sprintf(

@@ -58,6 +58,7 @@ func TestAPICreateGetList(t *testing.T) {
 			{To: "alice@example.com", Channel: "email", State: "pending"},
 			{To: "bob@example.com", Channel: "email", State: "pending"},
 		},
+		OnTimeout: "expire", AllowDelegation: true,
 	}
 	if diff := cmp.Diff(want, created); diff != "" {
 		t.Errorf("created (-want +got):\n%s", diff)

@@ -10,8 +10,8 @@ import (
 )
 
 // CancelJSON is the body of POST /api/requests/{id}/cancel. The body is
-// optional: without one, nobody says why and the caller is recorded as
-// DefaultCanceledBy.
+// optional: without one, nobody says why and the caller is recorded under the
+// API token's configured name (Config.APIName), or DefaultCanceledBy.
 type CancelJSON struct {
 	// Reason says why the request is withdrawn (at most 500 characters).
 	Reason string `json:"reason,omitempty"`
@@ -20,8 +20,8 @@ type CancelJSON struct {
 	By string `json:"by,omitempty"`
 }
 
-// DefaultCanceledBy is who canceled a request through the API when the call
-// names nobody.
+// DefaultCanceledBy is who cancels or extends a request through the API when
+// neither the call nor the configuration (Config.APIName) names anybody.
 const DefaultCanceledBy = "api"
 
 // handleCancel answers POST /api/requests/{id}/cancel: 200 with the canceled
@@ -42,7 +42,7 @@ func (s *server) handleCancel() http.Handler {
 			}
 		}
 		if in.By == "" {
-			in.By = DefaultCanceledBy
+			in.By = s.apiName()
 		}
 		// Detached from the connection, like a decision: once asked, the
 		// cancellation is stored and announced whole.
@@ -55,6 +55,9 @@ func (s *server) handleCancel() http.Handler {
 			writeJSONError(w, http.StatusNotFound, "id", "no request has this id")
 		case (errors.Is(err, approval.ErrAlreadyDecided) || errors.Is(err, approval.ErrExpired)) && req != nil:
 			writeJSONError(w, http.StatusConflict, "", fmt.Sprintf("request %s is already %s; only a pending request can be canceled", req.ID, req.Status))
+		case errors.Is(err, approval.ErrConflict):
+			w.Header().Set("Retry-After", "1")
+			writeJSONError(w, http.StatusServiceUnavailable, "", "too many changes of this request at once; try again")
 		case err != nil:
 			noteErr(r, err)
 			writeJSONError(w, http.StatusInternalServerError, "", "internal error")

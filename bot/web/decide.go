@@ -113,6 +113,7 @@ func (s *server) writeOutcome(w http.ResponseWriter, r *http.Request, req *appro
 	if req != nil && token != "" {
 		if id := holder(req, token); id.ID != "" {
 			res.Vote = req.VoteOf(id)
+			res.Delegation = req.DelegationOf(id)
 		}
 		if res.Kind == pages.ResultSelfApproval {
 			rc, _ := req.RecipientByHash(approval.HashToken(token))
@@ -162,6 +163,10 @@ func outcome(req *approval.Request, err error) (int, pages.Result) {
 		return http.StatusConflict, pages.Result{Kind: pages.ResultAlreadyVoted, Request: req}
 	case errors.Is(err, approval.ErrSelfApproval):
 		return http.StatusForbidden, pages.Result{Kind: pages.ResultSelfApproval, Request: req}
+	case errors.Is(err, approval.ErrDelegated):
+		return http.StatusConflict, pages.Result{Kind: pages.ResultDelegatedAway, Request: req}
+	case errors.Is(err, approval.ErrNoDelegation):
+		return http.StatusForbidden, pages.Result{Kind: pages.ResultInvalid, Request: req, Message: "This request does not allow handing your vote to someone else."}
 	case errors.Is(err, approval.ErrForbidden): // ErrNotApprover, and any other refusal
 		return http.StatusForbidden, pages.Result{Kind: pages.ResultNotApprover, Request: req}
 	case errors.Is(err, approval.ErrExpired):

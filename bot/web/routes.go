@@ -10,6 +10,8 @@ func (s *server) routes() http.Handler {
 
 	mux.Handle("POST /decide", s.handleDecide())
 	mux.Handle("/decide", s.handleDecideNotPost()) // GET and HEAD never decide
+	mux.Handle("POST /delegate", s.handleDelegate())
+	mux.Handle("/delegate", s.handleDecideNotPost())
 
 	if s.cfg.Pages != nil {
 		mux.Handle("GET /p/{page}", s.handlePage()) // also HEAD
@@ -24,6 +26,8 @@ func (s *server) routes() http.Handler {
 		mux.Handle("/api/requests/{id}", s.api(s.apiMethodNotAllowed("GET")))
 		mux.Handle("POST /api/requests/{id}/cancel", s.api(s.handleCancel()))
 		mux.Handle("/api/requests/{id}/cancel", s.api(s.apiMethodNotAllowed("POST")))
+		mux.Handle("POST /api/requests/{id}/extend", s.api(s.handleExtend()))
+		mux.Handle("/api/requests/{id}/extend", s.api(s.apiMethodNotAllowed("POST")))
 		mux.Handle("/api/", s.api(s.apiNotFound()))
 	}
 

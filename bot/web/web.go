@@ -59,6 +59,10 @@ type Config struct {
 	// MCPMaxWait is how long one /mcp call may take (a tool that waits for a
 	// decision); zero means DefaultMCPMaxWait.
 	MCPMaxWait time.Duration
+	// APIName is who the API's caller is, as the cancellations and
+	// extensions made through it record: the name configured with the
+	// bearer token; empty means "api".
+	APIName string
 	// Slack, when set, is mounted at /slack/ (it checks Slack's signatures itself).
 	Slack http.Handler
 	// MaxWait caps the ?wait= long poll; zero means DefaultMaxWait.

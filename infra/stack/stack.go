@@ -394,13 +394,28 @@ func (s *Stack) addLambdas() {
 		Actions:   jsii.Strings("ses:SendEmail"),
 		Resources: &mailResources,
 	}))
-	// Notifier's sweep: fail the task of an expired request with "Expired" and
-	// deliver again outcomes whose delivery failed, to this stack's state
-	// machine only (its PublishPages statement covers deleting the pages).
+	// Notifier's sweep: fail the task of an expired request with "Expired",
+	// deliver again outcomes whose delivery failed, and probe the tasks of
+	// pending requests with a heartbeat (a stopped execution's request is
+	// closed as canceled), on this stack's state machine only (its
+	// PublishPages statement covers deleting the pages).
 	s.Notifier.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:       jsii.String("ReportOutcome"),
-		Actions:   jsii.Strings("states:SendTaskSuccess", "states:SendTaskFailure"),
+		Actions:   jsii.Strings("states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"),
 		Resources: &[]*string{s.stateMachineARN()},
+	}))
+
+	// Callback: a vote handed on through the page's "Delegate to…" form
+	// publishes the delegate's page and emails them their link.
+	s.Callback.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("DelegatePages"),
+		Actions:   jsii.Strings("s3:PutObject"),
+		Resources: &[]*string{s.pagesARN()},
+	}))
+	s.Callback.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("SendMail"),
+		Actions:   jsii.Strings("ses:SendEmail"),
+		Resources: &mailResources,
 	}))
 
 	// Callback and Slack: decide (report the outcome to the waiting task of
@@ -442,9 +457,13 @@ func (s *Stack) addStateMachine() {
 		Comment:            jsii.String("Invoke the notifier with the task token and wait until the callback reports the decision"),
 		LambdaFunction:     s.Notifier,
 		IntegrationPattern: awsstepfunctions.IntegrationPattern_WAIT_FOR_TASK_TOKEN,
+		// The task's timeout and start let the bot refuse a request that
+		// would outlive the task, and an extension past its end.
 		Payload: awsstepfunctions.TaskInput_FromObject(&map[string]any{
-			"taskToken": awsstepfunctions.JsonPath_TaskToken(),
-			"request":   awsstepfunctions.JsonPath_ObjectAt(jsii.String("$.request")),
+			"taskToken":          awsstepfunctions.JsonPath_TaskToken(),
+			"request":            awsstepfunctions.JsonPath_ObjectAt(jsii.String("$.request")),
+			"taskTimeoutSeconds": s.Config.TaskTimeout.Seconds(),
+			"stateEnteredTime":   awsstepfunctions.JsonPath_StringAt(jsii.String("$$.State.EnteredTime")),
 		}),
 		TaskTimeout:      awsstepfunctions.Timeout_Duration(awscdk.Duration_Seconds(jsii.Number(s.Config.TaskTimeout.Seconds()))),
 		HeartbeatTimeout: awsstepfunctions.Timeout_Duration(awscdk.Duration_Seconds(jsii.Number(s.Config.Heartbeat.Seconds()))),

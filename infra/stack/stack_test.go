@@ -466,7 +466,9 @@ func TestStateMachine(t *testing.T) {
 		{"Type", ask["Type"], "Task"},
 		{"Resource", ask["Resource"], "arn:${AWS::Partition}:states:::lambda:invoke.waitForTaskToken"},
 		{"FunctionName", ask["Parameters"].(map[string]any)["FunctionName"], "${" + notifierID + ".Arn}"},
-		{"Payload", ask["Parameters"].(map[string]any)["Payload"], map[string]any{"taskToken.$": "$$.Task.Token", "request.$": "$.request"}},
+		{"Payload", ask["Parameters"].(map[string]any)["Payload"], map[string]any{
+			"taskToken.$": "$$.Task.Token", "request.$": "$.request", "taskTimeoutSeconds": 86400.0, "stateEnteredTime.$": "$$.State.EnteredTime",
+		}},
 		{"TimeoutSeconds", ask["TimeoutSeconds"], 86400.0},
 		{"HeartbeatSeconds", ask["HeartbeatSeconds"], 86100.0},
 		{"ResultPath", ask["ResultPath"], "$.decision"},
@@ -628,7 +630,7 @@ func TestLambdaRoles(t *testing.T) {
 							t.Errorf("%s resources: got %q, want the function's own log group", a, r)
 						}
 					case "ses":
-						if name != NotifierName {
+						if name == SlackName {
 							t.Errorf("%s may not send mail (%s)", name, a)
 						}
 					default:
@@ -638,9 +640,12 @@ func TestLambdaRoles(t *testing.T) {
 			}
 			wantS3 := []string{"s3:DeleteObject"}
 			wantStates := []string{"states:SendTaskFailure", "states:SendTaskHeartbeat", "states:SendTaskSuccess"}
-			if name == NotifierName {
-				// The sweep reports expiries and redelivers; it sends no heartbeat.
-				wantS3, wantStates = []string{"s3:DeleteObject", "s3:PutObject"}, []string{"states:SendTaskFailure", "states:SendTaskSuccess"}
+			if name == NotifierName || name == CallbackName {
+				// The notifier publishes pages; the callback publishes a
+				// delegate's page ("Delegate to…"). The notifier's sweep
+				// also reports expiries, redelivers, and probes pending
+				// tasks with a heartbeat.
+				wantS3 = []string{"s3:DeleteObject", "s3:PutObject"}
 			}
 			sort.Strings(s3Actions)
 			sort.Strings(statesActions)
@@ -653,7 +658,7 @@ func TestLambdaRoles(t *testing.T) {
 			for _, a := range []string{"dynamodb:PutItem", "dynamodb:Query", "secretsmanager:GetSecretValue", "logs:PutLogEvents"} {
 				findStatement(t, sts, a)
 			}
-			if name == NotifierName {
+			if name != SlackName {
 				send := findStatement(t, sts, "ses:SendEmail")
 				if r := send.resources(); len(r) != 1 || !strings.HasPrefix(r[0], "arn:${AWS::Partition}:ses:eu-west-1:123456789012:identity/") {
 					t.Errorf("ses:SendEmail resources: got %q, want the sender identity only", r)

@@ -13,6 +13,9 @@
   var comment = document.getElementById("comment");
   var status = document.getElementById("sending");
   var buttons = form.querySelectorAll("button[name=decision]");
+  // The "Delegate to…" form, when there is one: out of use while a decision
+  // is in flight.
+  var delegation = document.querySelectorAll("#delegate button, #delegate input");
   var choice = "";
   var opener = null;
   var sending = false;
@@ -48,6 +51,9 @@
   function setBusy(busy) {
     for (var i = 0; i < buttons.length; i++) {
       buttons[i].disabled = busy;
+    }
+    for (var j = 0; j < delegation.length; j++) {
+      delegation[j].disabled = busy;
     }
     ok.disabled = busy;
     cancel.disabled = busy;

@@ -80,12 +80,28 @@ func Fixture(createdAt time.Time) *approval.Request {
 			{Kind: approval.EffectPost, State: approval.EffectDone, Attempts: 1, At: createdAt.Add(time.Second)},
 			{Kind: approval.EffectDM, Target: "U0SEC00001", State: approval.EffectFailed, Attempts: 8, Error: "slack: user_not_found"},
 			{Kind: approval.EffectUpdate, State: approval.EffectPending, Attempts: 1, Lease: "lease-1", LeaseUntil: createdAt.Add(3 * time.Minute)},
+			{Kind: approval.EffectRemind, Target: "bob@example.com", State: approval.EffectDone, Attempts: 1, At: createdAt.Add(50 * time.Minute)},
+			{Kind: approval.EffectEscalatePost, Target: "C0ESCALATE", State: approval.EffectDone, Attempts: 1, At: createdAt.Add(20 * time.Minute)},
 		},
+		// Timing and hand-offs, each timer already done (so that the
+		// fixture is due at its expiry only).
+		OnTimeout:  approval.TimeoutApprove,
+		Reminders:  approval.Reminders{Every: 20 * time.Minute, BeforeExpiry: []time.Duration{30 * time.Minute, 10*time.Minute + 500*time.Millisecond}},
+		RemindedAt: createdAt.Add(TTL - 10*time.Minute),
+		Escalation: &approval.Escalation{
+			After: 20 * time.Minute, Groups: []approval.Group{{Name: "security", Approvers: []string{"ciso@example.com"}}},
+			SlackChannel: "C0ESCALATE", At: createdAt.Add(20 * time.Minute), Message: approval.ChatMessage{Channel: "C0ESCALATE", TS: "1700000000.000300"},
+		},
+		NoDelegation: true,
+		Delegations:  []approval.Delegation{{From: "dave@example.com", To: "bob@example.com", At: createdAt.Add(2 * time.Minute), Channel: approval.ChannelEmail}},
+		Extensions:   []approval.Extension{{By: "api", At: createdAt.Add(3 * time.Minute), From: createdAt.Add(TTL - time.Minute), To: createdAt.Add(TTL)}},
+		TaskDeadline: createdAt.Add(24 * time.Hour),
 	}
 	for _, a := range []string{"alice@example.com", "bob@example.com"} {
 		tok := approval.NewRequestToken(id)
 		r.Recipients = append(r.Recipients, approval.Recipient{
 			Address: a, Channel: approval.ChannelEmail, TokenHash: approval.HashToken(tok), PageKey: approval.NewPageKey(),
+			PrevHash: approval.HashToken(approval.NewRequestToken(id)), // made again by an extension
 		})
 	}
 	tok := approval.NewRequestToken(id)
@@ -128,6 +144,7 @@ func Run(t *testing.T, newStore func(t *testing.T) approval.Store) {
 		{"UpdateConcurrent", testUpdateConcurrent},
 		{"ListPendingPages", testListPending},
 		{"ListDue", testListDue},
+		{"ListDueTimers", testListDueTimers},
 		{"VotesQuorumConcurrent", testVotesQuorumConcurrent},
 		{"VotesAll", testVotesAll},
 		{"VotesGroups", testVotesGroups},
@@ -394,6 +411,7 @@ func testListDue(t *testing.T, s approval.Store) {
 			r.Effects[i].State = approval.EffectDone
 			r.Effects[i].Lease = ""
 		}
+		r.Reminders = approval.Reminders{} // no timer either (see testListDueTimers)
 		return r
 	}
 	// Pending, expiring after now, no unfinished effect: not due.
@@ -445,5 +463,43 @@ func testListDue(t *testing.T, s approval.Store) {
 	due, err = s.ListDue(ctx, now, 10)
 	if err != nil || len(due) != 1 || due[0].ID != expired.ID {
 		t.Errorf("ListDue after the lapsed effect was done: %v, %v; want [%s]", ids(due), err, expired.ID)
+	}
+}
+
+// testListDueTimers: a pending request is due at its next reminder and at its
+// escalation, before its expiry, and a round of reminders written moves it on.
+func testListDueTimers(t *testing.T, s approval.Store) {
+	ctx := t.Context()
+	quiet := func(r *approval.Request) *approval.Request {
+		r.Effects = nil
+		return r
+	}
+	remind := quiet(Fixture(Base))
+	remind.RemindedAt = time.Time{} // due at Base + 20 min, the first "every"
+	remind.Escalation = nil
+	create(t, s, remind)
+	escalate := quiet(Fixture(Base.Add(time.Second)))
+	escalate.Reminders = approval.Reminders{}
+	escalate.Escalation.At = time.Time{} // due at its creation + 20 min
+	create(t, s, escalate)
+	plain := quiet(Fixture(Base.Add(2 * time.Second))) // every timer done: due at its expiry
+	create(t, s, plain)
+
+	due, err := s.ListDue(ctx, Base.Add(30*time.Minute), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{remind.ID, escalate.ID}, ids(due)); diff != "" {
+		t.Errorf("ListDue at 30 minutes (-want +got):\n%s", diff)
+	}
+	remind.RemindedAt = Base.Add(20 * time.Minute) // the round is written: next at 30 min before the expiry
+	update(t, s, remind)
+	due, err = s.ListDue(ctx, Base.Add(29*time.Minute), 10)
+	if err != nil || len(due) != 1 || due[0].ID != escalate.ID {
+		t.Errorf("ListDue at 29 minutes after the round: %v, %v; want [%s]", ids(due), err, escalate.ID)
+	}
+	due, err = s.ListDue(ctx, Base.Add(30*time.Minute), 10)
+	if err != nil || len(due) != 2 || due[0].ID != escalate.ID {
+		t.Errorf("ListDue at 30 minutes after the round: %v, %v; want [%s %s]", ids(due), err, escalate.ID, remind.ID)
 	}
 }
