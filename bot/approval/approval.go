@@ -255,7 +255,7 @@ func (r *Request) deadPageKeys() []string {
 	}
 	var keys []string
 	for _, rc := range r.Recipients {
-		if rc.PageKey != "" && (r.voteOf(Identity{ID: rc.Address}) != nil || r.delegatedAway(Identity{ID: rc.Address})) {
+		if id := rc.Identity(); rc.PageKey != "" && (r.voteOf(id) != nil || r.delegatedAway(id)) {
 			keys = append(keys, rc.PageKey)
 		}
 	}

@@ -66,14 +66,13 @@ type Pages interface {
 }
 
 // RetiringPages is implemented by page hosts that serve a page only while its
-// holder can still vote with it (the request pending and unexpired in the
-// store, its holder not yet voted): the write that records a vote retires the
-// pages it ends, so the service records no effect to delete them, and the host
-// removes the pages it no longer serves on its own.
+// request is pending and unexpired in the store: the write that closes a
+// request retires its pages, so the service records no effect to delete them
+// on close, and the host removes the pages it no longer serves on its own.
 type RetiringPages interface {
 	Pages
-	// RetiresPages marks the host as one that serves pages only while they
-	// can vote.
+	// RetiresPages marks the host as one that serves pages only while their
+	// request is pending.
 	RetiresPages()
 }
 

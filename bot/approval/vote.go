@@ -263,7 +263,10 @@ func (s *Service) closeEffects() []EffectKind {
 // close), leased to lease: delete the pages that must go, update the chat
 // messages, and, once closed, deliver the outcome.
 func (s *Service) wantAfterChange(r *Request, lease string, now time.Time) {
-	if _, retire := s.Pages.(RetiringPages); !retire && len(r.deadPageKeys()) > 0 {
+	// A host of retiring pages stops serving a closed request's pages with
+	// the write that closes it; pages that go while it stays pending (a
+	// voter's, a delegator's) are deleted.
+	if _, retire := s.Pages.(RetiringPages); !(retire && r.Status != StatusPending) && len(r.deadPageKeys()) > 0 {
 		r.want(EffectPages, "", lease, now)
 	}
 	if s.Chat != nil && r.hasChat() {

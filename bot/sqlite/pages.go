@@ -39,20 +39,10 @@ var pageKey = regexp.MustCompile(`^[A-Za-z0-9_-]{16,64}$`)
 const (
 	putPage = `INSERT INTO pages (key, html, created_at) VALUES (?, ?, ?)
 		ON CONFLICT (key) DO UPDATE SET html = excluded.html`
-	// getPage serves a page only while it can vote: its request stored,
-	// pending and unexpired, and its holder (the recipient whose page it is)
-	// without a vote, under any identity of theirs (approval's sameVoter).
+	// getPage serves a page only while its request is stored, pending and
+	// unexpired: the write that closes a request retires its pages.
 	getPage = `SELECT p.html FROM pages p JOIN requests r ON r.id = p.request_id
-		WHERE p.key = ?1 AND r.status = 'pending' AND r.expires_at > ?2
-		AND NOT EXISTS (
-			SELECT 1 FROM json_each(r.recipients) rc, json_each(r.doc, '$.votes') v
-			WHERE json_extract(rc.value, '$.pageKey') = p.key
-			AND EXISTS (
-				SELECT 1 FROM (SELECT lower(json_extract(v.value, '$.by')) AS x
-					UNION ALL SELECT lower(json_extract(v.value, '$.email'))) va,
-				(SELECT lower(json_extract(rc.value, '$.address')) AS y
-					UNION ALL SELECT lower(json_extract(rc.value, '$.email'))) ra
-				WHERE va.x <> '' AND va.x = ra.y))`
+		WHERE p.key = ?1 AND r.status = 'pending' AND r.expires_at > ?2`
 )
 
 // NewPages returns the pages kept in s's database. baseURL is the address at
@@ -145,9 +135,9 @@ func (p *Pages) Get(ctx context.Context, key string) ([]byte, error) {
 
 var _ approval.RetiringPages = (*Pages)(nil)
 
-// RetiresPages marks Pages as a host that serves a page only while it can
-// vote (see Get): the write that records a vote retires the pages it ends,
-// and Prune removes them later.
+// RetiresPages marks Pages as a host that serves a page only while its
+// request is pending and unexpired (see Get): the write that closes a request
+// retires its pages, and Prune removes them later.
 func (p *Pages) RetiresPages() {}
 
 // Page is Get, under the name the web server's page source uses.

@@ -35,32 +35,27 @@ func pendingWithPages(created time.Time) *approval.Request {
 	return r
 }
 
-// TestPagesServedWhileTheyCanVote: a page is served only while its holder has
-// not voted, under any identity of theirs, and the request is unexpired.
-func TestPagesServedWhileTheyCanVote(t *testing.T) {
+// TestPagesServedWhilePending: a page is served only while its request is
+// pending and unexpired.
+func TestPagesServedWhilePending(t *testing.T) {
 	ctx := t.Context()
 	s := open(t, ":memory:")
 	p := sqlite.NewPages(s, "http://x")
 	clk := &clock{}
 	clk.Set(storetest.Base)
 	p.Now = clk.Now
-	r := pendingWithPages(storetest.Base)
-	for _, rc := range r.Recipients {
-		if err := p.Put(ctx, rc.PageKey, []byte(rc.Address)); err != nil {
-			t.Fatal(err)
+	r, closed := pendingWithPages(storetest.Base), pendingWithPages(storetest.Base)
+	for _, x := range []*approval.Request{r, closed} {
+		for _, rc := range x.Recipients {
+			if err := p.Put(ctx, rc.PageKey, []byte(rc.Address)); err != nil {
+				t.Fatal(err)
+			}
 		}
+		create(t, s, x)
 	}
-	create(t, s, r)
-	// The Slack approver's personal link carries their profile email; they
-	// vote in Slack under their user ID. Bob votes in Slack as himself.
-	r.Votes = []approval.Vote{
-		{By: "U0SEC00001", Channel: approval.ChannelSlack, Choice: approval.Approve, At: storetest.Base},
-		{By: "U0BOB00001", Email: "Bob@Example.com", Channel: approval.ChannelSlack, Choice: approval.Reject, At: storetest.Base},
-	}
-	update(t, s, r)
+	update(t, s, storetest.Closed(closed, storetest.Base))
 	wantPage(t, p, r.Recipients[0].PageKey, "alice@example.com")
-	wantNoPage(t, p, r.Recipients[1].PageKey, "the page of bob, who voted under his Slack identity")
-	wantNoPage(t, p, r.Recipients[2].PageKey, "the page of the Slack approver, who voted")
+	wantNoPage(t, p, closed.Recipients[0].PageKey, "a page of a closed request")
 	clk.Set(r.ExpiresAt)
 	wantNoPage(t, p, r.Recipients[0].PageKey, "a page of an expired request")
 }
@@ -233,8 +228,9 @@ func TestPagesThroughService(t *testing.T) {
 	for _, rc := range r.Recipients {
 		wantNoPage(t, p, rc.PageKey, "a page of a closed request")
 	}
-	// The close retired the pages; Prune removes them.
-	if n, err := p.Prune(ctx, storetest.Base.Add(time.Hour)); err != nil || n != int64(len(r.Recipients)) {
-		t.Errorf("Prune after the close: %d, %v; want the request's %d pages", n, err, len(r.Recipients))
+	// The first voter's page was deleted with their vote; the close retired
+	// the others, which Prune removes.
+	if n, err := p.Prune(ctx, storetest.Base.Add(time.Hour)); err != nil || n != int64(len(r.Recipients)-1) {
+		t.Errorf("Prune after the close: %d, %v; want the %d pages the close retired", n, err, len(r.Recipients)-1)
 	}
 }

@@ -3,7 +3,6 @@ package web
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 
 	"approvalbot/bot/approval"
@@ -54,7 +53,7 @@ func (s *server) handleCancel() http.Handler {
 		case errors.Is(err, approval.ErrNotFound):
 			writeJSONError(w, http.StatusNotFound, "id", "no request has this id")
 		case (errors.Is(err, approval.ErrAlreadyDecided) || errors.Is(err, approval.ErrExpired)) && req != nil:
-			writeJSONError(w, http.StatusConflict, "", fmt.Sprintf("request %s is already %s; only a pending request can be canceled", req.ID, req.Status))
+			writeJSONError(w, http.StatusConflict, "", closedMessage(req)+"; only a pending request can be canceled")
 		case errors.Is(err, approval.ErrConflict):
 			w.Header().Set("Retry-After", "1")
 			writeJSONError(w, http.StatusServiceUnavailable, "", "too many changes of this request at once; try again")
