@@ -133,6 +133,9 @@ func (s *Service) vote(ctx context.Context, id string, c Choice, comment string,
 	if utf8.RuneCountInString(comment) > MaxComment {
 		return nil, Invalidf("comment", "comment is longer than %d characters", MaxComment)
 	}
+	if err := CheckText("comment", comment, true); err != nil {
+		return nil, err
+	}
 	for range maxVoteAttempts {
 		r, err := s.Store.GetRequest(ctx, id)
 		if err != nil {
