@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -15,6 +16,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/cenkalti/backoff/v5"
 
 	"approvalbot/bot/approval"
 	"approvalbot/bot/web"
@@ -32,11 +35,26 @@ func clientFlags(fs *flag.FlagSet, getenv func(string) string) *client {
 	c := &client{http: &http.Client{Timeout: web.DefaultMaxWait + 15*time.Second}}
 	def := getenv("APPROVALBOT_SERVER")
 	if def == "" {
-		def = "http://" + envOr(getenv, "APPROVALBOT_ADDR", defaultAddr)
+		def = "http://" + dialAddr(envOr(getenv, "APPROVALBOT_ADDR", defaultAddr))
 	}
 	fs.StringVar(&c.server, "server", def, "")
 	c.token = strings.TrimSpace(getenv("APPROVALBOT_API_TOKEN"))
 	return c
+}
+
+// dialAddr is where a client reaches a server listening on addr: the same
+// address, with 127.0.0.1 for an empty host (":8080") or one that means every
+// interface ("0.0.0.0:8080", "[::]:8080"), which are no address to connect
+// to or to name in a Host header.
+func dialAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return addr
 }
 
 // apiError is an answer other than 2xx.
@@ -256,7 +274,8 @@ func runRequest(ctx context.Context, args []string, getenv func(string) string, 
 	return waitFor(ctx, c, r.ID, stdout, stderr, *asJSON)
 }
 
-// waitRetryDelay is how long waitFor pauses before asking again after a failure.
+// waitRetryDelay is the longest pause of waitFor before it asks again after a
+// failure (the pauses grow from half a second).
 var waitRetryDelay = 2 * time.Second
 
 // waitFor long-polls the request until it is no longer pending. A server that
@@ -266,31 +285,25 @@ func waitFor(ctx context.Context, c *client, id string, stdout, stderr io.Writer
 	if !asJSON {
 		fmt.Fprintln(stderr, "waiting for a decision (Ctrl-C stops waiting; the request stays open)...")
 	}
-	var failingSince time.Time
-	for {
+	poll := func() (web.RequestJSON, error) {
 		var r web.RequestJSON
 		err := c.do(ctx, "GET", "/api/requests/"+url.PathEscape(id)+"?wait=60s", nil, &r)
+		var ae *apiError
+		if errors.As(err, &ae) && ae.status < 500 {
+			return r, backoff.Permanent(err) // refused: asking again will not help
+		}
+		return r, err
+	}
+	for {
+		b := backoff.NewExponentialBackOff()
+		b.InitialInterval, b.MaxInterval = min(500*time.Millisecond, waitRetryDelay), waitRetryDelay
+		r, err := backoff.Retry(ctx, poll, backoff.WithBackOff(b), backoff.WithMaxElapsedTime(time.Minute))
 		switch {
 		case ctx.Err() != nil:
 			return &exitError{code: exitUsage, err: fmt.Errorf("stopped waiting; request %s is still open", id)}
 		case err != nil:
-			var ae *apiError
-			if errors.As(err, &ae) && ae.status < 500 {
-				return clientErr(err)
-			}
-			if failingSince.IsZero() {
-				failingSince = time.Now()
-			}
-			if time.Since(failingSince) > time.Minute {
-				return clientErr(err)
-			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(waitRetryDelay):
-			}
-			continue
+			return clientErr(err)
 		}
-		failingSince = time.Time{}
 		if r.Status == "pending" {
 			continue
 		}
@@ -518,10 +531,17 @@ func runGet(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 	if id == "" && fs.NArg() > 0 {
+		// The ID after some flags: the flags after it are read too.
 		id = fs.Arg(0)
+		if err := parseFlags(fs, fs.Args()[1:], stdout, printGetHelp); err != nil {
+			return err
+		}
 	}
-	if id == "" || fs.NArg() > 1 {
+	switch {
+	case id == "":
 		return usageErr("get: want exactly one request ID (see get -h)")
+	case fs.NArg() > 0:
+		return usageErr("get: unexpected argument %q after the request ID (see get -h)", fs.Arg(0))
 	}
 	if *wait {
 		return waitFor(ctx, c, id, stdout, stderr, *asJSON)
