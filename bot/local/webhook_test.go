@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -64,10 +65,69 @@ func TestWebhookDelivers(t *testing.T) {
 	if ct := gotHeader.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type = %q, want application/json", ct)
 	}
+	sig := gotHeader.Get(SignatureHeader)
+	ts, _, _ := strings.Cut(strings.TrimPrefix(sig, "t="), ",")
 	mac := hmac.New(sha256.New, []byte("shh"))
+	mac.Write([]byte(ts + "."))
 	mac.Write(gotBody)
-	if got, want := gotHeader.Get(SignatureHeader), "sha256="+hex.EncodeToString(mac.Sum(nil)); got != want {
-		t.Errorf("%s = %q, want %q", SignatureHeader, got, want)
+	if want := "t=" + ts + ",v1=" + hex.EncodeToString(mac.Sum(nil)); sig != want || ts == "" {
+		t.Errorf("%s = %q, want %q", SignatureHeader, sig, want)
+	}
+	if err := VerifySignature([]byte("shh"), sig, gotBody, time.Now()); err != nil {
+		t.Errorf("VerifySignature: %v", err)
+	}
+}
+
+func TestWebhookSignature(t *testing.T) {
+	secret, body := []byte("shh"), []byte(`{"requestId":"abc","decision":"approved"}`)
+	at := time.Unix(1764080525, 0)
+	sig := Sign(secret, at, body)
+	// HMAC-SHA256("shh", "1764080525." + body), computed independently.
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte("1764080525." + string(body)))
+	if want := "t=1764080525,v1=" + hex.EncodeToString(mac.Sum(nil)); sig != want {
+		t.Fatalf("Sign = %q, want %q", sig, want)
+	}
+	for _, tc := range []struct {
+		name   string
+		secret string
+		header string
+		body   string
+		now    time.Time
+		want   error
+	}{
+		{"valid", "shh", sig, string(body), at, nil},
+		{"4m59s later", "shh", sig, string(body), at.Add(299 * time.Second), nil},
+		{"clock 4m behind", "shh", sig, string(body), at.Add(-4 * time.Minute), nil},
+		{"replayed 5m01s later", "shh", sig, string(body), at.Add(301 * time.Second), ErrSignatureStale},
+		{"from the future", "shh", sig, string(body), at.Add(-6 * time.Minute), ErrSignatureStale},
+		{"other body", "shh", sig, `{"requestId":"abc","decision":"rejected"}`, at, ErrSignatureMismatch},
+		{"other secret", "shhh", sig, string(body), at, ErrSignatureMismatch},
+		{"time changed", "shh", strings.Replace(sig, "t=1764080525", "t=1764080600", 1), string(body), at, ErrSignatureMismatch},
+		{"old format", "shh", "sha256=" + hex.EncodeToString(mac.Sum(nil)), string(body), at, ErrSignatureMalformed},
+		{"empty", "shh", "", string(body), at, ErrSignatureMalformed},
+		{"no time", "shh", "v1=00", string(body), at, ErrSignatureMalformed},
+	} {
+		if err := VerifySignature([]byte(tc.secret), tc.header, []byte(tc.body), tc.now); !errors.Is(err, tc.want) {
+			t.Errorf("%s: VerifySignature = %v, want %v", tc.name, err, tc.want)
+		}
+	}
+}
+
+// The webhook's signature is dated by its clock.
+func TestWebhookSignatureUsesClock(t *testing.T) {
+	var got string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.Header.Get(SignatureHeader)
+	}))
+	defer srv.Close()
+	w := NewWebhook(nil, "shh")
+	w.Now = func() time.Time { return time.Unix(1764080525, 0) }
+	if err := w.Deliver(context.Background(), decidedRequest(srv.URL)); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(got, "t=1764080525,v1=") {
+		t.Errorf("%s = %q, want it dated 1764080525", SignatureHeader, got)
 	}
 }
 
