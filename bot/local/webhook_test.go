@@ -10,6 +10,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -189,5 +191,60 @@ func TestWebhookSendsTheReason(t *testing.T) {
 func TestWebhookWithoutURL(t *testing.T) {
 	if err := NewWebhook(nil, "").Deliver(context.Background(), decidedRequest("")); err != nil {
 		t.Errorf("Deliver without webhook: %v, want nil", err)
+	}
+}
+
+// readmeVerify is the README's verification, word for word (TestREADMEVerify
+// checks that the README still shows it).
+func readmeVerify(secret, header string, body []byte) bool {
+	f := map[string]string{}
+	for _, kv := range strings.Split(header, ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		f[k] = v
+	}
+	sec, err := strconv.ParseInt(f["t"], 10, 64)
+	if err != nil || time.Since(time.Unix(sec, 0)).Abs() > 5*time.Minute {
+		return false
+	}
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(f["t"] + "." + string(body)))
+	sig, _ := hex.DecodeString(f["v1"])
+	return hmac.Equal(sig, mac.Sum(nil))
+}
+
+// The README's verification accepts what Deliver signs, and refuses a stale
+// or altered delivery; the README shows that code.
+func TestREADMEVerify(t *testing.T) {
+	body := []byte(`{"requestId":"abc"}`)
+	now := time.Now()
+	for _, tc := range []struct {
+		name   string
+		header string
+		body   []byte
+		want   bool
+	}{
+		{"fresh", Sign([]byte("shh"), now, body), body, true},
+		{"4 minutes old", Sign([]byte("shh"), now.Add(-4*time.Minute), body), body, true},
+		{"6 minutes old", Sign([]byte("shh"), now.Add(-6*time.Minute), body), body, false},
+		{"other body", Sign([]byte("shh"), now, body), []byte(`{"requestId":"abd"}`), false},
+		{"other secret", Sign([]byte("shhh"), now, body), body, false},
+		{"garbage", "t=x,v1=zz", body, false},
+	} {
+		if got := readmeVerify("shh", tc.header, tc.body); got != tc.want {
+			t.Errorf("%s: verify = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile("webhook_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, fn, _ := strings.Cut(string(src), "func readmeVerify(secret, header string, body []byte) bool {")
+	fn, _, _ = strings.Cut(fn, "\n}\n")
+	if !strings.Contains(string(readme), "func verify(secret, header string, body []byte) bool {"+fn+"\n}\n") {
+		t.Error("the README's Go verification differs from readmeVerify: update one or the other")
 	}
 }
