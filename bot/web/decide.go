@@ -47,7 +47,7 @@ func (s *server) handleDecide() http.Handler {
 		}
 		var verr *approval.ValidationError
 		if err := approval.CheckText("comment", comment, true); errors.As(err, &verr) {
-			s.writeResult(w, r, http.StatusBadRequest, pages.Result{Kind: pages.ResultInvalid, Message: "The " + verr.Message + ". Please remove it."})
+			s.writeResult(w, r, http.StatusBadRequest, pages.Result{Kind: pages.ResultInvalid, Message: "The " + verr.Message + "."})
 			return
 		}
 
