@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
 
 	"approvalbot/bot/approval"
 	apiclient "approvalbot/bot/client"
@@ -33,7 +35,7 @@ func clientFlags(fs *flag.FlagSet, getenv func(string) string) *client {
 	c := &client{http: &http.Client{Timeout: web.DefaultMaxWait + 15*time.Second}}
 	def := getenv("APPROVALBOT_SERVER")
 	if def == "" {
-		def = "http://" + envOr(getenv, "APPROVALBOT_ADDR", defaultAddr)
+		def = "http://" + dialAddr(envOr(getenv, "APPROVALBOT_ADDR", defaultAddr))
 	}
 	fs.StringVar(&c.server, "server", def, "")
 	c.token = strings.TrimSpace(getenv("APPROVALBOT_API_TOKEN"))
@@ -45,6 +47,21 @@ func (c *client) api() *apiclient.Client {
 	a := apiclient.New(c.server, c.token, apiclient.WithHTTPClient(c.http))
 	a.RetryDelay = waitRetryDelay
 	return a
+}
+
+// dialAddr is where a client reaches a server listening on addr: the same
+// address, with 127.0.0.1 for an empty host (":8080") or one that means every
+// interface ("0.0.0.0:8080", "[::]:8080"), which are no address to connect
+// to or to name in a Host header.
+func dialAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return addr
 }
 
 // explain turns the client package's errors into what the command line says:
@@ -231,7 +248,8 @@ func runRequest(ctx context.Context, args []string, getenv func(string) string, 
 	return waitFor(ctx, c, r.ID, stdout, stderr, *asJSON)
 }
 
-// waitRetryDelay is how long waitFor pauses before asking again after a failure.
+// waitRetryDelay is the longest pause of waitFor before it asks again after a
+// failure (the pauses grow from half a second).
 var waitRetryDelay = 2 * time.Second
 
 // waitFor waits until the request is no longer pending. A server that is
@@ -482,10 +500,17 @@ func runGet(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 	if id == "" && fs.NArg() > 0 {
+		// The ID after some flags: the flags after it are read too.
 		id = fs.Arg(0)
+		if err := parseFlags(fs, fs.Args()[1:], stdout, printGetHelp); err != nil {
+			return err
+		}
 	}
-	if id == "" || fs.NArg() > 1 {
+	switch {
+	case id == "":
 		return usageErr("get: want exactly one request ID (see get -h)")
+	case fs.NArg() > 0:
+		return usageErr("get: unexpected argument %q after the request ID (see get -h)", fs.Arg(0))
 	}
 	if *wait {
 		return waitFor(ctx, c, id, stdout, stderr, *asJSON)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -144,5 +145,66 @@ func TestRequestSendsTheRule(t *testing.T) {
 	}
 	if got["policy"] != "quorum:2" || got["groups"] != nil || len(got["approvers"].([]any)) != 2 {
 		t.Errorf("body %v, want policy quorum:2 with two approvers and no groups", got)
+	}
+}
+
+// Extra arguments are refused, never ignored: "get ID extra --server X" must
+// not quietly ask the default server.
+func TestClientRefusesExtraArguments(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/api/requests" {
+			io.WriteString(w, `{"requests":[]}`)
+			return
+		}
+		io.WriteString(w, `{"id":"abcdefghijklmnop","status":"pending","title":"T"}`)
+	}))
+	defer srv.Close()
+	getenv := env(map[string]string{"APPROVALBOT_SERVER": "http://127.0.0.1:1"})
+	for _, tc := range []struct {
+		args    []string
+		wantErr string // empty: succeeds
+	}{
+		{[]string{"list", "extra"}, `list: unexpected argument "extra"`},
+		{[]string{"list", "--server", srv.URL, "extra"}, `list: unexpected argument "extra"`},
+		{[]string{"get", "abcdefghijklmnop", "extra"}, `get: unexpected argument "extra" after the request ID`},
+		{[]string{"get", "abcdefghijklmnop", "extra", "--server", srv.URL}, `get: unexpected argument "extra" after the request ID`},
+		{[]string{"get", "--json", "abcdefghijklmnop", "extra"}, `get: unexpected argument "extra" after the request ID`},
+		{[]string{"get"}, "want exactly one request ID"},
+		{[]string{"get", "abcdefghijklmnop", "--server", srv.URL}, ""},
+		{[]string{"get", "--server", srv.URL, "abcdefghijklmnop"}, ""},
+		{[]string{"get", "--json", "abcdefghijklmnop", "--server", srv.URL}, ""},
+		{[]string{"list", "--server", srv.URL}, ""},
+	} {
+		err := run(context.Background(), append([]string{"bot"}, tc.args...), getenv, io.Discard, io.Discard)
+		code := exitCode(err, io.Discard)
+		switch {
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("%v: %v, want success", tc.args, err)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr) || code != exitUsage):
+			t.Errorf("%v: %v (exit %d), want exit %d with %q", tc.args, err, code, exitUsage, tc.wantErr)
+		}
+	}
+	if n := calls.Load(); n != 4 {
+		t.Errorf("the server was called %d times, want 4 (only by the commands that succeed)", n)
+	}
+}
+
+func TestClientServerFromListenAddress(t *testing.T) {
+	for _, tc := range []struct{ addr, want string }{
+		{":8080", "http://127.0.0.1:8080"},
+		{"0.0.0.0:9000", "http://127.0.0.1:9000"},
+		{"[::]:9000", "http://127.0.0.1:9000"},
+		{"127.0.0.1:8081", "http://127.0.0.1:8081"},
+		{"bot.internal:8080", "http://bot.internal:8080"},
+		{"[::1]:8080", "http://[::1]:8080"},
+	} {
+		fs := flag.NewFlagSet("x", flag.ContinueOnError)
+		c := clientFlags(fs, env(map[string]string{"APPROVALBOT_ADDR": tc.addr}))
+		if c.server != tc.want {
+			t.Errorf("APPROVALBOT_ADDR=%s: server %s, want %s", tc.addr, c.server, tc.want)
+		}
 	}
 }

@@ -46,6 +46,18 @@ func TestServerConfig(t *testing.T) {
 	if _, err := newMain(nil, env(map[string]string{"APPROVALBOT_LOG_LEVEL": "loud"}), io.Discard, io.Discard); exitCode(err, io.Discard) != exitUsage {
 		t.Errorf("bad log level: %v, want a usage error", err)
 	}
+	if m.SMTP.Insecure {
+		t.Error("SMTP insecure without APPROVALBOT_SMTP_INSECURE")
+	}
+	for v, want := range map[string]bool{"1": true, "0": false} {
+		m, err := newMain(nil, env(map[string]string{"APPROVALBOT_SMTP_ADDR": "mail.example.com:25", "APPROVALBOT_SMTP_INSECURE": v}), io.Discard, io.Discard)
+		if err != nil || m.SMTP.Insecure != want {
+			t.Errorf("APPROVALBOT_SMTP_INSECURE=%s: insecure %v (%v), want %v", v, m != nil && m.SMTP.Insecure, err, want)
+		}
+	}
+	if _, err := newMain(nil, env(map[string]string{"APPROVALBOT_SMTP_INSECURE": "yes"}), io.Discard, io.Discard); exitCode(err, io.Discard) != exitUsage {
+		t.Errorf("APPROVALBOT_SMTP_INSECURE=yes: %v, want a usage error", err)
+	}
 }
 
 func TestBadBaseURLRefused(t *testing.T) {

@@ -27,10 +27,12 @@ Server environment:
   APPROVALBOT_API_TOKEN       require "Authorization: Bearer <token>" on /api (the client sends it)
   APPROVALBOT_API_TOKEN_NAME  who the API caller is, as cancellations and extensions record it (default "api")
   APPROVALBOT_SMTP_ADDR       send mail over SMTP to host:port instead of writing to the outbox
+                              (TLS required: STARTTLS, or port 465; clear text only to localhost)
+  APPROVALBOT_SMTP_INSECURE   1: allow clear text to a server that offers no STARTTLS
   APPROVALBOT_SMTP_USER       SMTP user (AUTH PLAIN, over STARTTLS or port 465 TLS)
   APPROVALBOT_SMTP_PASSWORD   SMTP password
   APPROVALBOT_MAIL_FROM       sender address (default approvalbot@localhost)
-  APPROVALBOT_WEBHOOK_SECRET  sign webhook bodies: X-Approvalbot-Signature: sha256=<HMAC>
+  APPROVALBOT_WEBHOOK_SECRET  sign webhooks: X-Approvalbot-Signature: t=<unix>,v1=<HMAC-SHA256 of "<t>.<body>">
   APPROVALBOT_LOG_LEVEL       debug, info (default), warn or error
   APPROVALBOT_MCP_REQUESTER   the requester of requests made over MCP (/mcp and "mcp"; default mcp-agent)
   SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_APP_TOKEN, SLACK_DEFAULT_CHANNEL, SLACK_API_URL
@@ -42,7 +44,8 @@ Client environment (request, get, list, cancel, extend, mcp):
 
 Exit codes of request --wait and get --wait: 0 approved, 1 rejected, expired or
 canceled (no approver could be reached), 2 usage error, refused input or server
-unreachable.
+unreachable. They hold for a built binary (go build -o approvalbot ./bot); "go
+run" exits 1 whenever the program fails.
 `)
 }
 

@@ -105,6 +105,13 @@ func newMain(args []string, getenv func(string) string, stdout, stderr io.Writer
 		Password: getenv("APPROVALBOT_SMTP_PASSWORD"),
 		From:     m.MailFrom,
 	}
+	switch v := strings.TrimSpace(getenv("APPROVALBOT_SMTP_INSECURE")); v {
+	case "", "0":
+	case "1":
+		m.SMTP.Insecure = true
+	default:
+		return nil, usageErr("APPROVALBOT_SMTP_INSECURE %q: want 1 (allow sending in clear text) or 0", v)
+	}
 	m.WebhookSecret = getenv("APPROVALBOT_WEBHOOK_SECRET")
 	sc, err := slackapp.ConfigFromEnv(getenv)
 	if err != nil {
@@ -236,6 +243,9 @@ func (m *Main) Start(ctx context.Context) (err error) {
 			return usageErr("APPROVALBOT_SMTP_ADDR: %v", err)
 		}
 		mailer, mailDesc = smtp, "mail:      SMTP via "+m.SMTP.Addr
+		if m.SMTP.Insecure {
+			mailDesc += " (APPROVALBOT_SMTP_INSECURE: clear text allowed)"
+		}
 	} else {
 		outbox, err := local.NewOutbox(filepath.Join(m.DataDir, "outbox"), m.MailFrom, m.Now)
 		if err != nil {
@@ -243,12 +253,14 @@ func (m *Main) Start(ctx context.Context) (err error) {
 		}
 		mailer, mailDesc = outbox, "outbox:    "+outbox.Dir()+" (set APPROVALBOT_SMTP_ADDR to send mail)"
 	}
+	webhook := local.NewWebhook(nil, m.WebhookSecret)
+	webhook.Now = m.Now
 	m.service = &approval.Service{
 		Store:     m.store,
 		Pages:     m.pages,
 		Renderer:  pages.Renderer{},
 		Mailer:    mailer,
-		Workflow:  local.NewWebhook(nil, m.WebhookSecret),
+		Workflow:  webhook,
 		DecideURL: m.url + "/decide",
 		Now:       m.Now,
 		Log:       m.Log,

@@ -36,6 +36,11 @@ func run() error {
 	if _, err := stack.New(app, cfg, props); err != nil {
 		return err
 	}
+	// -c nag=true (infra/check) applies the cdk-nag AwsSolutions rules: an
+	// unsuppressed finding is an error, which fails the synthesis.
+	if v := app.Node().TryGetContext(jsii.String("nag")); v == true || v == "true" {
+		awscdk.Aspects_Of(app).Add(stack.NagChecks(), nil)
+	}
 	app.Synth(nil)
 	return nil
 }

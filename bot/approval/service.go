@@ -85,8 +85,7 @@ func (s *Service) Create(ctx context.Context, in NewRequest) (r *Request, create
 		r.SlackChannel = s.DefaultSlackChannel
 	}
 	if s.Chat == nil && r.SlackChannel != "" {
-		s.log().Warn("request names a Slack channel but Slack is not configured", "slack_channel", r.SlackChannel)
-		r.SlackChannel = ""
+		return nil, false, Invalidf("slackChannel", "slackChannel %q cannot be used: Slack is not configured on this bot", r.SlackChannel)
 	}
 	r.ID = NewID()
 	if r.TaskToken != "" {

@@ -358,6 +358,31 @@ func TestCreateRejectsBadInput(t *testing.T) {
 		{"escalation groups on a request without", func(in *approval.NewRequest) {
 			in.Escalation = &approval.EscalationInput{After: time.Minute, Groups: []approval.GroupInput{group("eng", 0, "carol@example.com")}}
 		}, false, "escalation.groups"},
+		{"Slack channel without Slack", func(in *approval.NewRequest) { in.SlackChannel = "C0123456789" }, false, "slackChannel"},
+		{"address of 255 characters", func(in *approval.NewRequest) {
+			in.Approvers = []string{strings.Repeat("a", 243) + "@example.com"}
+		}, false, "approvers"},
+		{"address of 5,012 characters", func(in *approval.NewRequest) {
+			in.Approvers = []string{strings.Repeat("a", 5000) + "@example.com"}
+		}, false, "approvers"},
+		{"NUL in the title", func(in *approval.NewRequest) { in.Title = "Deploy\x00" }, false, "title"},
+		{"ESC in the title", func(in *approval.NewRequest) { in.Title = "Deploy \x1b[31mv1.2" }, false, "title"},
+		{"line break in the title", func(in *approval.NewRequest) { in.Title = "Deploy\nApproved: yes" }, false, "title"},
+		{"right-to-left override in the title", func(in *approval.NewRequest) { in.Title = "Approve \u202egnp.exe" }, false, "title"},
+		{"BEL in the details", func(in *approval.NewRequest) { in.Details = "ring\a" }, false, "details"},
+		{"isolate in the details", func(in *approval.NewRequest) { in.Details = "a\u2066b" }, false, "details"},
+		{"C1 control in the requester", func(in *approval.NewRequest) { in.Requester = "ci\u009b" }, false, "requester"},
+		{"override in the requester", func(in *approval.NewRequest) { in.Requester = "\u202dci" }, false, "requester"},
+		{"override in a link label", func(in *approval.NewRequest) {
+			in.Links = []approval.Link{{Label: "diff \u202e", URL: "https://example.com/diff"}}
+		}, false, "links"},
+		{"space in a link URL", func(in *approval.NewRequest) {
+			in.Links = []approval.Link{{Label: "diff", URL: "https://example.com/a b"}}
+		}, false, "links"},
+		{"angle bracket in a link URL", func(in *approval.NewRequest) {
+			in.Links = []approval.Link{{Label: "diff", URL: "https://example.com/a>b"}}
+		}, false, "links"},
+		{"control character in an approver", func(in *approval.NewRequest) { in.Approvers = []string{"al\u202eice@example.com"} }, false, "approvers"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -844,6 +869,37 @@ func TestDecideNormalisesLineBreaks(t *testing.T) {
 	_, err = h.svc.Decide(t.Context(), approval.DecideInput{Token: bobTok, Choice: approval.Approve, Comment: strings.Repeat("x", approval.MaxComment+1)})
 	if !errors.Is(err, approval.ErrInvalid) {
 		t.Errorf("comment too long: %v, want ErrInvalid", err)
+	}
+}
+
+func TestDecideRefusesControlCharacters(t *testing.T) {
+	h := newHarness(t, false)
+	r := h.create(t, validInput())
+	tok := h.token(t, r, "alice@example.com")
+	for _, c := range []string{"ok\x1b]0;pwned\a", "fine \u202eenif", "nul\x00"} {
+		_, err := h.svc.Decide(t.Context(), approval.DecideInput{Token: tok, Choice: approval.Approve, Comment: c})
+		var ve *approval.ValidationError
+		if !errors.As(err, &ve) || ve.Field != "comment" {
+			t.Errorf("comment %q: %v, want a validation error of comment", c, err)
+		}
+	}
+	if got := h.get(t, r.ID); len(got.Votes) != 0 {
+		t.Errorf("votes %v, want none recorded", got.Votes)
+	}
+	got, err := h.svc.Decide(t.Context(), approval.DecideInput{Token: tok, Choice: approval.Approve, Comment: "line 1\n\tline 2"})
+	if err != nil || got.Votes[0].Comment != "line 1\n\tline 2" {
+		t.Errorf("comment with a line break and a tab: %v, %v; want it recorded", got, err)
+	}
+}
+
+func TestCreateAcceptsLongestAddress(t *testing.T) {
+	h := newHarness(t, false)
+	in := validInput()
+	addr := strings.Repeat("a", approval.MaxAddress-len("@example.com")) + "@example.com"
+	in.Approvers = []string{addr}
+	r := h.create(t, in)
+	if len(r.Approvers) != 1 || r.Approvers[0] != addr {
+		t.Errorf("approvers %q, want the %d-character address", r.Approvers, len(addr))
 	}
 }
 

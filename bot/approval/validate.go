@@ -95,8 +95,8 @@ func (in NewRequest) validate() (*Request, error) {
 	case in.Timeout < MinTimeout || in.Timeout > MaxTimeout:
 		return nil, Invalidf("timeout", "timeout must be between 1 minute and 30 days, got %s", in.Timeout)
 	}
-	if !utf8.ValidString(r.Title + r.Details + r.Requester) {
-		return nil, Invalidf("title", "text must be valid UTF-8")
+	if err := checkTexts(r, in.Links); err != nil {
+		return nil, err
 	}
 	if r.Requester == "" {
 		r.Requester = DefaultRequester
@@ -208,6 +208,9 @@ func normalizeApprovers(field string, in []string) ([]string, error) {
 	seen := map[string]bool{}
 	for _, a := range in {
 		a = strings.TrimSpace(a)
+		if err := checkAddress(field, a); err != nil {
+			return nil, err
+		}
 		if !IsSlackUserID(a) {
 			addr, err := mail.ParseAddress(a)
 			if err != nil || addr.Address != a || !strings.Contains(a, "@") {

@@ -211,6 +211,9 @@ func checkVote(c Choice, comment string) (Choice, string, error) {
 	if utf8.RuneCountInString(comment) > MaxComment {
 		return "", "", Invalidf("comment", "comment is longer than %d characters", MaxComment)
 	}
+	if err := CheckText("comment", comment, true); err != nil {
+		return "", "", err
+	}
 	return c, comment, nil
 }
 

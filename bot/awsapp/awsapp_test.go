@@ -129,6 +129,9 @@ func TestDecodeNotifyEvent(t *testing.T) {
 		{"group min as string", `{"taskToken":"x","request":{"groups":[{"name":"eng","approvers":["a@example.com"],"min":"1"}]}}`, "request.groups.min", "must be a whole number"},
 		{"self-approval as string", `{"taskToken":"x","request":{"allowSelfApproval":"yes"}}`, "request.allowSelfApproval", "request.allowSelfApproval must be true or false, not a JSON string"},
 		{"trailing data", `{"taskToken":"x","request":{"timeoutSeconds":60}} {}`, "", "data after"},
+		{"timeout not whole", `{"taskToken":"x","request":{"timeoutSeconds":60.5}}`, "request.timeoutSeconds", "request.timeoutSeconds must be a whole number, not 60.5"},
+		{"field name in capitals", `{"taskToken":"x","request":{"TITLE":"t","approvers":["a@example.com"],"timeoutSeconds":60}}`, "request.TITLE", `unknown field "request.TITLE": field names are case-sensitive (did you mean "title"?)`},
+		{"task token in another case", `{"TaskToken":"x","request":{"title":"t","approvers":["a@example.com"],"timeoutSeconds":60}}`, "TaskToken", `did you mean "taskToken"?`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"approvalbot/bot/approval"
+	"approvalbot/bot/web"
 )
 
 // NotifyEvent is what a Step Functions task
@@ -215,6 +216,10 @@ func DecodeNotifyEvent(raw []byte) (*NotifyEvent, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, &InvalidRequest{Message: "the input has data after its JSON object"}
 	}
+	var nameErr *web.FieldNameError
+	if err := web.CheckFieldNames(raw, &ev); errors.As(err, &nameErr) {
+		return nil, &InvalidRequest{Field: nameErr.Path, Message: "the input has an " + nameErr.Error()}
+	}
 	switch {
 	case strings.TrimSpace(ev.TaskToken) == "":
 		return nil, &InvalidRequest{Field: "taskToken", Message: `taskToken is required: pass "taskToken.$": "$$.Task.Token" in the task's Payload and use the .waitForTaskToken integration`}
@@ -237,7 +242,11 @@ func decodeError(err error) error {
 		if field == "" {
 			return &InvalidRequest{Message: "the input must be a JSON object"}
 		}
-		return &InvalidRequest{Field: field, Message: fmt.Sprintf("%s must be %s, not a JSON %s", field, kind(typeErr.Type.Kind().String()), typeErr.Value)}
+		got := "a JSON " + typeErr.Value
+		if n, ok := strings.CutPrefix(typeErr.Value, "number "); ok {
+			got = n // "number 60.5"
+		}
+		return &InvalidRequest{Field: field, Message: fmt.Sprintf("%s must be %s, not %s", field, kind(typeErr.Type.Kind().String()), got)}
 	case errors.As(err, &syntaxErr), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return &InvalidRequest{Message: "the input is not valid JSON"}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):

@@ -31,6 +31,7 @@ type fakeDB struct {
 	items    map[string]map[string]types.AttributeValue
 	queried  []string // partition values, in no particular order
 	batchGet int
+	stuck    bool // every BatchGetItem leaves every key unprocessed
 }
 
 func sv(v types.AttributeValue) string {
@@ -93,7 +94,7 @@ func (f *fakeDB) BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInpu
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.batchGet++
-	if f.batchGet == 1 {
+	if f.batchGet == 1 || f.stuck {
 		return &dynamodb.BatchGetItemOutput{UnprocessedKeys: in.RequestItems}, nil
 	}
 	out := &dynamodb.BatchGetItemOutput{Responses: map[string][]map[string]types.AttributeValue{}}
@@ -205,5 +206,23 @@ func TestListPendingReadsEveryShard(t *testing.T) {
 	}
 	if db.batchGet != 2 {
 		t.Errorf("BatchGetItem calls = %d, want 2 (the second for the unprocessed keys)", db.batchGet)
+	}
+}
+
+// TestListPendingGivesUpOnUnprocessedKeys: keys DynamoDB leaves unprocessed
+// are asked for again, with growing pauses, eight calls in all.
+func TestListPendingGivesUpOnUnprocessedKeys(t *testing.T) {
+	ctx := t.Context()
+	db := &fakeDB{stuck: true}
+	st := dynamo.NewWithAPI(db, "approvals")
+	if err := st.CreateRequest(ctx, quiet(storetest.Fixture(storetest.Base))); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := st.ListPending(ctx, "", 50)
+	if err == nil || !strings.Contains(err.Error(), "keys still unprocessed after 8 attempts") {
+		t.Errorf("ListPending: %v, want keys still unprocessed after 8 attempts", err)
+	}
+	if db.batchGet != 8 {
+		t.Errorf("BatchGetItem calls = %d, want 8", db.batchGet)
 	}
 }

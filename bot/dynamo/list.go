@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/cenkalti/backoff/v5"
 
 	"approvalbot/bot/approval"
 )
@@ -303,7 +304,8 @@ func (s *Store) batchGet(ctx context.Context, keys []string) (map[string]map[str
 	return found, nil
 }
 
-// batchGetOne reads one batch, asking again for unprocessed keys.
+// batchGetOne reads one batch, asking again for unprocessed keys after a
+// pause that grows from 20 ms to at most 1 s, maxAttempts calls in all.
 func (s *Store) batchGetOne(ctx context.Context, keys []string) (map[string]map[string]types.AttributeValue, error) {
 	ask := make([]map[string]types.AttributeValue, 0, len(keys))
 	for _, pk := range keys {
@@ -311,42 +313,37 @@ func (s *Store) batchGetOne(ctx context.Context, keys []string) (map[string]map[
 	}
 	found := make(map[string]map[string]types.AttributeValue, len(keys))
 	req := map[string]types.KeysAndAttributes{s.table: {Keys: ask, ConsistentRead: aws.Bool(true)}}
-	for attempt := 0; len(req) > 0; attempt++ {
-		if attempt == maxAttempts {
-			return nil, fmt.Errorf("batch get: keys still unprocessed after %d attempts", attempt)
-		}
-		if attempt > 0 {
-			if err := pause(ctx, attempt); err != nil {
-				return nil, fmt.Errorf("batch get: %w", err)
-			}
-		}
+	attempts := 0
+	batch := func() (struct{}, error) {
+		attempts++
 		out, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
 		if err != nil {
-			return nil, fmt.Errorf("batch get: %w", err)
+			return struct{}{}, backoff.Permanent(err) // the SDK has retried it already
 		}
 		for _, item := range out.Responses[s.table] {
 			if pk, ok := item[KeyAttribute].(*types.AttributeValueMemberS); ok {
 				found[pk.Value] = item
 			}
 		}
-		req = out.UnprocessedKeys
+		if req = out.UnprocessedKeys; len(req) > 0 {
+			return struct{}{}, errUnprocessed
+		}
+		return struct{}{}, nil
+	}
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval = 20*time.Millisecond, time.Second
+	_, err := backoff.Retry(ctx, batch, backoff.WithBackOff(b), backoff.WithMaxTries(maxAttempts), backoff.WithMaxElapsedTime(0))
+	switch {
+	case errors.Is(err, errUnprocessed):
+		return nil, fmt.Errorf("batch get: keys still unprocessed after %d attempts", attempts)
+	case err != nil:
+		return nil, fmt.Errorf("batch get: %w", err)
 	}
 	return found, nil
 }
 
-// pause waits before attempt (1, 2, …) of an operation that DynamoDB asked to
-// retry, growing from 20 ms to at most 1 s.
-func pause(ctx context.Context, attempt int) error {
-	d := min(20*time.Millisecond<<min(attempt-1, 6), time.Second)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
+// errUnprocessed is a BatchGetItem answer that left keys unprocessed.
+var errUnprocessed = errors.New("keys unprocessed")
 
 // encodeCursor makes the opaque cursor that resumes ListPending after e.
 func encodeCursor(e entry) string {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/mail"
 	"net/smtp"
+	"strings"
 	"time"
 
 	"approvalbot/bot/approval"
@@ -24,15 +25,26 @@ type SMTPConfig struct {
 	TLS *tls.Config
 	// Timeout bounds one whole delivery; zero means 30 seconds.
 	Timeout time.Duration
+	// Insecure allows sending in clear text to a server other than
+	// localhost that offers no STARTTLS (APPROVALBOT_SMTP_INSECURE=1). The
+	// messages carry one-time links that vote: by default such a server is
+	// refused.
+	Insecure bool
 }
 
 // SMTP is a mailer that sends each message over SMTP. It upgrades the connection
-// with STARTTLS whenever the server offers it, and authenticates (PLAIN) when a
-// user is set, which net/smtp allows only over TLS or to localhost.
+// with STARTTLS whenever the server offers it, and refuses to send in clear
+// text to any server but localhost (127.0.0.0/8, ::1, "localhost") unless
+// SMTPConfig.Insecure says so: the messages hold one-time links that vote.
+// Port 465 is TLS from the first byte. It authenticates (PLAIN) when a user is
+// set, which net/smtp allows only over TLS or to localhost.
 type SMTP struct {
 	cfg  SMTPConfig
 	host string
 	now  func() time.Time
+	// dial connects to the server; nil means net.Dialer (tests reach a
+	// server under another name through it).
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 var _ approval.Mailer = (*SMTP)(nil)
@@ -80,16 +92,23 @@ func (s *SMTP) send(ctx context.Context, m approval.Email) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	tlsConf := s.tlsConfig()
-	var conn net.Conn
-	if _, port, _ := net.SplitHostPort(s.cfg.Addr); port == "465" {
-		d := &tls.Dialer{Config: tlsConf}
-		conn, err = d.DialContext(ctx, "tcp", s.cfg.Addr)
-	} else {
-		var d net.Dialer
-		conn, err = d.DialContext(ctx, "tcp", s.cfg.Addr)
+	dial := s.dial
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
 	}
+	conn, err := dial(ctx, "tcp", s.cfg.Addr)
 	if err != nil {
 		return err
+	}
+	_, port, _ := net.SplitHostPort(s.cfg.Addr)
+	encrypted := port == "465"
+	if encrypted {
+		tc := tls.Client(conn, tlsConf)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return fmt.Errorf("tls: %w", err)
+		}
+		conn = tc
 	}
 	defer conn.Close()
 	if dl, ok := ctx.Deadline(); ok {
@@ -103,10 +122,14 @@ func (s *SMTP) send(ctx context.Context, m approval.Email) error {
 		return err
 	}
 	defer c.Close()
-	if ok, _ := c.Extension("STARTTLS"); ok {
+	if ok, _ := c.Extension("STARTTLS"); ok && !encrypted {
 		if err := c.StartTLS(tlsConf); err != nil {
 			return fmt.Errorf("starttls: %w", err)
 		}
+		encrypted = true
+	}
+	if !encrypted && !s.cfg.Insecure && !isLocalhost(s.host) {
+		return errors.New("the server offers no STARTTLS: refusing to send one-time links in clear text (use a server with STARTTLS or port 465, or set APPROVALBOT_SMTP_INSECURE=1)")
 	}
 	if s.cfg.User != "" {
 		if ok, _ := c.Extension("AUTH"); !ok {
@@ -136,6 +159,17 @@ func (s *SMTP) send(ctx context.Context, m approval.Email) error {
 		return fmt.Errorf("quit: %w", err)
 	}
 	return nil
+}
+
+// isLocalhost reports whether host names this machine: "localhost" or a
+// loopback address.
+func isLocalhost(host string) bool {
+	host = strings.TrimSuffix(host, ".")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (s *SMTP) tlsConfig() *tls.Config {

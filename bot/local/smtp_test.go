@@ -188,3 +188,84 @@ func TestNewSMTPChecksConfig(t *testing.T) {
 		}
 	}
 }
+
+// A server other than localhost that offers no STARTTLS gets nothing: the
+// messages carry one-time links that vote. APPROVALBOT_SMTP_INSECURE=1
+// (Insecure) allows it.
+func TestSMTPRequiresTLSExceptToLocalhost(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		addr     string
+		insecure bool
+		wantSent bool
+	}{
+		{"remote without STARTTLS", "mail.example.com:25", false, false},
+		{"remote IP without STARTTLS", "192.0.2.25:587", false, false},
+		{"remote, insecure allowed", "mail.example.com:25", true, true},
+		{"localhost", "localhost:25", false, true},
+		{"loopback IPv6", "[::1]:25", false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := startFakeSMTP(t, nil, false)
+			m, err := NewSMTP(SMTPConfig{Addr: tc.addr, From: "bot@example.org", Insecure: tc.insecure}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.dial = func(ctx context.Context, network, _ string) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, network, f.addr) // the name is what counts
+			}
+			err = m.Send(context.Background(), testMail)
+			s := f.session(t)
+			if tc.wantSent {
+				if err != nil || s.Data == "" {
+					t.Errorf("Send: %v, data %d bytes; want the message sent", err, len(s.Data))
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "APPROVALBOT_SMTP_INSECURE=1") {
+				t.Errorf("Send: %v, want a refusal naming APPROVALBOT_SMTP_INSECURE=1", err)
+			}
+			if s.From != "" || s.Data != "" {
+				t.Errorf("the server got MAIL %q and %d bytes of data, want nothing", s.From, len(s.Data))
+			}
+		})
+	}
+}
+
+// Port 465 is TLS from the first byte.
+func TestSMTPImplicitTLS(t *testing.T) {
+	ts := httptest.NewTLSServer(http.NotFoundHandler())
+	defer ts.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(ts.Certificate())
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", ts.TLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	f := &fakeSMTP{addr: ln.Addr().String(), done: make(chan smtpSession, 1)}
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		s := f.serve(conn)
+		s.TLS = true
+		f.done <- s
+	}()
+	m, err := NewSMTP(SMTPConfig{Addr: "mail.example.com:465", From: "bot@example.org", TLS: &tls.Config{RootCAs: roots, ServerName: "example.com"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.dial = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, f.addr)
+	}
+	if err := m.Send(context.Background(), testMail); err != nil {
+		t.Fatalf("Send over port 465: %v", err)
+	}
+	if s := f.session(t); s.Data == "" {
+		t.Error("no message data over implicit TLS")
+	}
+}

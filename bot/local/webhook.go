@@ -12,14 +12,74 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
 	"time"
 
 	"approvalbot/bot/approval"
 )
 
-// SignatureHeader carries the HMAC-SHA256 of a webhook body, as "sha256=<hex>",
-// when a webhook secret is configured.
+// SignatureHeader carries a webhook's signature when a webhook secret is
+// configured: "t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">". The
+// time is signed with the body, so that a receiver refusing signatures older
+// than SignatureWindow refuses a captured delivery replayed later.
 const SignatureHeader = "X-Approvalbot-Signature"
+
+// SignatureWindow is how far a signature's time may be from the receiver's
+// clock, either way, for VerifySignature to accept it.
+const SignatureWindow = 5 * time.Minute
+
+// Sign returns the SignatureHeader value for body sent at t.
+func Sign(secret []byte, t time.Time, body []byte) string {
+	ts := strconv.FormatInt(t.Unix(), 10)
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(ts + "."))
+	mac.Write(body)
+	return "t=" + ts + ",v1=" + hex.EncodeToString(mac.Sum(nil))
+}
+
+// Errors of VerifySignature.
+var (
+	ErrSignatureMalformed = errors.New("webhook signature: want t=<unix seconds>,v1=<hex>")
+	ErrSignatureStale     = errors.New("webhook signature: its time is more than 5 minutes from now")
+	ErrSignatureMismatch  = errors.New("webhook signature: does not match the body")
+)
+
+// VerifySignature checks a SignatureHeader value against body and the
+// secret, accepting it within SignatureWindow of now. Receivers written in Go
+// can call it; the README shows the same check in ten lines.
+func VerifySignature(secret []byte, header string, body []byte, now time.Time) error {
+	var ts string
+	var sigs [][]byte
+	for _, part := range strings.Split(header, ",") {
+		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
+		switch k {
+		case "t":
+			ts = v
+		case "v1":
+			if sig, err := hex.DecodeString(v); err == nil {
+				sigs = append(sigs, sig)
+			}
+		}
+	}
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil || len(sigs) == 0 {
+		return ErrSignatureMalformed
+	}
+	if d := now.Sub(time.Unix(sec, 0)); d > SignatureWindow || d < -SignatureWindow {
+		return ErrSignatureStale
+	}
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(ts + "."))
+	mac.Write(body)
+	want := mac.Sum(nil)
+	for _, sig := range sigs {
+		if hmac.Equal(sig, want) {
+			return nil
+		}
+	}
+	return ErrSignatureMismatch
+}
 
 // Webhook is the workflow of the embedded mode: it POSTs each outcome, as the JSON
 // of approval.Result (the decision, its reason and every vote), to the request's
@@ -34,6 +94,8 @@ const SignatureHeader = "X-Approvalbot-Signature"
 type Webhook struct {
 	client *http.Client
 	secret []byte
+	// Now is the clock that dates the signatures; nil means time.Now.
+	Now func() time.Time
 }
 
 var _ approval.Workflow = (*Webhook)(nil)
@@ -76,9 +138,11 @@ func (w *Webhook) Deliver(ctx context.Context, r *approval.Request) error {
 	req.Header.Set("User-Agent", "approvalbot")
 	req.Header.Set("X-Approvalbot-Request-Id", r.ID)
 	if w.secret != nil {
-		mac := hmac.New(sha256.New, w.secret)
-		mac.Write(body)
-		req.Header.Set(SignatureHeader, "sha256="+hex.EncodeToString(mac.Sum(nil)))
+		now := time.Now
+		if w.Now != nil {
+			now = w.Now
+		}
+		req.Header.Set(SignatureHeader, Sign(w.secret, now(), body))
 	}
 	resp, err := w.client.Do(req)
 	if err != nil {

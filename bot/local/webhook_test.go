@@ -6,9 +6,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -64,10 +67,69 @@ func TestWebhookDelivers(t *testing.T) {
 	if ct := gotHeader.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type = %q, want application/json", ct)
 	}
+	sig := gotHeader.Get(SignatureHeader)
+	ts, _, _ := strings.Cut(strings.TrimPrefix(sig, "t="), ",")
 	mac := hmac.New(sha256.New, []byte("shh"))
+	mac.Write([]byte(ts + "."))
 	mac.Write(gotBody)
-	if got, want := gotHeader.Get(SignatureHeader), "sha256="+hex.EncodeToString(mac.Sum(nil)); got != want {
-		t.Errorf("%s = %q, want %q", SignatureHeader, got, want)
+	if want := "t=" + ts + ",v1=" + hex.EncodeToString(mac.Sum(nil)); sig != want || ts == "" {
+		t.Errorf("%s = %q, want %q", SignatureHeader, sig, want)
+	}
+	if err := VerifySignature([]byte("shh"), sig, gotBody, time.Now()); err != nil {
+		t.Errorf("VerifySignature: %v", err)
+	}
+}
+
+func TestWebhookSignature(t *testing.T) {
+	secret, body := []byte("shh"), []byte(`{"requestId":"abc","decision":"approved"}`)
+	at := time.Unix(1764080525, 0)
+	sig := Sign(secret, at, body)
+	// HMAC-SHA256("shh", "1764080525." + body), computed independently.
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte("1764080525." + string(body)))
+	if want := "t=1764080525,v1=" + hex.EncodeToString(mac.Sum(nil)); sig != want {
+		t.Fatalf("Sign = %q, want %q", sig, want)
+	}
+	for _, tc := range []struct {
+		name   string
+		secret string
+		header string
+		body   string
+		now    time.Time
+		want   error
+	}{
+		{"valid", "shh", sig, string(body), at, nil},
+		{"4m59s later", "shh", sig, string(body), at.Add(299 * time.Second), nil},
+		{"clock 4m behind", "shh", sig, string(body), at.Add(-4 * time.Minute), nil},
+		{"replayed 5m01s later", "shh", sig, string(body), at.Add(301 * time.Second), ErrSignatureStale},
+		{"from the future", "shh", sig, string(body), at.Add(-6 * time.Minute), ErrSignatureStale},
+		{"other body", "shh", sig, `{"requestId":"abc","decision":"rejected"}`, at, ErrSignatureMismatch},
+		{"other secret", "shhh", sig, string(body), at, ErrSignatureMismatch},
+		{"time changed", "shh", strings.Replace(sig, "t=1764080525", "t=1764080600", 1), string(body), at, ErrSignatureMismatch},
+		{"old format", "shh", "sha256=" + hex.EncodeToString(mac.Sum(nil)), string(body), at, ErrSignatureMalformed},
+		{"empty", "shh", "", string(body), at, ErrSignatureMalformed},
+		{"no time", "shh", "v1=00", string(body), at, ErrSignatureMalformed},
+	} {
+		if err := VerifySignature([]byte(tc.secret), tc.header, []byte(tc.body), tc.now); !errors.Is(err, tc.want) {
+			t.Errorf("%s: VerifySignature = %v, want %v", tc.name, err, tc.want)
+		}
+	}
+}
+
+// The webhook's signature is dated by its clock.
+func TestWebhookSignatureUsesClock(t *testing.T) {
+	var got string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.Header.Get(SignatureHeader)
+	}))
+	defer srv.Close()
+	w := NewWebhook(nil, "shh")
+	w.Now = func() time.Time { return time.Unix(1764080525, 0) }
+	if err := w.Deliver(context.Background(), decidedRequest(srv.URL)); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(got, "t=1764080525,v1=") {
+		t.Errorf("%s = %q, want it dated 1764080525", SignatureHeader, got)
 	}
 }
 
@@ -129,5 +191,60 @@ func TestWebhookSendsTheReason(t *testing.T) {
 func TestWebhookWithoutURL(t *testing.T) {
 	if err := NewWebhook(nil, "").Deliver(context.Background(), decidedRequest("")); err != nil {
 		t.Errorf("Deliver without webhook: %v, want nil", err)
+	}
+}
+
+// readmeVerify is the README's verification, word for word (TestREADMEVerify
+// checks that the README still shows it).
+func readmeVerify(secret, header string, body []byte) bool {
+	f := map[string]string{}
+	for _, kv := range strings.Split(header, ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		f[k] = v
+	}
+	sec, err := strconv.ParseInt(f["t"], 10, 64)
+	if err != nil || time.Since(time.Unix(sec, 0)).Abs() > 5*time.Minute {
+		return false
+	}
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(f["t"] + "." + string(body)))
+	sig, _ := hex.DecodeString(f["v1"])
+	return hmac.Equal(sig, mac.Sum(nil))
+}
+
+// The README's verification accepts what Deliver signs, and refuses a stale
+// or altered delivery; the README shows that code.
+func TestREADMEVerify(t *testing.T) {
+	body := []byte(`{"requestId":"abc"}`)
+	now := time.Now()
+	for _, tc := range []struct {
+		name   string
+		header string
+		body   []byte
+		want   bool
+	}{
+		{"fresh", Sign([]byte("shh"), now, body), body, true},
+		{"4 minutes old", Sign([]byte("shh"), now.Add(-4*time.Minute), body), body, true},
+		{"6 minutes old", Sign([]byte("shh"), now.Add(-6*time.Minute), body), body, false},
+		{"other body", Sign([]byte("shh"), now, body), []byte(`{"requestId":"abd"}`), false},
+		{"other secret", Sign([]byte("shhh"), now, body), body, false},
+		{"garbage", "t=x,v1=zz", body, false},
+	} {
+		if got := readmeVerify("shh", tc.header, tc.body); got != tc.want {
+			t.Errorf("%s: verify = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile("webhook_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, fn, _ := strings.Cut(string(src), "func readmeVerify(secret, header string, body []byte) bool {")
+	fn, _, _ = strings.Cut(fn, "\n}\n")
+	if !strings.Contains(string(readme), "func verify(secret, header string, body []byte) bool {"+fn+"\n}\n") {
+		t.Error("the README's Go verification differs from readmeVerify: update one or the other")
 	}
 }

@@ -509,7 +509,9 @@ func (a *App) show(ctx context.Context, cb slack.InteractionCallback, m message)
 		if len(m.blocks) > 0 {
 			opts = append(opts, slack.MsgOptionBlocks(m.blocks...))
 		}
-		_, err := a.api.PostEphemeralContext(ctx, channel, cb.User.ID, opts...)
+		_, err := call(ctx, func(ctx context.Context) (string, error) {
+			return a.api.PostEphemeralContext(ctx, channel, cb.User.ID, opts...)
+		})
 		if err == nil {
 			return
 		}

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/slack-go/slack"
 
 	"approvalbot/bot/approval"
@@ -15,6 +16,59 @@ import (
 // callTimeout bounds each Web API call, so that a slow Slack never holds up
 // an effect for long; the core retries a failed effect.
 const callTimeout = 3 * time.Second
+
+// Rate limits: Slack answers a call over its rate limit with 429 and a
+// Retry-After in seconds. A call is tried again after that pause, up to
+// rateLimitTries calls in all, when the pause is at most maxRetryAfter and
+// ends at least minCallTime before the caller's deadline; otherwise the 429 is
+// returned (and the core retries the effect later).
+const (
+	rateLimitTries = 3
+	maxRetryAfter  = 20 * time.Second
+	minCallTime    = time.Second
+)
+
+// rateLimited is a 429 answer to wait out: it is the Slack error and, for the
+// backoff package, the pause to take.
+type rateLimited struct {
+	err   *slack.RateLimitedError
+	pause backoff.RetryAfterError
+}
+
+func (e *rateLimited) Error() string   { return e.err.Error() }
+func (e *rateLimited) Unwrap() []error { return []error{e.err, &e.pause} }
+
+// call runs op, one Web API call, each attempt bounded by callTimeout, and
+// tries it again after a 429 as the rate limit constants say. Any other error
+// is returned at once.
+func call[T any](ctx context.Context, op func(context.Context) (T, error)) (T, error) {
+	attempt := func() (T, error) {
+		actx, cancel := context.WithTimeout(ctx, callTimeout)
+		defer cancel()
+		v, err := op(actx)
+		if err == nil {
+			return v, nil
+		}
+		var rl *slack.RateLimitedError
+		if !errors.As(err, &rl) {
+			return v, backoff.Permanent(err)
+		}
+		pause := max(rl.RetryAfter, 0)
+		if pause == 0 {
+			pause = time.Second // Slack always names a pause; never spin
+		}
+		if dl, ok := ctx.Deadline(); pause > maxRetryAfter || ok && time.Until(dl) < pause+minCallTime {
+			return v, backoff.Permanent(err)
+		}
+		return v, &rateLimited{err: rl, pause: backoff.RetryAfterError{Duration: pause}}
+	}
+	v, err := backoff.Retry(ctx, attempt, backoff.WithMaxTries(rateLimitTries), backoff.WithMaxElapsedTime(0))
+	var rl *rateLimited
+	if errors.As(err, &rl) {
+		err = rl.err // out of tries
+	}
+	return v, err
+}
 
 // chatAPI is the part of the Slack Web API that Chat calls.
 type chatAPI interface {
@@ -59,9 +113,10 @@ func (c *Chat) DirectMessage(ctx context.Context, r *approval.Request, user stri
 	if !approval.IsSlackUserID(user) {
 		return approval.ChatMessage{}, fmt.Errorf("direct message on request %s: %q is not a Slack user ID", r.ID, user)
 	}
-	octx, cancel := context.WithTimeout(ctx, callTimeout)
-	ch, _, _, err := c.api.OpenConversationContext(octx, &slack.OpenConversationParameters{Users: []string{user}, ReturnIM: true})
-	cancel()
+	ch, err := call(ctx, func(ctx context.Context) (*slack.Channel, error) {
+		ch, _, _, err := c.api.OpenConversationContext(ctx, &slack.OpenConversationParameters{Users: []string{user}, ReturnIM: true})
+		return ch, err
+	})
 	if err != nil {
 		return approval.ChatMessage{}, fmt.Errorf("direct message on request %s to %s: open conversation: %w", r.ID, user, err)
 	}
@@ -76,18 +131,15 @@ func (c *Chat) DirectMessage(ctx context.Context, r *approval.Request, user stri
 }
 
 func (c *Chat) post(ctx context.Context, channel string, r *approval.Request, dm bool) (approval.ChatMessage, error) {
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	ch, ts, err := c.api.PostMessageContext(ctx, channel,
-		slack.MsgOptionText(fallbackText(r, dm), true),
-		slack.MsgOptionBlocks(requestBlocks(r, dm)...),
-		slack.MsgOptionDisableLinkUnfurl(),
-		slack.MsgOptionDisableMediaUnfurl(),
-	)
-	if err != nil {
-		return approval.ChatMessage{}, err
-	}
-	return approval.ChatMessage{Channel: ch, TS: ts}, nil
+	return call(ctx, func(ctx context.Context) (approval.ChatMessage, error) {
+		ch, ts, err := c.api.PostMessageContext(ctx, channel,
+			slack.MsgOptionText(fallbackText(r, dm), true),
+			slack.MsgOptionBlocks(requestBlocks(r, dm)...),
+			slack.MsgOptionDisableLinkUnfurl(),
+			slack.MsgOptionDisableMediaUnfurl(),
+		)
+		return approval.ChatMessage{Channel: ch, TS: ts}, err
+	})
 }
 
 // Update rewrites r's channel message, every direct message and the
@@ -129,12 +181,13 @@ func (c *Chat) Update(ctx context.Context, r *approval.Request) error {
 }
 
 func (c *Chat) update(ctx context.Context, m approval.ChatMessage, r *approval.Request, dm bool) error {
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	_, _, _, err := c.api.UpdateMessageContext(ctx, m.Channel, m.TS,
-		slack.MsgOptionText(fallbackText(r, dm), true),
-		slack.MsgOptionBlocks(requestBlocks(r, dm)...),
-	)
+	_, err := call(ctx, func(ctx context.Context) (struct{}, error) {
+		_, _, _, err := c.api.UpdateMessageContext(ctx, m.Channel, m.TS,
+			slack.MsgOptionText(fallbackText(r, dm), true),
+			slack.MsgOptionBlocks(requestBlocks(r, dm)...),
+		)
+		return struct{}{}, err
+	})
 	var se slack.SlackErrorResponse
 	if errors.As(err, &se) && se.Err == "message_not_found" {
 		return nil

@@ -77,7 +77,7 @@ func (a *App) identity(ctx context.Context, user string, timeout time.Duration) 
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	u, err := a.api.GetUserInfoContext(ctx, user)
+	u, err := call(ctx, func(ctx context.Context) (*slack.User, error) { return a.api.GetUserInfoContext(ctx, user) })
 	if err != nil {
 		var se slack.SlackErrorResponse
 		if errors.As(err, &se) {

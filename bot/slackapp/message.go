@@ -5,7 +5,6 @@ import (
 	"regexp"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/slack-go/slack"
 
@@ -93,35 +92,92 @@ func summaryBlocks(r *approval.Request) []slack.Block {
 		blocks = append(blocks, slack.NewSectionBlock(mrkdwn(escapeMax(r.Details, maxSectionText)), nil, nil))
 	}
 	if len(r.Links) > 0 {
-		var b strings.Builder
-		for i, l := range r.Links {
-			if i > 0 {
-				b.WriteString(" · ")
-			}
-			label := l.Label
-			if label == "" {
-				label = l.URL
-			}
-			fmt.Fprintf(&b, "<%s|%s>", escape(l.URL), strings.ReplaceAll(escape(label), "|", "¦"))
-		}
-		blocks = append(blocks, slack.NewSectionBlock(mrkdwn(truncate(b.String(), maxSectionText)), nil, nil))
+		blocks = append(blocks, slack.NewSectionBlock(mrkdwn(linksText(r.Links, maxSectionText)), nil, nil))
 	}
+	const requested, approvers = "*Requested by*\n", "*Approvers*\n"
 	return append(blocks, slack.NewSectionBlock(nil, []*slack.TextBlockObject{
-		mrkdwn(truncate("*Requested by*\n"+escape(r.Requester), maxFieldText)),
-		mrkdwn(truncate("*Approvers*\n"+approversText(r), maxFieldText)),
+		mrkdwn(requested + escapeMax(r.Requester, maxFieldText-utf16Len(requested))),
+		mrkdwn(approvers + approversText(r, maxFieldText-utf16Len(approvers))),
 	}, nil))
 }
 
-// approversText lists the approvers, by group when the request has groups.
-func approversText(r *approval.Request) string {
+// linksText is the links as Slack links, " · " between them, within max
+// UTF-16 units: whole links only, then "…and N more".
+func linksText(links []approval.Link, max int) string {
+	items := make([]string, len(links))
+	for i, l := range links {
+		label := l.Label
+		if label == "" {
+			label = l.URL
+		}
+		items[i] = "<" + slackURL(l.URL) + "|" + strings.ReplaceAll(escape(label), "|", "¦") + ">"
+		if utf16Len(items[i]) > max-20 {
+			items[i] = escapeMax(label, max/2) // too long to link: its label only
+		}
+	}
+	return joinWithin(items, " · ", max)
+}
+
+// slackURL is a URL as it goes between < and | in Slack markup: "|", "<" and
+// ">" (which would end the URL or the link early) percent-encoded, "&"
+// escaped as Slack asks.
+func slackURL(u string) string {
+	return escape(strings.NewReplacer("|", "%7C", "<", "%3C", ">", "%3E").Replace(u))
+}
+
+// approversText lists the approvers, by group when the request has groups,
+// within max UTF-16 units, cutting only between whole approvers.
+func approversText(r *approval.Request, max int) string {
 	if len(r.Rule.Groups) == 0 {
-		return approverList(r.Approvers)
+		return joinWithin(approverItems(r.Approvers), ", ", max)
 	}
-	lines := make([]string, len(r.Rule.Groups))
+	n := len(r.Rule.Groups)
+	share := (max - (n - 1)) / n // each group's line gets an equal part
+	full := make([]string, n)
+	cut := make([]string, n)
 	for i, g := range r.Rule.Groups {
-		lines[i] = fmt.Sprintf("%s (%d of %d): %s", g.Name, g.Min, len(g.Approvers), approverList(g.Approvers))
+		head := fmt.Sprintf("%s (%d of %d): ", g.Name, g.Min, len(g.Approvers))
+		full[i] = head + strings.Join(approverItems(g.Approvers), ", ")
+		cut[i] = head + joinWithin(approverItems(g.Approvers), ", ", share-utf16Len(head))
 	}
-	return strings.Join(lines, "\n")
+	if text := strings.Join(full, "\n"); utf16Len(text) <= max {
+		return text
+	}
+	return strings.Join(cut, "\n")
+}
+
+// joinWithin joins items with sep within max UTF-16 units. When they do not
+// all fit, it keeps as many whole items as fit with a note of how many more
+// there are ("…and 3 more"), never a part of one.
+func joinWithin(items []string, sep string, max int) string {
+	if text := strings.Join(items, sep); utf16Len(text) <= max {
+		return text
+	}
+	var b strings.Builder
+	used := 0
+	for i, it := range items {
+		add := it
+		if i > 0 {
+			add = sep + it
+		}
+		more := fmt.Sprintf("%s…and %d more", sep, len(items)-i-1)
+		if i == 0 {
+			more = fmt.Sprintf("…and %d more", len(items)-1)
+		}
+		if used+utf16Len(add)+utf16Len(more) > max {
+			rest := fmt.Sprintf("…and %d more", len(items)-i)
+			if i > 0 {
+				rest = sep + rest
+			}
+			if used+utf16Len(rest) > max {
+				return b.String()
+			}
+			return b.String() + rest
+		}
+		b.WriteString(add)
+		used += utf16Len(add)
+	}
+	return b.String()
 }
 
 // ruleText says the request's rule in words.
@@ -190,7 +246,7 @@ func votesText(votes []approval.Vote) string {
 	b.WriteString("*Votes*")
 	for i, v := range votes {
 		line := "\n" + voteLine(v)
-		if utf8.RuneCountInString(b.String())+utf8.RuneCountInString(line) > maxSectionText-40 {
+		if utf16Len(b.String())+utf16Len(line) > maxSectionText-40 {
 			fmt.Fprintf(&b, "\n…and %d more %s.", len(votes)-i, plural(len(votes)-i, "vote", "votes"))
 			break
 		}
@@ -220,8 +276,8 @@ func confirmDialog(c approval.Choice, title string) *slack.ConfirmationBlockObje
 	}
 	const format = "%s “%s”? Your vote is recorded in your name and cannot be changed."
 	text := fmt.Sprintf(format, verb, title)
-	if utf8.RuneCountInString(text) > maxConfirmText {
-		keep := maxConfirmText - utf8.RuneCountInString(text) + utf8.RuneCountInString(title) - 1
+	if utf16Len(text) > maxConfirmText {
+		keep := maxConfirmText - utf16Len(text) + utf16Len(title)
 		text = fmt.Sprintf(format, verb, truncate(title, keep))
 	}
 	return slack.NewConfirmationBlockObject(
@@ -305,13 +361,17 @@ func who(by string) string {
 	return escape(by)
 }
 
-func approverList(approvers []string) string {
+// approverItems are the approvers as the message names them.
+func approverItems(approvers []string) []string {
 	parts := make([]string, len(approvers))
 	for i, a := range approvers {
 		parts[i] = who(a)
 	}
-	return strings.Join(parts, ", ")
+	return parts
 }
+
+// approverList names approvers in one line: "<@U1>, alice@example.com".
+func approverList(approvers []string) string { return strings.Join(approverItems(approvers), ", ") }
 
 // slackDate renders t in each reader's own time zone, with a UTC fallback.
 func slackDate(t time.Time) string {
@@ -345,35 +405,62 @@ func escape(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
 }
 
-// escapeMax escapes s and shortens the result to at most n runes without
-// cutting an entity, marking the cut with an ellipsis.
+// utf16Len is the length of s in UTF-16 code units, the unit of Slack's
+// length limits: a character outside the Basic Multilingual Plane (most
+// emoji) counts twice.
+func utf16Len(s string) int {
+	n := 0
+	for _, r := range s {
+		n += runeUnits(r)
+	}
+	return n
+}
+
+func runeUnits(r rune) int {
+	if r >= 0x10000 {
+		return 2
+	}
+	return 1
+}
+
+// escapeMax escapes s and shortens the result to at most n UTF-16 units
+// without cutting an entity or a character, marking the cut with an ellipsis.
 func escapeMax(s string, n int) string {
-	if e := escape(s); utf8.RuneCountInString(e) <= n {
+	if e := escape(s); utf16Len(e) <= n {
 		return e
 	}
 	var b strings.Builder
 	used := 0
 	for _, r := range s {
 		e := escape(string(r))
-		if used+utf8.RuneCountInString(e) > n-1 {
+		if used+utf16Len(e) > n-1 {
 			break
 		}
 		b.WriteString(e)
-		used += utf8.RuneCountInString(e)
+		used += utf16Len(e)
 	}
 	return b.String() + "…"
 }
 
-// truncate shortens s to at most n runes, marking the cut with an ellipsis.
+// truncate shortens s to at most n UTF-16 units, marking the cut with an
+// ellipsis.
 func truncate(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
+	if utf16Len(s) <= n {
 		return s
 	}
 	if n <= 1 {
 		return "…"
 	}
-	rs := []rune(s)
-	return string(rs[:n-1]) + "…"
+	var b strings.Builder
+	used := 0
+	for _, r := range s {
+		if used+runeUnits(r) > n-1 {
+			break
+		}
+		b.WriteRune(r)
+		used += runeUnits(r)
+	}
+	return b.String() + "…"
 }
 
 // fallbackText is the plain text of a request's message, shown in

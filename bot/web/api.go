@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -249,9 +251,9 @@ func isAPI(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/api/")
 
 // api guards an API route with the bearer token, when one is configured.
 func (s *server) api(next http.Handler) http.Handler {
-	want := []byte("Bearer " + s.cfg.APIToken)
+	want := []byte(s.cfg.APIToken)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.cfg.APIToken != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+		if s.cfg.APIToken != "" && subtle.ConstantTimeCompare([]byte(bearerToken(r.Header.Get("Authorization"))), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="approvalbot"`)
 			writeJSONError(w, http.StatusUnauthorized, "", "this API needs the bearer token set in APPROVALBOT_API_TOKEN")
 			return
@@ -262,6 +264,16 @@ func (s *server) api(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// bearerToken is the token of an Authorization header of the Bearer scheme,
+// whose name is case-insensitive (RFC 7235), or "".
+func bearerToken(h string) string {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimLeft(token, " ")
 }
 
 // ownHost reports whether host (a Host header) names the bot itself: the host
@@ -475,21 +487,15 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) (status int, fiel
 	if err != nil || mt != "application/json" {
 		return http.StatusUnsupportedMediaType, "", "the body must be JSON, with Content-Type: application/json"
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBody))
-	dec.DisallowUnknownFields()
-	err = dec.Decode(v)
-	if err == nil && dec.More() {
-		err = errors.New("trailing data")
-	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
 	if err == nil {
-		if _, terr := dec.Token(); terr != io.EOF {
-			err = errors.New("trailing data")
-		}
+		err = DecodeJSON(body, v)
 	}
 	var (
 		tooBig  *http.MaxBytesError
 		typeErr *json.UnmarshalTypeError
 		synErr  *json.SyntaxError
+		nameErr *FieldNameError
 	)
 	switch {
 	case err == nil:
@@ -498,8 +504,10 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) (status int, fiel
 		return http.StatusRequestEntityTooLarge, "", "the body is larger than 64 KiB"
 	case errors.Is(err, io.EOF):
 		return http.StatusBadRequest, "", "the body is empty; send a JSON object"
+	case errors.As(err, &nameErr):
+		return http.StatusBadRequest, nameErr.Path, nameErr.Error()
 	case errors.As(err, &typeErr):
-		return http.StatusBadRequest, typeErr.Field, fmt.Sprintf("%s must be a JSON %s, not %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
+		return http.StatusBadRequest, typeErr.Field, TypeErrorText(typeErr, "the body")
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name, _ := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
 		return http.StatusBadRequest, name, fmt.Sprintf("unknown field %q", name)
@@ -509,18 +517,75 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) (status int, fiel
 	return http.StatusBadRequest, "", "the body must be one JSON object"
 }
 
-func jsonKind(goKind string) string {
-	switch goKind {
-	case "string":
-		return "string"
-	case "slice", "array":
-		return "array"
-	case "struct", "map":
-		return "object"
-	case "bool":
-		return "boolean"
+// errTrailing is the error of a JSON document followed by more data.
+var errTrailing = errors.New("trailing data after the JSON value")
+
+// DecodeJSON decodes the one JSON value in data into v, refusing unknown
+// fields, field names that match only ignoring case (see CheckFieldNames)
+// and anything after the value. An empty data is io.EOF.
+func DecodeJSON(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
 	}
-	return "number"
+	if _, err := dec.Token(); err != io.EOF {
+		return errTrailing
+	}
+	return CheckFieldNames(data, v)
+}
+
+// TypeErrorText says in words what is wrong with a JSON value of the wrong
+// type: "timeoutSeconds must be a whole number, not 60.5", "groups must be
+// an array, not an object". whole names the document, for a top-level value
+// of the wrong type ("the body must be a JSON object, not an array").
+func TypeErrorText(e *json.UnmarshalTypeError, whole string) string {
+	field := e.Field
+	if field == "" {
+		field = whole
+	}
+	return fmt.Sprintf("%s must be %s, not %s", field, jsonKind(e.Type), jsonValue(e.Value))
+}
+
+// jsonKind names what a Go type takes in JSON.
+func jsonKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Struct, reflect.Map:
+		return "a JSON object"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "a whole number"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number of at least 0"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	}
+	return "a JSON " + t.Kind().String()
+}
+
+// jsonValue names a JSON value as encoding/json describes it in an
+// UnmarshalTypeError ("string", "number 60.5", "array", ...).
+func jsonValue(v string) string {
+	if n, ok := strings.CutPrefix(v, "number "); ok {
+		return n
+	}
+	switch v {
+	case "array", "object":
+		return "an " + v
+	case "bool":
+		return "a boolean"
+	case "":
+		return "this value"
+	}
+	return "a " + v
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

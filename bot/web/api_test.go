@@ -152,7 +152,20 @@ func TestAPIValidation(t *testing.T) {
 		{"timeout too short", `{"title":"T","approvers":["a@example.com"],"timeoutSeconds":59}`, "", 400, "timeoutSeconds", "between 60"},
 		{"timeout too long", `{"title":"T","approvers":["a@example.com"],"timeoutSeconds":2592001}`, "", 400, "timeoutSeconds", "between 60"},
 		{"timeout huge", `{"title":"T","approvers":["a@example.com"],"timeoutSeconds":9223372036854775807}`, "", 400, "timeoutSeconds", "between 60"},
-		{"timeout not a number", `{"title":"T","approvers":["a@example.com"],"timeoutSeconds":"1h"}`, "", 400, "timeoutSeconds", "must be a JSON number"},
+		{"timeout not a number", `{"title":"T","approvers":["a@example.com"],"timeoutSeconds":"1h"}`, "", 400, "timeoutSeconds", "timeoutSeconds must be a whole number, not a string"},
+		{"timeout not whole", `{"title":"T","approvers":["a@example.com"],"timeoutSeconds":60.5}`, "", 400, "timeoutSeconds", "timeoutSeconds must be a whole number, not 60.5"},
+		{"title not a string", `{"title":true,` + valid + `}`, "", 400, "title", "title must be a string, not a boolean"},
+		{"field name in capitals", `{"TITLE":"T",` + valid + `}`, "", 400, "TITLE", `unknown field "TITLE": field names are case-sensitive (did you mean "title"?)`},
+		{"field name twice in two cases", `{"title":"T","Title":"U",` + valid + `}`, "", 400, "Title", `did you mean "title"?`},
+		{"link field in another case", `{"title":"T",` + valid + `,"links":[{"label":"x","URL":"https://x"}]}`, "", 400, "links[0].URL", `did you mean "url"?`},
+		{"group field in another case", `{"title":"T","timeoutSeconds":600,"groups":[{"Name":"eng","approvers":["bob@example.com"]}]}`, "", 400, "groups[0].Name", `did you mean "name"?`},
+		{"control character in the title", `{"title":"Deploy \u001b[31mnow",` + valid + `}`, "", 400, "title", "title must not contain control characters (U+001B at character 8)"},
+		{"override in the title", `{"title":"Approve \u202egnp.exe",` + valid + `}`, "", 400, "title", "bidirectional control characters"},
+		{"override in the details", `{"title":"T","details":"a\u2067b",` + valid + `}`, "", 400, "details", "bidirectional"},
+		{"override in the requester", `{"title":"T","requester":"ci\u202d",` + valid + `}`, "", 400, "requester", "bidirectional"},
+		{"override in a link label", `{"title":"T",` + valid + `,"links":[{"label":"\u202ex","url":"https://x"}]}`, "", 400, "links", "link label must not contain bidirectional"},
+		{"address too long", `{"title":"T","timeoutSeconds":600,"approvers":["` + strings.Repeat("a", 5000) + `@example.com"]}`, "", 400, "approvers", "longer than 254 characters"},
+		{"Slack channel without Slack", `{"title":"T",` + valid + `,"slackChannel":"C0123456789"}`, "", 400, "slackChannel", "Slack is not configured"},
 		{"unknown field", `{"title":"T",` + valid + `,"tiemout":5}`, "", 400, "tiemout", `unknown field "tiemout"`},
 		{"unknown link field", `{"title":"T",` + valid + `,"links":[{"href":"https://x"}]}`, "", 400, "href", "unknown field"},
 		{"bad link", `{"title":"T",` + valid + `,"links":[{"url":"javascript:alert(1)"}]}`, "", 400, "links", "not an absolute http(s) URL"},
@@ -164,14 +177,15 @@ func TestAPIValidation(t *testing.T) {
 		{"groups with policy", `{"title":"T","timeoutSeconds":600,"policy":"all","groups":[{"name":"eng","approvers":["bob@example.com"]}]}`, "", 400, "groups", "not both"},
 		{"bad group name", `{"title":"T","timeoutSeconds":600,"groups":[{"name":"Eng Team","approvers":["bob@example.com"]}]}`, "", 400, "groups", "group name"},
 		{"group min too high", `{"title":"T","timeoutSeconds":600,"groups":[{"name":"eng","approvers":["bob@example.com"],"min":2}]}`, "", 400, "groups", "min must be"},
-		{"group not an array", `{"title":"T","timeoutSeconds":600,"groups":{"name":"eng"}}`, "", 400, "groups", "must be a JSON array"},
+		{"group not an array", `{"title":"T","timeoutSeconds":600,"groups":{"name":"eng"}}`, "", 400, "groups", "groups must be an array, not an object"},
 		{"unknown group field", `{"title":"T","timeoutSeconds":600,"groups":[{"name":"eng","members":["bob@example.com"]}]}`, "", 400, "members", "unknown field"},
 		{"requester may not approve all", `{"title":"T",` + valid + `,"requester":"alice@example.com","policy":"all"}`, "", 400, "approvers", "only approver"},
 		{"requester the only group member", `{"title":"T","timeoutSeconds":600,"requester":"bob@example.com","groups":[{"name":"eng","approvers":["bob@example.com"]}]}`, "", 400, "groups", "could never be satisfied"},
 		{"not JSON", `title=T`, "", 400, "", "not valid JSON"},
 		{"trailing data", `{"title":"T",` + valid + `} {}`, "", 400, "", "one JSON object"},
 		{"empty", ``, "", 400, "", "empty"},
-		{"array", `[]`, "", 400, "", "must be a JSON object"},
+		{"array", `[]`, "", 400, "", "the body must be a JSON object, not an array"},
+		{"string", `"x"`, "", 400, "", "the body must be a JSON object, not a string"},
 		{"too big", `{"title":"T",` + valid + `,"details":"` + strings.Repeat("x", MaxBody) + `"}`, "", 413, "", "64 KiB"},
 		{"form content type", `{"title":"T",` + valid + `}`, "application/x-www-form-urlencoded", 415, "", "application/json"},
 	} {
@@ -261,7 +275,7 @@ func TestAPIWaitTimesOutWithCurrentState(t *testing.T) {
 func TestAPIToken(t *testing.T) {
 	f := newFixture(t, func(c *Config, _ *approval.Service) { c.APIToken = "t0ken" })
 	body := `{"title":"T","approvers":["a@example.com"],"timeoutSeconds":600}`
-	for _, auth := range []string{"", "Bearer wrong", "t0ken", "Bearer t0ken2"} {
+	for _, auth := range []string{"", "Bearer wrong", "t0ken", "Bearer t0ken2", "Bearert0ken", "Basic t0ken"} {
 		resp := f.postJSON(body, "Authorization", auth)
 		if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") == "" {
 			t.Errorf("Authorization %q: status %d, want 401 with WWW-Authenticate", auth, resp.StatusCode)
@@ -270,8 +284,10 @@ func TestAPIToken(t *testing.T) {
 	if resp := f.do("GET", "/api/requests", nil); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("list without token: status %d, want 401", resp.StatusCode)
 	}
-	if resp := f.postJSON(body, "Authorization", "Bearer t0ken"); resp.StatusCode != http.StatusCreated {
-		t.Errorf("with token: status %d, want 201", resp.StatusCode)
+	for _, auth := range []string{"Bearer t0ken", "bearer t0ken", "BEARER  t0ken"} {
+		if resp := f.postJSON(body, "Authorization", auth); resp.StatusCode != http.StatusCreated {
+			t.Errorf("Authorization %q: status %d, want 201 (the scheme is case-insensitive)", auth, resp.StatusCode)
+		}
 	}
 	if resp := f.do("GET", "/healthz", nil); resp.StatusCode != http.StatusOK {
 		t.Errorf("healthz needs no token: status %d", resp.StatusCode)

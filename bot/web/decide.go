@@ -45,6 +45,11 @@ func (s *server) handleDecide() http.Handler {
 			s.writeResult(w, r, http.StatusBadRequest, pages.Result{Kind: pages.ResultInvalid, Message: "The comment is longer than 2000 characters. Please shorten it."})
 			return
 		}
+		var verr *approval.ValidationError
+		if err := approval.CheckText("comment", comment, true); errors.As(err, &verr) {
+			s.writeResult(w, r, http.StatusBadRequest, pages.Result{Kind: pages.ResultInvalid, Message: "The " + verr.Message + "."})
+			return
+		}
 
 		if form.Get("confirmed") != "1" {
 			s.confirmStep(w, r, token, choice, comment)

@@ -25,6 +25,13 @@ const (
 	DefaultTaskTimeout      = 24 * time.Hour
 	DefaultLogRetentionDays = 30
 	DefaultSweepInterval    = 5 * time.Minute
+	// DefaultConcurrency is the reserved concurrency of the callback and of
+	// the Slack Lambda: enough for dozens of votes a second, and a cap on
+	// what a flood of requests to their public URLs can take from the
+	// account (whose other functions keep the rest) and cost.
+	DefaultConcurrency = 10
+	// MaxConcurrency bounds the reserved concurrency settings.
+	MaxConcurrency = 1000
 )
 
 // Bounds of the sweep interval: EventBridge schedules in whole minutes, and a
@@ -57,11 +64,10 @@ type Config struct {
 	// MaxTimeoutDays is the longest timeout a request may have; pages left
 	// behind are removed by a lifecycle rule one day after it.
 	MaxTimeoutDays int
-	// TaskTimeout is the example state machine's TimeoutSeconds.
+	// TaskTimeout is the example state machine's TimeoutSeconds. The task
+	// has no HeartbeatSeconds: nothing sends heartbeats, so a heartbeat
+	// timeout could only end the task while its request still waits.
 	TaskTimeout time.Duration
-	// Heartbeat is the example state machine's HeartbeatSeconds; it must be
-	// shorter than TaskTimeout.
-	Heartbeat time.Duration
 	// LogRetentionDays is how long the Lambdas' logs are kept.
 	LogRetentionDays int
 	// SweepInterval is how often an EventBridge schedule invokes the notifier
@@ -69,6 +75,26 @@ type Config struct {
 	SweepInterval time.Duration
 	// DistDir holds <name>/bootstrap for each Lambda, as scripts/build makes it.
 	DistDir string
+	// CallbackConcurrency and SlackConcurrency are the reserved concurrency
+	// of the callback and the Slack Lambda, whose function URLs are public:
+	// at most that many run at once (the rest of a flood is answered 429),
+	// and the account's other functions keep the rest. Zero reserves none
+	// (no cap), for accounts whose concurrency limit is too low to reserve
+	// any (Lambda keeps 100 unreserved).
+	CallbackConcurrency int
+	SlackConcurrency    int
+	// PagesDomain and PagesCertificateARN, set together, serve the pages
+	// under a domain of one's own with an ACM certificate (in us-east-1, as
+	// CloudFront requires) and TLS 1.2 or later (TLSv1.2_2021). Without them
+	// CloudFront's default certificate allows TLS 1.0.
+	PagesDomain         string
+	PagesCertificateARN string
+	// CallbackDomain and CallbackCertificateARN, set together, put a
+	// CloudFront distribution with that domain and certificate (us-east-1,
+	// TLSv1.2_2021) in front of the callback's function URL; the pages then
+	// post there.
+	CallbackDomain         string
+	CallbackCertificateARN string
 }
 
 // Setting describes one configuration key: its CDK context name, the
@@ -89,17 +115,33 @@ var Settings = []Setting{
 	{"pagesPrefix", "APPROVALBOT_PAGES_PREFIX", "S3 key prefix of the one-time pages (default p/)"},
 	{"maxTimeoutDays", "APPROVALBOT_MAX_TIMEOUT_DAYS", "longest request timeout in days, 1-30 (default 30)"},
 	{"taskTimeout", "APPROVALBOT_TASK_TIMEOUT", "example state machine task timeout, Go duration (default 24h)"},
-	{"heartbeat", "APPROVALBOT_HEARTBEAT", "example state machine heartbeat, Go duration (default taskTimeout minus 5m)"},
 	{"logRetentionDays", "APPROVALBOT_LOG_RETENTION_DAYS", "Lambda log retention in days (default 30)"},
 	{"sweepInterval", "APPROVALBOT_SWEEP_INTERVAL", "how often the notifier closes expired requests and redelivers failed outcomes, whole minutes, 1m-24h (default 5m)"},
 	{"distDir", "APPROVALBOT_DIST_DIR", "folder with <name>/bootstrap for each Lambda (default ../dist)"},
 	{"stackName", "APPROVALBOT_STACK_NAME", "CloudFormation stack name (default ApprovalBot)"},
+	{"callbackConcurrency", "APPROVALBOT_CALLBACK_CONCURRENCY", "reserved concurrency of the callback Lambda, 0-1000 (default 10; 0 reserves none)"},
+	{"slackConcurrency", "APPROVALBOT_SLACK_CONCURRENCY", "reserved concurrency of the Slack Lambda, 0-1000 (default 10; 0 reserves none)"},
+	{"pagesDomain", "APPROVALBOT_PAGES_DOMAIN", "domain name serving the pages (with pagesCertificateArn)"},
+	{"pagesCertificateArn", "APPROVALBOT_PAGES_CERTIFICATE_ARN", "ACM certificate in us-east-1 for pagesDomain"},
+	{"callbackDomain", "APPROVALBOT_CALLBACK_DOMAIN", "domain name in front of the callback (with callbackCertificateArn)"},
+	{"callbackCertificateArn", "APPROVALBOT_CALLBACK_CERTIFICATE_ARN", "ACM certificate in us-east-1 for callbackDomain"},
+}
+
+// removedSettings are settings of earlier versions that no longer exist, with
+// what to do instead; Load refuses them rather than ignore them.
+var removedSettings = []Setting{
+	{"heartbeat", "APPROVALBOT_HEARTBEAT", "the example task no longer has a heartbeat timeout: nothing sends heartbeats, so it could only end the task while its request still waits; remove the setting (the task ends at taskTimeout)"},
 }
 
 // Load reads the configuration from CDK context (ctx, which returns nil for an
 // unset key) and, for keys the context leaves unset, from the environment
 // (getenv). It applies defaults and validates the result.
 func Load(ctx func(key string) any, getenv func(string) string) (Config, error) {
+	for _, s := range removedSettings {
+		if ctx(s.Context) != nil || getenv(s.Env) != "" {
+			return Config{}, fmt.Errorf("%s (%s): %s", s.Context, s.Env, s.Doc)
+		}
+	}
 	get := func(key string) string {
 		if v := ctx(key); v != nil {
 			return strings.TrimSpace(fmt.Sprint(v))
@@ -112,13 +154,17 @@ func Load(ctx func(key string) any, getenv func(string) string) (Config, error) 
 		return ""
 	}
 	c := Config{
-		StackName:           or(get("stackName"), DefaultStackName),
-		MailFrom:            get("mailFrom"),
-		MailIdentity:        get("mailIdentity"),
-		SESConfigurationSet: get("sesConfigurationSet"),
-		SlackDefaultChannel: get("slackDefaultChannel"),
-		PagesPrefix:         or(get("pagesPrefix"), DefaultPagesPrefix),
-		DistDir:             or(get("distDir"), DefaultDistDir),
+		StackName:              or(get("stackName"), DefaultStackName),
+		MailFrom:               get("mailFrom"),
+		MailIdentity:           get("mailIdentity"),
+		SESConfigurationSet:    get("sesConfigurationSet"),
+		SlackDefaultChannel:    get("slackDefaultChannel"),
+		PagesPrefix:            or(get("pagesPrefix"), DefaultPagesPrefix),
+		DistDir:                or(get("distDir"), DefaultDistDir),
+		PagesDomain:            get("pagesDomain"),
+		PagesCertificateARN:    get("pagesCertificateArn"),
+		CallbackDomain:         get("callbackDomain"),
+		CallbackCertificateARN: get("callbackCertificateArn"),
 	}
 	var err error
 	if c.MaxTimeoutDays, err = intSetting("maxTimeoutDays", get("maxTimeoutDays"), MaxTimeoutDays); err != nil {
@@ -130,7 +176,10 @@ func Load(ctx func(key string) any, getenv func(string) string) (Config, error) 
 	if c.TaskTimeout, err = durationSetting("taskTimeout", get("taskTimeout"), DefaultTaskTimeout); err != nil {
 		return Config{}, err
 	}
-	if c.Heartbeat, err = durationSetting("heartbeat", get("heartbeat"), DefaultHeartbeat(c.TaskTimeout)); err != nil {
+	if c.CallbackConcurrency, err = intSetting("callbackConcurrency", get("callbackConcurrency"), DefaultConcurrency); err != nil {
+		return Config{}, err
+	}
+	if c.SlackConcurrency, err = intSetting("slackConcurrency", get("slackConcurrency"), DefaultConcurrency); err != nil {
 		return Config{}, err
 	}
 	if c.SweepInterval, err = durationSetting("sweepInterval", get("sweepInterval"), DefaultSweepInterval); err != nil {
@@ -142,22 +191,14 @@ func Load(ctx func(key string) any, getenv func(string) string) (Config, error) 
 	return c, nil
 }
 
-// DefaultHeartbeat is the heartbeat used when none is set: five minutes short
-// of the task timeout (Step Functions requires it to be shorter), so that
-// without heartbeats from the Lambdas the task timeout is what ends the wait.
-func DefaultHeartbeat(taskTimeout time.Duration) time.Duration {
-	if taskTimeout > 10*time.Minute {
-		return taskTimeout - 5*time.Minute
-	}
-	return taskTimeout / 2
-}
-
 var (
 	prefixRe    = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_-]*)*/$`)
 	stackNameRe = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]{0,63}$`)
 	domainRe    = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$`)
 	configSetRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 	channelRe   = regexp.MustCompile(`^(#?[a-z0-9][a-z0-9._-]{0,79}|[CGD][A-Z0-9]{5,20})$`)
+	// CloudFront takes certificates from ACM in us-east-1 only.
+	certificateRe = regexp.MustCompile(`^arn:aws[a-z-]*:acm:us-east-1:[0-9]{12}:certificate/[0-9a-f-]{36}$`)
 )
 
 // retention maps the day counts CloudWatch Logs accepts that this stack offers.
@@ -194,14 +235,35 @@ func (c Config) Validate() error {
 		return fmt.Errorf("taskTimeout %s: want whole seconds, at least %s", c.TaskTimeout, minTaskTimeout)
 	case c.TaskTimeout > time.Duration(c.MaxTimeoutDays)*24*time.Hour+time.Hour:
 		return fmt.Errorf("taskTimeout %s: want at most maxTimeoutDays (%d days) plus an hour", c.TaskTimeout, c.MaxTimeoutDays)
-	case c.Heartbeat < time.Second || c.Heartbeat%time.Second != 0 || c.Heartbeat >= c.TaskTimeout:
-		return fmt.Errorf("heartbeat %s: want whole seconds, shorter than taskTimeout %s", c.Heartbeat, c.TaskTimeout)
 	case c.SweepInterval < minSweepInterval || c.SweepInterval > maxSweepInterval || c.SweepInterval%time.Minute != 0:
 		return fmt.Errorf("sweepInterval %s: want whole minutes, %s to %s", c.SweepInterval, minSweepInterval, maxSweepInterval)
 	case !retention[c.LogRetentionDays]:
 		return fmt.Errorf("logRetentionDays %d: want one of 1, 3, 5, 7, 14, 30, 60, 90, 180, 365", c.LogRetentionDays)
 	case c.DistDir == "":
 		return fmt.Errorf("distDir is required")
+	case c.CallbackConcurrency < 0 || c.CallbackConcurrency > MaxConcurrency:
+		return fmt.Errorf("callbackConcurrency %d: want 0 (none reserved) to %d", c.CallbackConcurrency, MaxConcurrency)
+	case c.SlackConcurrency < 0 || c.SlackConcurrency > MaxConcurrency:
+		return fmt.Errorf("slackConcurrency %d: want 0 (none reserved) to %d", c.SlackConcurrency, MaxConcurrency)
+	}
+	if err := checkDomain("pagesDomain", c.PagesDomain, "pagesCertificateArn", c.PagesCertificateARN); err != nil {
+		return err
+	}
+	return checkDomain("callbackDomain", c.CallbackDomain, "callbackCertificateArn", c.CallbackCertificateARN)
+}
+
+// checkDomain checks a custom domain setting and its certificate, which go
+// together.
+func checkDomain(domainKey, domain, certKey, cert string) error {
+	switch {
+	case domain == "" && cert == "":
+		return nil
+	case domain == "" || cert == "":
+		return fmt.Errorf("%s and %s go together: set both or neither", domainKey, certKey)
+	case !domainRe.MatchString(domain):
+		return fmt.Errorf("%s %q: want a lower-case domain name such as approvals.example.com", domainKey, domain)
+	case !certificateRe.MatchString(cert):
+		return fmt.Errorf("%s %q: want the ARN of an ACM certificate in us-east-1 (CloudFront uses no other region), arn:aws:acm:us-east-1:<account>:certificate/<id>", certKey, cert)
 	}
 	return nil
 }

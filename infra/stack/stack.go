@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscertificatemanager"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudfront"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudfrontorigins"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
@@ -97,7 +98,10 @@ type Stack struct {
 	Slack        awslambda.Function
 	CallbackURL  awslambda.FunctionUrl
 	SlackURL     awslambda.FunctionUrl
-	StateMachine awsstepfunctions.StateMachine
+	// CallbackDistribution serves the callback under Config.CallbackDomain;
+	// nil without one.
+	CallbackDistribution awscloudfront.Distribution
+	StateMachine         awsstepfunctions.StateMachine
 	// Sweep is the schedule that invokes the notifier every SweepInterval.
 	Sweep awsevents.Rule
 }
@@ -128,6 +132,7 @@ func New(scope constructs.Construct, cfg Config, props *awscdk.StackProps) (*Sta
 	s.addStateMachine()
 	s.addSweep()
 	s.addOutputs()
+	s.addNagSuppressions()
 	for _, c := range []constructs.IConstruct{s.Notifier, s.Callback, s.Slack, s.StateMachine} {
 		s.dependOnPolicyOnly(c)
 	}
@@ -220,8 +225,12 @@ func (s *Stack) addPages() {
 		},
 	})
 
+	pagesDomain := s.customDomain("PagesCertificate", s.Config.PagesDomain, s.Config.PagesCertificateARN)
 	s.Distribution = awscloudfront.NewDistribution(s.Stack, jsii.String("PagesCDN"), &awscloudfront.DistributionProps{
-		Comment: jsii.String("approvalbot one-time pages"),
+		Comment:                jsii.String("approvalbot one-time pages"),
+		DomainNames:            pagesDomain.names,
+		Certificate:            pagesDomain.certificate,
+		MinimumProtocolVersion: pagesDomain.minimumProtocol,
 		DefaultBehavior: &awscloudfront.BehaviorOptions{
 			// Origin access control: only this distribution may read the
 			// bucket, and only GetObject.
@@ -264,7 +273,32 @@ func (s *Stack) addSlackSecret() {
 	})
 }
 
+// domain is a distribution's custom domain: its names, certificate and
+// minimum TLS version; all nil without one (CloudFront's own domain and
+// certificate).
+type domain struct {
+	names           *[]*string
+	certificate     awscertificatemanager.ICertificate
+	minimumProtocol awscloudfront.SecurityPolicyProtocol
+}
+
+// customDomain is the custom domain name with its ACM certificate, or the
+// zero domain when name is empty.
+func (s *Stack) customDomain(id, name, certificateARN string) domain {
+	if name == "" {
+		return domain{}
+	}
+	return domain{
+		names:           &[]*string{jsii.String(name)},
+		certificate:     awscertificatemanager.Certificate_FromCertificateArn(s.Stack, jsii.String(id), jsii.String(certificateARN)),
+		minimumProtocol: awscloudfront.SecurityPolicyProtocol_TLS_V1_2_2021,
+	}
+}
+
 func (s *Stack) pagesBaseURL() *string {
+	if s.Config.PagesDomain != "" {
+		return jsii.String("https://" + s.Config.PagesDomain)
+	}
 	return awscdk.Fn_Join(jsii.String(""), &[]*string{jsii.String("https://"), s.Distribution.DistributionDomainName()})
 }
 
@@ -294,7 +328,9 @@ func origin(url *string) *string {
 	})
 }
 
-func (s *Stack) function(id, name, description string, memoryMB float64, timeout time.Duration, env map[string]*string) awslambda.Function {
+// function adds a Lambda with its own role and log group. reserved is its
+// reserved concurrency; 0 reserves none.
+func (s *Stack) function(id, name, description string, memoryMB float64, timeout time.Duration, reserved int, env map[string]*string) awslambda.Function {
 	logs := awslogs.NewLogGroup(s.Stack, jsii.String(id+"Logs"), &awslogs.LogGroupProps{
 		Retention:     retentionDays(s.Config.LogRetentionDays),
 		RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
@@ -310,17 +346,22 @@ func (s *Stack) function(id, name, description string, memoryMB float64, timeout
 		Actions:   jsii.Strings("logs:CreateLogStream", "logs:PutLogEvents"),
 		Resources: &[]*string{logs.LogGroupArn()},
 	}))
+	var concurrency *float64
+	if reserved > 0 {
+		concurrency = jsii.Number(reserved)
+	}
 	return awslambda.NewFunction(s.Stack, jsii.String(id), &awslambda.FunctionProps{
-		Role:         role,
-		Description:  jsii.String(description),
-		Runtime:      awslambda.Runtime_PROVIDED_AL2023(),
-		Architecture: awslambda.Architecture_ARM_64(),
-		Handler:      jsii.String("bootstrap"),
-		Code:         awslambda.Code_FromAsset(jsii.String(filepath.Join(s.Config.DistDir, name)), nil),
-		MemorySize:   jsii.Number(memoryMB),
-		Timeout:      awscdk.Duration_Seconds(jsii.Number(timeout.Seconds())),
-		Environment:  &env,
-		LogGroup:     logs,
+		ReservedConcurrentExecutions: concurrency,
+		Role:                         role,
+		Description:                  jsii.String(description),
+		Runtime:                      awslambda.Runtime_PROVIDED_AL2023(),
+		Architecture:                 awslambda.Architecture_ARM_64(),
+		Handler:                      jsii.String("bootstrap"),
+		Code:                         awslambda.Code_FromAsset(jsii.String(filepath.Join(s.Config.DistDir, name)), nil),
+		MemorySize:                   jsii.Number(memoryMB),
+		Timeout:                      awscdk.Duration_Seconds(jsii.Number(timeout.Seconds())),
+		Environment:                  &env,
+		LogGroup:                     logs,
 	})
 }
 
@@ -356,18 +397,26 @@ func (s *Stack) addLambdas() {
 	// function, so naming it in the function's environment is a dependency
 	// cycle CloudFormation rejects. It has to take its address from the
 	// requests it serves (the function URL's Host header).
-	s.Callback = s.function("Callback", CallbackName, "approvalbot callback: one-time page decisions", 256, 15*time.Second, env(nil))
+	// The callback and Slack functions have a reserved concurrency: their
+	// URLs are public, and a flood must not take the account's whole Lambda
+	// concurrency (or its bill); what exceeds it is answered 429.
+	s.Callback = s.function("Callback", CallbackName, "approvalbot callback: one-time page decisions", 256, 15*time.Second, s.Config.CallbackConcurrency, env(nil))
 	// RESPONSE_STREAM: the handlers are served with lambdaurl.Start, which
 	// streams its responses.
 	url := &awslambda.FunctionUrlOptions{AuthType: awslambda.FunctionUrlAuthType_NONE, InvokeMode: awslambda.InvokeMode_RESPONSE_STREAM}
 	s.CallbackURL = s.Callback.AddFunctionUrl(url)
+	s.addCallbackDistribution()
+	callbackURL := origin(s.CallbackURL.Url())
+	if s.Config.CallbackDomain != "" {
+		callbackURL = jsii.String("https://" + s.Config.CallbackDomain)
+	}
 
-	s.Slack = s.function("Slack", SlackName, "approvalbot Slack: /approvals and buttons", 256, 15*time.Second,
-		env(map[string]*string{"CALLBACK_URL": origin(s.CallbackURL.Url())}))
+	s.Slack = s.function("Slack", SlackName, "approvalbot Slack: /approvals and buttons", 256, 15*time.Second, s.Config.SlackConcurrency,
+		env(map[string]*string{"CALLBACK_URL": callbackURL}))
 	s.SlackURL = s.Slack.AddFunctionUrl(url)
 
-	s.Notifier = s.function("Notifier", NotifierName, "approvalbot notifier: publishes pages, emails approvers, posts to Slack", 256, 30*time.Second,
-		env(map[string]*string{"CALLBACK_URL": origin(s.CallbackURL.Url())}))
+	s.Notifier = s.function("Notifier", NotifierName, "approvalbot notifier: publishes pages, emails approvers, posts to Slack", 256, 30*time.Second, 0,
+		env(map[string]*string{"CALLBACK_URL": callbackURL}))
 
 	for _, fn := range []awslambda.Function{s.Notifier, s.Callback, s.Slack} {
 		s.Table.GrantReadWriteData(fn)
@@ -396,22 +445,27 @@ func (s *Stack) addLambdas() {
 	}))
 	// Notifier's sweep: fail the task of an expired request with "Expired",
 	// deliver again outcomes whose delivery failed, and probe the tasks of
-	// pending requests with a heartbeat (a stopped execution's request is
-	// closed as canceled), on this stack's state machine only (its
-	// PublishPages statement covers deleting the pages).
+	// pending requests with a heartbeat (a stopped execution answers
+	// TaskDoesNotExist, and its request is closed as canceled), on this
+	// stack's state machine only (its PublishPages statement covers deleting
+	// the pages). No example task has a heartbeat timeout for it to reset.
 	s.Notifier.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:       jsii.String("ReportOutcome"),
 		Actions:   jsii.Strings("states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"),
 		Resources: &[]*string{s.stateMachineARN()},
 	}))
 
-	// Callback: a vote handed on through the page's "Delegate to…" form
-	// publishes the delegate's page and emails them their link.
-	s.Callback.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:       jsii.String("DelegatePages"),
-		Actions:   jsii.Strings("s3:PutObject"),
-		Resources: &[]*string{s.pagesARN()},
-	}))
+	// Callback and Slack publish pages too: a vote handed on through the
+	// page's "Delegate to…" form publishes the delegate's page (and emails
+	// them their link); "Open approval page" in Slack publishes the clicker's
+	// personal link.
+	for _, fn := range []awslambda.Function{s.Callback, s.Slack} {
+		fn.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String("PublishLinks"),
+			Actions:   jsii.Strings("s3:PutObject"),
+			Resources: &[]*string{s.pagesARN()},
+		}))
+	}
 	s.Callback.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:       jsii.String("SendMail"),
 		Actions:   jsii.Strings("ses:SendEmail"),
@@ -428,10 +482,36 @@ func (s *Stack) addLambdas() {
 		}))
 		fn.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid:       jsii.String("ReportDecision"),
-			Actions:   jsii.Strings("states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"),
+			Actions:   jsii.Strings("states:SendTaskSuccess", "states:SendTaskFailure"),
 			Resources: &[]*string{s.stateMachineARN()},
 		}))
 	}
+}
+
+// addCallbackDistribution puts a CloudFront distribution under
+// Config.CallbackDomain in front of the callback's function URL, when the
+// domain is set. It forwards every method and the viewer's headers but Host
+// (a function URL answers only under its own host), and caches nothing.
+func (s *Stack) addCallbackDistribution() {
+	if s.Config.CallbackDomain == "" {
+		return
+	}
+	d := s.customDomain("CallbackCertificate", s.Config.CallbackDomain, s.Config.CallbackCertificateARN)
+	s.CallbackDistribution = awscloudfront.NewDistribution(s.Stack, jsii.String("CallbackCDN"), &awscloudfront.DistributionProps{
+		Comment:                jsii.String("approvalbot callback under " + s.Config.CallbackDomain),
+		DomainNames:            d.names,
+		Certificate:            d.certificate,
+		MinimumProtocolVersion: d.minimumProtocol,
+		DefaultBehavior: &awscloudfront.BehaviorOptions{
+			Origin:               awscloudfrontorigins.NewFunctionUrlOrigin(s.CallbackURL, nil),
+			ViewerProtocolPolicy: awscloudfront.ViewerProtocolPolicy_HTTPS_ONLY,
+			AllowedMethods:       awscloudfront.AllowedMethods_ALLOW_ALL(),
+			CachePolicy:          awscloudfront.CachePolicy_CACHING_DISABLED(),
+			OriginRequestPolicy:  awscloudfront.OriginRequestPolicy_ALL_VIEWER_EXCEPT_HOST_HEADER(),
+		},
+		HttpVersion: awscloudfront.HttpVersion_HTTP2_AND_3,
+		PriceClass:  awscloudfront.PriceClass_PRICE_CLASS_100,
+	})
 }
 
 // addStateMachine adds the example workflow: ask for approval and wait for the
@@ -465,9 +545,12 @@ func (s *Stack) addStateMachine() {
 			"taskTimeoutSeconds": s.Config.TaskTimeout.Seconds(),
 			"stateEnteredTime":   awsstepfunctions.JsonPath_StringAt(jsii.String("$$.State.EnteredTime")),
 		}),
-		TaskTimeout:      awsstepfunctions.Timeout_Duration(awscdk.Duration_Seconds(jsii.Number(s.Config.TaskTimeout.Seconds()))),
-		HeartbeatTimeout: awsstepfunctions.Timeout_Duration(awscdk.Duration_Seconds(jsii.Number(s.Config.Heartbeat.Seconds()))),
-		ResultPath:       jsii.String("$.decision"),
+		// No HeartbeatTimeout: nothing sends heartbeats, so one would end
+		// the task while its request still waits. The task ends when the
+		// sweep fails it with Expired (within sweepInterval of the request's
+		// expiry), or at TaskTimeout.
+		TaskTimeout: awsstepfunctions.Timeout_Duration(awscdk.Duration_Seconds(jsii.Number(s.Config.TaskTimeout.Seconds()))),
+		ResultPath:  jsii.String("$.decision"),
 	})
 	// The notifier is idempotent on the task token, so a failure on its side
 	// (store, S3, mail) is safe to retry.
@@ -520,7 +603,10 @@ func (s *Stack) addOutputs() {
 	out("SlackInteractionsURL", "Slack app interactivity request URL",
 		awscdk.Fn_Join(jsii.String(""), &[]*string{s.SlackURL.Url(), jsii.String("slack/interactions")}))
 	out("StateMachineARN", "Example approval state machine", s.StateMachine.StateMachineArn())
-	out("PagesDomain", "CloudFront domain serving the one-time pages", s.Distribution.DistributionDomainName())
+	out("PagesDomain", "CloudFront domain serving the one-time pages (the CNAME target of pagesDomain)", s.Distribution.DistributionDomainName())
+	if s.CallbackDistribution != nil {
+		out("CallbackDistributionDomain", "CloudFront domain in front of the callback (the CNAME target of callbackDomain)", s.CallbackDistribution.DistributionDomainName())
+	}
 	out("SlackSecretARN", "Secret to fill with the Slack bot token and signing secret", s.SlackSecret.SecretArn())
 	out("ApprovalsTable", "DynamoDB table of requests and tokens", s.Table.TableName())
 	out("PagesBucket", "S3 bucket of the one-time pages", s.Bucket.BucketName())

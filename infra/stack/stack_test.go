@@ -46,8 +46,9 @@ func TestMain(m *testing.M) {
 func baseConfig() Config {
 	return Config{
 		StackName: "ApprovalBot", MailFrom: "approvals@example.com", PagesPrefix: "p/",
-		MaxTimeoutDays: 30, TaskTimeout: 24 * time.Hour, Heartbeat: 24*time.Hour - 5*time.Minute,
+		MaxTimeoutDays: 30, TaskTimeout: 24 * time.Hour,
 		LogRetentionDays: 30, SweepInterval: 5 * time.Minute, DistDir: distDir,
+		CallbackConcurrency: DefaultConcurrency, SlackConcurrency: DefaultConcurrency,
 	}
 }
 
@@ -259,7 +260,7 @@ func TestPagesBucket(t *testing.T) {
 
 func TestLifecycleFollowsMaxTimeout(t *testing.T) {
 	cfg := baseConfig()
-	cfg.MaxTimeoutDays, cfg.TaskTimeout, cfg.Heartbeat, cfg.PagesPrefix = 7, 2*time.Hour, time.Hour, "pages/"
+	cfg.MaxTimeoutDays, cfg.TaskTimeout, cfg.PagesPrefix = 7, 2*time.Hour, "pages/"
 	s := synth(t, "short", cfg)
 	has(t, s, "AWS::S3::Bucket", map[string]any{
 		"LifecycleConfiguration": map[string]any{"Rules": []any{map[string]any{"Prefix": "pages/", "ExpirationInDays": 8}}},
@@ -470,7 +471,9 @@ func TestStateMachine(t *testing.T) {
 			"taskToken.$": "$$.Task.Token", "request.$": "$.request", "taskTimeoutSeconds": 86400.0, "stateEnteredTime.$": "$$.State.EnteredTime",
 		}},
 		{"TimeoutSeconds", ask["TimeoutSeconds"], 86400.0},
-		{"HeartbeatSeconds", ask["HeartbeatSeconds"], 86100.0},
+		// Nothing sends heartbeats: a heartbeat timeout would end the task
+		// while its request still waits.
+		{"HeartbeatSeconds", ask["HeartbeatSeconds"], nil},
 		{"ResultPath", ask["ResultPath"], "$.decision"},
 		{"Next", ask["Next"], "Approved"},
 		{"Catch", ask["Catch"], []any{
@@ -500,11 +503,11 @@ func TestStateMachine(t *testing.T) {
 
 func TestStateMachineTimeouts(t *testing.T) {
 	cfg := baseConfig()
-	cfg.MaxTimeoutDays, cfg.TaskTimeout, cfg.Heartbeat, cfg.PagesPrefix = 7, 2*time.Hour, time.Hour, "pages/"
+	cfg.MaxTimeoutDays, cfg.TaskTimeout, cfg.PagesPrefix = 7, 2*time.Hour, "pages/"
 	_, def := definition(t, synth(t, "short", cfg))
 	ask := def["States"].(map[string]any)["Ask for approval"].(map[string]any)
-	if ask["TimeoutSeconds"] != 7200.0 || ask["HeartbeatSeconds"] != 3600.0 {
-		t.Errorf("TimeoutSeconds, HeartbeatSeconds: got %v, %v, want 7200, 3600", ask["TimeoutSeconds"], ask["HeartbeatSeconds"])
+	if ask["TimeoutSeconds"] != 7200.0 || ask["HeartbeatSeconds"] != nil {
+		t.Errorf("TimeoutSeconds, HeartbeatSeconds: got %v, %v, want 7200 and none", ask["TimeoutSeconds"], ask["HeartbeatSeconds"])
 	}
 }
 
@@ -639,13 +642,15 @@ func TestLambdaRoles(t *testing.T) {
 				}
 			}
 			wantS3 := []string{"s3:DeleteObject"}
-			wantStates := []string{"states:SendTaskFailure", "states:SendTaskHeartbeat", "states:SendTaskSuccess"}
-			if name == NotifierName || name == CallbackName {
-				// The notifier publishes pages; the callback publishes a
-				// delegate's page ("Delegate to…"). The notifier's sweep
-				// also reports expiries, redelivers, and probes pending
-				// tasks with a heartbeat.
-				wantS3 = []string{"s3:DeleteObject", "s3:PutObject"}
+			// Every Lambda publishes pages: the notifier the approvers', the
+			// callback a delegate's ("Delegate to…"), the Slack Lambda a
+			// personal link ("Open approval page").
+			wantS3 = []string{"s3:DeleteObject", "s3:PutObject"}
+			wantStates := []string{"states:SendTaskFailure", "states:SendTaskSuccess"}
+			if name == NotifierName {
+				// The sweep reports expiries, redelivers, and asks whether a
+				// task still waits (a heartbeat).
+				wantStates = []string{"states:SendTaskFailure", "states:SendTaskHeartbeat", "states:SendTaskSuccess"}
 			}
 			sort.Strings(s3Actions)
 			sort.Strings(statesActions)
@@ -851,5 +856,82 @@ func TestSweep(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The callback and Slack functions, whose URLs are public, have a reserved
+// concurrency (a setting); the notifier, invoked by Step Functions and the
+// schedule only, has none. Zero reserves none.
+func TestReservedConcurrency(t *testing.T) {
+	s := defaultStack(t)
+	for name, want := range map[string]any{CallbackName: 10.0, SlackName: 10.0, NotifierName: nil} {
+		if _, fn := s.function(t, name); fn["ReservedConcurrentExecutions"] != want {
+			t.Errorf("%s ReservedConcurrentExecutions: got %v, want %v", name, fn["ReservedConcurrentExecutions"], want)
+		}
+	}
+	cfg := baseConfig()
+	cfg.CallbackConcurrency, cfg.SlackConcurrency = 0, 50
+	s = synth(t, "concurrency", cfg)
+	for name, want := range map[string]any{CallbackName: nil, SlackName: 50.0} {
+		if _, fn := s.function(t, name); fn["ReservedConcurrentExecutions"] != want {
+			t.Errorf("%s ReservedConcurrentExecutions: got %v, want %v", name, fn["ReservedConcurrentExecutions"], want)
+		}
+	}
+}
+
+func domainsConfig() Config {
+	cfg := baseConfig()
+	cfg.PagesDomain, cfg.PagesCertificateARN = "approvals.example.com", "arn:aws:acm:us-east-1:123456789012:certificate/0f2b6a3c-1d4e-4f5a-8b6c-7d8e9f0a1b2c"
+	cfg.CallbackDomain, cfg.CallbackCertificateARN = "decide.example.com", "arn:aws:acm:us-east-1:123456789012:certificate/1f2b6a3c-1d4e-4f5a-8b6c-7d8e9f0a1b2c"
+	return cfg
+}
+
+// With custom domains, the pages are served under pagesDomain and the
+// callback under callbackDomain, each with its certificate and TLS 1.2 or
+// later; the Lambdas link and post there.
+func TestCustomDomains(t *testing.T) {
+	s := synth(t, "domains", domainsConfig())
+	count(t, s, "AWS::CloudFront::Distribution", 2)
+	has(t, s, "AWS::CloudFront::Distribution", map[string]any{"DistributionConfig": map[string]any{
+		"Aliases": []any{"approvals.example.com"},
+		"ViewerCertificate": map[string]any{
+			"AcmCertificateArn":      "arn:aws:acm:us-east-1:123456789012:certificate/0f2b6a3c-1d4e-4f5a-8b6c-7d8e9f0a1b2c",
+			"MinimumProtocolVersion": "TLSv1.2_2021", "SslSupportMethod": "sni-only",
+		},
+	}})
+	has(t, s, "AWS::CloudFront::Distribution", map[string]any{"DistributionConfig": map[string]any{
+		"Aliases": []any{"decide.example.com"},
+		"ViewerCertificate": map[string]any{
+			"AcmCertificateArn":      "arn:aws:acm:us-east-1:123456789012:certificate/1f2b6a3c-1d4e-4f5a-8b6c-7d8e9f0a1b2c",
+			"MinimumProtocolVersion": "TLSv1.2_2021", "SslSupportMethod": "sni-only",
+		},
+		"DefaultCacheBehavior": map[string]any{
+			"ViewerProtocolPolicy":  "https-only",
+			"AllowedMethods":        []any{"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"},
+			"CachePolicyId":         "4135ea2d-6df8-44a3-9df3-4b5a84be39ad", // CachingDisabled
+			"OriginRequestPolicyId": "b689b0a8-53d0-40ab-baf2-68738e2966ac", // AllViewerExceptHostHeader
+		},
+	}})
+	for name, want := range map[string]map[string]string{
+		NotifierName: {"PAGES_BASE_URL": "https://approvals.example.com", "CALLBACK_URL": "https://decide.example.com"},
+		SlackName:    {"PAGES_BASE_URL": "https://approvals.example.com", "CALLBACK_URL": "https://decide.example.com"},
+		CallbackName: {"PAGES_BASE_URL": "https://approvals.example.com"},
+	} {
+		_, fn := s.function(t, name)
+		vars := fn["Environment"].(map[string]any)["Variables"].(map[string]any)
+		for k, v := range want {
+			if got := render(vars[k]); got != v {
+				t.Errorf("%s %s: got %q, want %q", name, k, got, v)
+			}
+		}
+	}
+	if _, ok := s.doc["Outputs"].(map[string]any)["CallbackDistributionDomain"]; !ok {
+		t.Error("no CallbackDistributionDomain output (the CNAME target of callbackDomain)")
+	}
+	// Without custom domains: one distribution, CloudFront's own domain.
+	d := defaultStack(t)
+	count(t, d, "AWS::CloudFront::Distribution", 1)
+	if _, ok := d.doc["Outputs"].(map[string]any)["CallbackDistributionDomain"]; ok {
+		t.Error("CallbackDistributionDomain output without callbackDomain")
 	}
 }

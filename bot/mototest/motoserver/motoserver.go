@@ -20,6 +20,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cenkalti/backoff/v5"
 )
 
 // Install is the command that installs the moto server this package expects.
@@ -51,22 +53,14 @@ func Start(ctx context.Context, env []string) (*Server, error) {
 	if err != nil {
 		return nil, ErrNotInstalled
 	}
-	var last error
-	for range 3 {
+	start := func() (*Server, error) {
 		port, err := freePort()
 		if err != nil {
-			return nil, err
+			return nil, backoff.Permanent(err)
 		}
-		s, err := startOn(ctx, bin, port, env)
-		if err == nil {
-			return s, nil
-		}
-		last = err
-		if ctx.Err() != nil {
-			break
-		}
+		return startOn(ctx, bin, port, env)
 	}
-	return nil, last
+	return backoff.Retry(ctx, start, backoff.WithBackOff(&backoff.ZeroBackOff{}), backoff.WithMaxTries(3), backoff.WithMaxElapsedTime(0))
 }
 
 func startOn(ctx context.Context, bin string, port int, env []string) (*Server, error) {
@@ -110,31 +104,36 @@ func WaitReady(ctx context.Context, url string) error {
 	return waitReady(ctx, url, nil)
 }
 
-// waitReady polls the server until it answers, ctx ends or exited closes.
+// waitReady polls the server every 50 ms until it answers, ctx ends or exited
+// closes.
 func waitReady(ctx context.Context, url string, exited <-chan struct{}) error {
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/moto-api/config", nil)
-		if err != nil {
-			return err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode < 300 {
-				return nil
-			}
-			err = fmt.Errorf("GET /moto-api/config: %s", resp.Status)
-		}
+	ask := func() (struct{}, error) {
 		select {
 		case <-exited:
-			return errors.New("exited before answering")
-		case <-ctx.Done():
-			return fmt.Errorf("no answer within the deadline: %w", err)
-		case <-tick.C:
+			return struct{}{}, backoff.Permanent(errors.New("exited before answering"))
+		default:
 		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/moto-api/config", nil)
+		if err != nil {
+			return struct{}{}, backoff.Permanent(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return struct{}{}, err
+		}
+		resp.Body.Close()
+		if resp.StatusCode >= 300 {
+			return struct{}{}, fmt.Errorf("GET /moto-api/config: %s", resp.Status)
+		}
+		return struct{}{}, nil
 	}
+	var last error
+	_, err := backoff.Retry(ctx, ask, backoff.WithBackOff(backoff.NewConstantBackOff(50*time.Millisecond)),
+		backoff.WithMaxElapsedTime(0), backoff.WithNotify(func(err error, _ time.Duration) { last = err }))
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("no answer within the deadline: %w", errors.Join(last, err))
+	}
+	return err
 }
 
 // EnableStepFunctionsExecution makes the moto server at url really run state
