@@ -16,7 +16,6 @@ import (
 	"time"
 	"unicode"
 
-
 	"approvalbot/bot/approval"
 	apiclient "approvalbot/bot/client"
 	"approvalbot/bot/web"
