@@ -170,7 +170,7 @@ func (s *Service) vote(ctx context.Context, id string, c Choice, comment string,
 			next.Decision = &Decision{Choice: c, By: voter.ID, Channel: ch, Comment: comment, At: now}
 		}
 		s.wantAfterChange(next, lease, now)
-		if err := s.Store.UpdateRequest(ctx, next); err != nil {
+		if err := s.updateRequest(ctx, next); err != nil {
 			if errors.Is(err, ErrConflict) {
 				continue // changed since it was read: count again
 			}
@@ -243,7 +243,7 @@ func (s *Service) PersonalLink(ctx context.Context, id string, voter Identity) (
 		if err := s.Pages.Put(ctx, rc.PageKey, html); err != nil {
 			return nil, "", fmt.Errorf("personal link: %w", err)
 		}
-		if err := s.Store.UpdateRequest(ctx, next); err != nil {
+		if err := s.updateRequest(ctx, next); err != nil {
 			s.deletePages(context.WithoutCancel(ctx), []string{rc.PageKey})
 			if errors.Is(err, ErrConflict) {
 				continue
@@ -288,7 +288,7 @@ func (s *Service) Cancel(ctx context.Context, id, by, reason string) (*Request, 
 		next.Canceled = &Cancellation{By: by, Reason: reason, At: now}
 		lease := newLease()
 		s.wantAfterChange(next, lease, now)
-		if err := s.Store.UpdateRequest(ctx, next); err != nil {
+		if err := s.updateRequest(ctx, next); err != nil {
 			if errors.Is(err, ErrConflict) {
 				continue
 			}
