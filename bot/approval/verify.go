@@ -169,12 +169,12 @@ func verifyChain(c []located, now time.Time) (AuditProblem, bool) {
 		ok := true
 		switch {
 		case seen[seq]:
-			p, ok = problem(l, "entry %d appears twice", seq)
+			p, ok = problem(l, "appears twice")
 		case seq < expect:
-			p, ok = problem(l, "entry %d comes after entry %d: the entries were reordered", seq, expect-1)
+			p, ok = problem(l, "comes after entry %d: the entries were reordered", expect-1)
 		case seq > expect:
 			if j, later := firstOf(at, expect, seq); later && j > i {
-				p, ok = problem(l, "entry %d comes before entry %d: the entries were reordered", seq, c[j].e.Seq)
+				p, ok = problem(l, "comes before entry %d: the entries were reordered", c[j].e.Seq)
 			} else if seq == expect+1 {
 				p, ok = problem(l, "entry %d is missing before it: an entry was deleted", expect)
 			} else {

@@ -121,7 +121,7 @@ func TestAuditTampering(t *testing.T) {
 			}
 			_, err := db.Exec("UPDATE audit SET entry = ? WHERE request_id = ? AND seq = 6", five, id)
 			return err
-		}, []string{"entry 6 (vote) comes before entry 5", "reordered"}},
+		}, []string{"entry 6 (vote): comes before entry 5", "reordered"}},
 		{"delete the whole request", func(db *sql.DB, id string) error {
 			_, err := db.Exec("DELETE FROM audit WHERE request_id = ?", id)
 			return err
