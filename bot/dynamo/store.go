@@ -67,6 +67,7 @@ type api interface {
 	PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 	Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 	BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
+	Scan(ctx context.Context, in *dynamodb.ScanInput, opts ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
 }
 
 // Store is an approval.Store on one DynamoDB table. It is safe for concurrent
@@ -122,12 +123,15 @@ func (s *Store) CreateRequest(ctx context.Context, r *approval.Request) error {
 	if err != nil {
 		return fmt.Errorf("create request %s: %w", r.ID, err)
 	}
-	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:                           &s.table,
-		Item:                                item,
-		ConditionExpression:                 aws.String("attribute_not_exists(#pk)"),
-		ExpressionAttributeNames:            map[string]string{"#pk": KeyAttribute},
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	err = s.withJournal(ctx, r, func() error {
+		_, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
+			TableName:                           &s.table,
+			Item:                                item,
+			ConditionExpression:                 aws.String("attribute_not_exists(#pk)"),
+			ExpressionAttributeNames:            map[string]string{"#pk": KeyAttribute},
+			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		})
+		return err
 	})
 	if err != nil {
 		old, failed := conditionFailed(err)
@@ -166,7 +170,7 @@ func (s *Store) UpdateRequest(ctx context.Context, r *approval.Request) error {
 		in.ExpressionAttributeNames["#pk"] = KeyAttribute
 		in.ExpressionAttributeValues = nil
 	}
-	if _, err := s.db.PutItem(ctx, in); err != nil {
+	if err := s.withJournal(ctx, r, func() error { _, err := s.db.PutItem(ctx, in); return err }); err != nil {
 		old, failed := conditionFailed(err)
 		switch {
 		case !failed:
