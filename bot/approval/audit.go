@@ -534,6 +534,15 @@ type AuditLog interface {
 	AddCheckpoint(ctx context.Context, e AuditEntry) error
 }
 
+// ReadAudit returns a page of the audit log (see AuditLog.ReadAudit).
+func (s *Service) ReadAudit(ctx context.Context, q AuditQuery) ([]AuditEntry, string, error) {
+	es, next, err := s.Store.ReadAudit(ctx, q)
+	if err != nil {
+		return nil, "", fmt.Errorf("read audit: %w", err)
+	}
+	return es, next, nil
+}
+
 // maxCheckpointHeads bounds how many heads one checkpoint seals;
 // maxCheckpoints how many checkpoints one call of Checkpoint writes.
 const (

@@ -22,6 +22,8 @@ func (s *server) routes() http.Handler {
 		mux.Handle("/api/requests", s.api(s.apiMethodNotAllowed("GET, POST")))
 		mux.Handle("GET /api/requests/{id}", s.api(s.handleGet()))
 		mux.Handle("/api/requests/{id}", s.api(s.apiMethodNotAllowed("GET")))
+		mux.Handle("GET /api/audit", s.api(s.handleAudit()))
+		mux.Handle("/api/audit", s.api(s.apiMethodNotAllowed("GET")))
 		mux.Handle("/api/", s.api(s.apiNotFound()))
 	}
 
