@@ -2,7 +2,8 @@
 // one-time pages, the decision endpoint and a local API over a SQLite database in
 // a data folder, writes email to an outbox folder (or sends it over SMTP), and
 // posts outcomes to webhooks. The same binary is the command-line client of that
-// API: "bot request", "bot get" and "bot list". Run "go run ./bot -h" for help.
+// API: "bot request", "bot get", "bot list", "bot history" and "bot audit".
+// Run "go run ./bot -h" for help.
 package main
 
 import (
@@ -75,6 +76,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return runGet(ctx, rest[1:], getenv, stdout, stderr)
 		case "list":
 			return runList(ctx, rest[1:], getenv, stdout, stderr)
+		case "history":
+			return runHistory(ctx, rest[1:], getenv, stdout, stderr)
+		case "audit":
+			return runAudit(ctx, rest[1:], getenv, stdout, stderr)
 		case "serve":
 			rest = rest[1:]
 		case "help":
