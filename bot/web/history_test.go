@@ -87,8 +87,7 @@ func outcomes(t *testing.T, f *fixture) (map[string]*approval.Request, map[strin
 // TestLateVisitor: opening the link of a request after it closed (or after
 // voting) answers 410 with what happened, and nothing that decides.
 func TestLateVisitor(t *testing.T) {
-	var f *fixture
-	f = newFixture(t, func(c *Config, svc *approval.Service) {
+	f := newFixture(t, func(c *Config, svc *approval.Service) {
 		c.Pages = latePages{memPages: c.Pages.(memPages), store: svc.Store}
 	})
 	_, keys := outcomes(t, f)
