@@ -456,7 +456,13 @@ func (r *Request) seal(now time.Time, created bool) {
 	if r.Status != st.status {
 		facts = append(facts, r.closeFact(st, now))
 	}
-	slices.SortStableFunc(facts, func(a, b AuditEntry) int { return a.At.Compare(b.At) })
+	if len(r.Audit) == 0 && !created {
+		// A trail begun late: its facts in the order they happened. (A
+		// trail kept from the start seals a change's facts in the order
+		// they follow from each other: notes, votes, expiry, effects, then
+		// the status they led to.)
+		slices.SortStableFunc(facts, func(a, b AuditEntry) int { return a.At.Compare(b.At) })
+	}
 	prev := r.Head()
 	for i := range facts {
 		facts[i].RequestID = r.ID
