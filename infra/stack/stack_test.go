@@ -278,6 +278,23 @@ func TestCloudFront(t *testing.T) {
 			"OriginAccessControlOriginType": "s3", "SigningBehavior": "always", "SigningProtocol": "sigv4",
 		},
 	})
+	// A page taken down (replaced by what happened) answers 410.
+	count(t, s, "AWS::CloudFront::Function", 1)
+	has(t, s, "AWS::CloudFront::Function", map[string]any{
+		"FunctionCode":   LatePageFunction,
+		"FunctionConfig": map[string]any{"Runtime": "cloudfront-js-2.0"},
+		"AutoPublish":    true,
+	})
+	has(t, s, "AWS::CloudFront::Distribution", map[string]any{
+		"DistributionConfig": map[string]any{
+			"DefaultCacheBehavior": map[string]any{
+				"FunctionAssociations": []any{map[string]any{
+					"EventType":   "viewer-response",
+					"FunctionARN": map[string]any{"Fn::GetAtt": []any{assertions.Match_AnyValue(), "FunctionARN"}},
+				}},
+			},
+		},
+	})
 	has(t, s, "AWS::CloudFront::Distribution", map[string]any{
 		"DistributionConfig": map[string]any{
 			"DefaultCacheBehavior": map[string]any{
@@ -636,11 +653,13 @@ func TestLambdaRoles(t *testing.T) {
 					}
 				}
 			}
-			wantS3 := []string{"s3:DeleteObject"}
+			// Every Lambda takes pages down by writing over them (and the
+			// notifier and Slack publish them).
+			wantS3 := []string{"s3:DeleteObject", "s3:PutObject"}
 			wantStates := []string{"states:SendTaskFailure", "states:SendTaskHeartbeat", "states:SendTaskSuccess"}
 			if name == NotifierName {
 				// The sweep reports expiries and redelivers; it sends no heartbeat.
-				wantS3, wantStates = []string{"s3:DeleteObject", "s3:PutObject"}, []string{"states:SendTaskFailure", "states:SendTaskSuccess"}
+				wantStates = []string{"states:SendTaskFailure", "states:SendTaskSuccess"}
 			}
 			sort.Strings(s3Actions)
 			sort.Strings(statesActions)
