@@ -523,59 +523,151 @@ func runGet(ctx context.Context, args []string, getenv func(string) string, stdo
 }
 
 // listPageMax is the largest page --limit asks for.
-const listPageMax = 500
+const listPageMax = web.MaxListLimit
 
-// runList shows the pending requests, newest first: one page of them, or with
-// --all every page.
+// runList shows requests, newest first: the pending ones, or with --status
+// those of another status; one page of them, or with --all every page.
 func runList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("list", flag.ContinueOnError)
+	return listing(ctx, "list", args, getenv, stdout, stderr)
+}
+
+// runHistory shows the closed requests, newest first, with who decided (or
+// withdrew) them, when and with what comment.
+func runHistory(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	return listing(ctx, "history", args, getenv, stdout, stderr)
+}
+
+// listing is list and history: they differ in the default status and in
+// how much of a closed request they print.
+func listing(ctx context.Context, cmd string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	c := clientFlags(fs, getenv)
 	asJSON := fs.Bool("json", false, "")
 	limit := fs.Int("limit", 0, "")
 	all := fs.Bool("all", false, "")
 	cursor := fs.String("cursor", "", "")
-	if err := parseFlags(fs, args, stdout, printListHelp); err != nil {
+	defStatus := "pending"
+	if cmd == "history" {
+		defStatus = "closed"
+	}
+	status := fs.String("status", defStatus, "")
+	approver := fs.String("approver", "", "")
+	requester := fs.String("requester", "", "")
+	since := fs.String("since", "", "")
+	until := fs.String("until", "", "")
+	help := printListHelp
+	if cmd == "history" {
+		help = printHistoryHelp
+	}
+	if err := parseFlags(fs, args, stdout, help); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return usageErr("list: unexpected argument %q (see list -h)", fs.Arg(0))
+		return usageErr("%s: unexpected argument %q (see %s -h)", cmd, fs.Arg(0), cmd)
 	}
 	if *limit < 0 || *limit > listPageMax {
 		return usageErr("--limit %d: want 1 to %d (0: the server's default)", *limit, listPageMax)
+	}
+	st, err := approval.ParseListStatus(*status)
+	if err != nil {
+		return usageErr("--status %q: want pending, approved, rejected, expired, canceled or closed", *status)
+	}
+	if cmd == "history" && st == approval.ListStatus(approval.StatusPending) {
+		return usageErr("history lists closed requests; for pending ones use list")
+	}
+	q := url.Values{"status": {string(st)}}
+	for name, v := range map[string]string{"approver": *approver, "requester": *requester, "since": *since, "until": *until} {
+		if v = strings.TrimSpace(v); v == "" {
+			continue
+		}
+		if name == "since" || name == "until" {
+			if _, err := web.ParseTime(v); err != nil {
+				return usageErr("--%s %q: want a time such as 2026-11-25T14:00:00Z or a date such as 2026-11-25", name, v)
+			}
+		}
+		q.Set(name, v)
+	}
+	if *limit > 0 {
+		q.Set("limit", strconv.Itoa(*limit))
 	}
 	var out web.ListJSON
 	out.Requests = []web.RequestJSON{}
 	next := *cursor
 	for page := 0; ; page++ {
-		l, err := c.api().List(ctx, apiclient.ListOptions{Status: apiclient.StatusPending, Limit: *limit, Cursor: next})
-		if err != nil {
+		q.Del("cursor")
+		if next != "" {
+			q.Set("cursor", next)
+		}
+		var l web.ListJSON
+		if err := c.api().Do(ctx, "GET", "/api/requests?"+q.Encode(), nil, &l); err != nil {
 			return clientErr(c.explain(err))
 		}
 		out.Requests = append(out.Requests, l.Requests...)
 		out.NextCursor = l.NextCursor
-		if !*all || l.NextCursor == "" || l.NextCursor == next || len(l.Requests) == 0 {
+		if !*all || l.NextCursor == "" || l.NextCursor == next {
 			break
 		}
 		next = l.NextCursor
+		if !*asJSON {
+			// Text goes out a page at a time: --all holds one page.
+			printRequests(stdout, cmd, out.Requests)
+			out.Requests = out.Requests[:0]
+		}
 	}
 	if *asJSON {
 		json.NewEncoder(stdout).Encode(out)
 		return nil
 	}
-	if len(out.Requests) == 0 && out.NextCursor == "" {
-		fmt.Fprintln(stdout, "no pending requests")
+	if len(out.Requests) == 0 && out.NextCursor == "" && !*all {
+		what := string(st) + " requests"
+		if st == approval.StatusClosed {
+			what = "closed requests"
+		}
+		fmt.Fprintf(stdout, "no %s\n", what)
 		return nil
 	}
-	for _, r := range out.Requests {
-		p := r.Progress
-		progress := fmt.Sprintf("%d/%d approvals", counted(p), p.Required)
-		if p.Rejections > 0 {
-			progress += fmt.Sprintf(", %d %s", p.Rejections, plural(p.Rejections, "rejection", "rejections"))
-		}
-		fmt.Fprintf(stdout, "%s  expires %s  %s  %s (by %s)\n", oneLine(r.ID), r.ExpiresAt.Local().Format(time.RFC3339), progress, oneLine(r.Title), oneLine(r.Requester))
-	}
+	printRequests(stdout, cmd, out.Requests)
 	if out.NextCursor != "" {
-		fmt.Fprintf(stderr, "more pending requests: list --all shows them all, list --cursor %s the next page\n", oneLine(out.NextCursor))
+		fmt.Fprintf(stderr, "more requests: %s --all shows them all, %s --cursor %s the next page\n", cmd, cmd, oneLine(out.NextCursor))
 	}
 	return nil
+}
+
+// printRequests prints one line per request (and, in history, its comment).
+func printRequests(w io.Writer, cmd string, rs []web.RequestJSON) {
+	for _, r := range rs {
+		if r.Status == string(approval.StatusPending) {
+			p := r.Progress
+			progress := fmt.Sprintf("%d/%d approvals", counted(p), p.Required)
+			if p.Rejections > 0 {
+				progress += fmt.Sprintf(", %d %s", p.Rejections, plural(p.Rejections, "rejection", "rejections"))
+			}
+			fmt.Fprintf(w, "%s  expires %s  %s  %s (by %s)\n", oneLine(r.ID), r.ExpiresAt.Local().Format(time.RFC3339), progress, oneLine(r.Title), oneLine(r.Requester))
+			continue
+		}
+		at, by, comment := closedBy(r)
+		line := fmt.Sprintf("%s  %-8s %s", oneLine(r.ID), oneLine(r.Status), at.Local().Format(time.RFC3339))
+		if by != "" {
+			line += "  by " + oneLine(by)
+		}
+		fmt.Fprintf(w, "%s  %s (asked by %s)\n", line, oneLine(r.Title), oneLine(r.Requester))
+		if cmd == "history" && comment != "" {
+			fmt.Fprintf(w, "    %s\n", indentedBy(comment, "    "))
+		}
+	}
+}
+
+// closedBy is when a closed request closed, who closed it (the deciding
+// voter, or who withdrew it; "" when it expired), and their comment or
+// reason, as the API shows it.
+func closedBy(r web.RequestJSON) (time.Time, string, string) {
+	switch {
+	case r.Canceled != nil:
+		return r.Canceled.At, r.Canceled.By, r.Canceled.Reason
+	case r.Decision != nil && (r.Status == string(approval.StatusApproved) || r.Status == string(approval.StatusRejected)):
+		return r.Decision.At, r.Decision.By, r.Decision.Comment
+	case r.Decision != nil:
+		return r.Decision.At, r.Decision.By, "(the workflow had stopped waiting) " + r.Decision.Comment
+	}
+	return r.ExpiresAt, "", ""
 }

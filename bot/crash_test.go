@@ -201,7 +201,7 @@ func TestKillDuring(t *testing.T) {
 			// Pages: only those of pending requests, each served.
 			var orphans, dead int
 			db.QueryRow(`SELECT count(*) FROM pages WHERE request_id IS NULL`).Scan(&orphans)
-			db.QueryRow(`SELECT count(*) FROM pages p JOIN requests r ON r.id = p.request_id WHERE r.status != 'pending'`).Scan(&dead)
+			db.QueryRow(`SELECT count(*) FROM pages p JOIN requests r ON r.id = p.request_id WHERE r.status != 'pending' AND length(p.html) > 0`).Scan(&dead)
 			if orphans != 0 || dead != 0 {
 				t.Errorf("the database holds %d pages of no request and %d of closed requests, want none", orphans, dead)
 			}
@@ -213,9 +213,13 @@ func TestKillDuring(t *testing.T) {
 				}
 			}
 			for who, link := range mails {
-				want := http.StatusNotFound // closed, or never stored
-				if pending[who] {
+				// Pending: the page; closed: what happened (410); never
+				// stored: nothing.
+				want := http.StatusNotFound
+				if p, stored := pending[who]; stored && p {
 					want = http.StatusOK
+				} else if stored {
+					want = http.StatusGone
 				}
 				if code := statusOf(t, s.url+"/p/"+pageKey(link)); code != want {
 					t.Errorf("page of %s: status %d, want %d", who, code, want)

@@ -405,8 +405,8 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("second POST: status %d, want 409 saying already decided by alice\n%s", status, body)
 	}
 	for who, link := range links {
-		if got := statusOf(t, link); got != http.StatusNotFound {
-			t.Errorf("page of %s after the decision: status %d, want 404", who, got)
+		if got := statusOf(t, link); got != http.StatusGone {
+			t.Errorf("page of %s after the decision: status %d, want 410 (what happened)", who, got)
 		}
 	}
 	eventually(t, "the webhook to get the outcome", func() bool { return len(hook.results()) == 1 })
@@ -555,8 +555,8 @@ func TestExpiredTokenRefused(t *testing.T) {
 	if got.Status != "expired" || got.Decision != nil {
 		t.Errorf("request is %s with decision %+v, want expired without one", got.Status, got.Decision)
 	}
-	if got := statusOf(t, link); got != http.StatusNotFound {
-		t.Errorf("page after expiry: status %d, want 404", got)
+	if got := statusOf(t, link); got != http.StatusGone {
+		t.Errorf("page after expiry: status %d, want 410 (what happened)", got)
 	}
 }
 
@@ -574,8 +574,8 @@ func TestSweepLoopClosesDueRequests(t *testing.T) {
 	if got := hook.results()[0]; got.RequestID != r.ID || got.Decision != "expired" {
 		t.Errorf("webhook got %+v, want expired", got)
 	}
-	if got := statusOf(t, link); got != http.StatusNotFound {
-		t.Errorf("page after expiry: status %d, want 404", got)
+	if got := statusOf(t, link); got != http.StatusGone {
+		t.Errorf("page after expiry: status %d, want 410 (what happened)", got)
 	}
 }
 
@@ -818,8 +818,8 @@ func TestBadInputStoresNothing(t *testing.T) {
 	}
 }
 
-// countRows counts the rows of a table of the bot's database, read through a
-// connection of its own.
+// countRows counts the rows of a table of the bot's database (with a WHERE
+// clause when given), read through a connection of its own.
 func countRows(t *testing.T, data, table string) int {
 	t.Helper()
 	db, err := sql.Open("sqlite", filepath.Join(data, "approvalbot.db"))

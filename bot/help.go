@@ -12,10 +12,12 @@ Usage:
   go run ./bot [flags]            run the bot (the default command; also "serve")
   go run ./bot request [flags]    ask for a decision through a running bot
   go run ./bot get ID [flags]     show a request (with --wait: wait for its outcome)
-  go run ./bot list [flags]       list the pending requests, newest first
   go run ./bot mcp [flags]        serve the MCP tools to an AI agent over stdio (a client of a running bot)
   go run ./bot cancel ID [flags]  withdraw a pending request (--reason text)
   go run ./bot extend ID [flags]  give a pending request more time (--timeout 2h)
+  go run ./bot list [flags]       list the pending requests (or those of --status), newest first
+  go run ./bot history [flags]    list the closed requests, newest first, with who decided
+  go run ./bot audit export|verify   write the audit trail as JSON Lines, or check it
   go run ./bot <command> -h       help for a command
 
 Server flags (each falls back to its environment variable):
@@ -39,6 +41,7 @@ Server environment:
                               Slack (see README.md, "Slack"); off when none is set
 
 Client environment (request, get, list, cancel, extend, mcp):
+Client environment (request, get, list, history, audit):
   APPROVALBOT_SERVER          the bot's URL (default http:// + APPROVALBOT_ADDR, or http://127.0.0.1:8080)
   APPROVALBOT_API_TOKEN       sent as the bearer token when set
 
@@ -103,14 +106,55 @@ or is canceled. Exit codes as for request.
 }
 
 func printListHelp(w io.Writer) {
-	fmt.Fprint(w, `Usage: go run ./bot list [--limit N] [--all] [--cursor C] [--json] [--server url]
+	fmt.Fprint(w, `Usage: go run ./bot list [--status S] [filters] [--limit N] [--all] [--cursor C] [--json] [--server url]
 
-Lists the pending requests, newest first, a page at a time.
+Lists requests, newest first (by creation), a page at a time: the pending ones,
+or with --status those of another status.
 
 Flags:
-  --limit N     requests per page (1 to 500; default: the server's)
-  --all         read every page
-  --cursor C    start at the page a previous listing named
+  --status S       pending (default), approved, rejected, expired, canceled, or closed (all but pending)
+  --approver who   only requests this person (email address or Slack user ID) may vote on
+  --requester who  only requests this person asked for
+  --since T        only requests created at or after T (2026-11-25T14:00:00Z, or a date: 2026-11-25)
+  --until T        only requests created before T
+  --limit N        requests per page (1 to 200; default: the server's, 50)
+  --all            read every page
+  --cursor C       start at the page a previous listing named
+  --json           print the API's JSON instead of text
+`)
+}
+
+func printHistoryHelp(w io.Writer) {
+	fmt.Fprint(w, `Usage: go run ./bot history [--status S] [filters] [--limit N] [--all] [--cursor C] [--json] [--server url]
+
+Lists the closed requests, newest first (by creation): their outcome, when, who
+decided (the vote that closed it) or withdrew them, and their comment or reason.
+
+Flags: as for list; --status is closed (the default), approved, rejected,
+expired or canceled.
+`)
+}
+
+func printAuditHelp(w io.Writer) {
+	fmt.Fprint(w, `Usage: go run ./bot audit export [--since T] [--output file] [--server url | --aws-table name]
+       go run ./bot audit verify [file | -] [--server url | --aws-table name]
+
+export writes the audit trail as JSON Lines, one event per line: every event of
+every request (created, notification sent or failed, vote, close, delivery,
+cancel, extension, ...) and the checkpoints that chain them, each with the
+SHA-256 of the entry before it (prev) and its own (hash).
+
+verify checks an export file (or stdin with -), or the live trail when no file
+is given: every entry's hash, every request's chain (an entry edited, deleted or
+moved breaks it) and every checkpoint (a request removed, or its newest entries
+cut off). It names the first broken entry and exits 1 when anything is broken.
+
+Flags:
+  --since T          export only the entries at or after T (such an export cannot be verified on its own)
+  --output file      write the export there instead of stdout
+  --server url       the bot (APPROVALBOT_SERVER, default http://127.0.0.1:8080)
+  --aws-table name   read the trail from this DynamoDB table instead of a bot, with the AWS SDK's
+                     usual configuration (AWS_REGION, AWS_PROFILE or keys, AWS_ENDPOINT_URL)
 `)
 }
 

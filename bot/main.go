@@ -2,8 +2,9 @@
 // one-time pages, the decision endpoint and a local API over a SQLite database in
 // a data folder, writes email to an outbox folder (or sends it over SMTP), and
 // posts outcomes to webhooks. The same binary is the command-line client of that
-// API: "bot request", "bot get", "bot list", "bot cancel" and "bot extend", and
-// its MCP server for AI agents: "bot mcp". Run "go run ./bot -h" for help.
+// API: "bot request", "bot get", "bot list", "bot history", "bot cancel",
+// "bot extend" and "bot audit", and its MCP server for AI agents: "bot mcp".
+// Run "go run ./bot -h" for help.
 package main
 
 import (
@@ -82,6 +83,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return runCancel(ctx, rest[1:], getenv, stdout, stderr)
 		case "extend":
 			return runExtend(ctx, rest[1:], getenv, stdout, stderr)
+		case "history":
+			return runHistory(ctx, rest[1:], getenv, stdout, stderr)
+		case "audit":
+			return runAudit(ctx, rest[1:], getenv, stdout, stderr)
 		case "serve":
 			rest = rest[1:]
 		case "help":

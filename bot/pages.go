@@ -71,7 +71,7 @@ func openLegacyPages(ctx context.Context, dir, baseURL string, store approval.St
 	if len(keys) > 0 {
 		owner := map[string]string{}
 		for cursor := ""; ; {
-			rs, next, err := store.ListPending(ctx, cursor, 100)
+			rs, next, err := store.List(ctx, approval.Query{Cursor: cursor, Limit: 100})
 			if err != nil {
 				return nil, fmt.Errorf("pages of the first version: %w", err)
 			}

@@ -131,10 +131,11 @@ func TestPoliciesThroughEmailedPages(t *testing.T) {
 				}
 				s.idle() // the pages of those who voted are deleted in the background
 				for _, who := range tc.who {
-					// A page goes once its holder has voted, and every page once the request closes.
+					// A page goes once its holder has voted, and every page once the
+					// request closes: its link then says what happened (410).
 					want := http.StatusOK
 					if voted[who] || got.Status != "pending" {
-						want = http.StatusNotFound
+						want = http.StatusGone
 					}
 					if code := statusOf(t, links[who]); code != want {
 						t.Errorf("after vote %d the page of %s answers %d, want %d", i, who, code, want)

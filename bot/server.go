@@ -35,7 +35,10 @@ const (
 	// with nothing due is one read of an index, so it runs often enough to
 	// keep to the effects' retry schedule (1 s, 2 s, 4 s ...).
 	defaultSweepEvery = time.Second
-	shutdownGrace     = 10 * time.Second
+	// defaultCheckpointEvery is how often the sweep writes a checkpoint of
+	// the audit trail (when any trail grew).
+	defaultCheckpointEvery = time.Minute
+	shutdownGrace          = 10 * time.Second
 )
 
 // Main is the embedded server: its configuration, and once started, what it
@@ -61,6 +64,9 @@ type Main struct {
 	// SweepEvery is how often the sweep closes expired requests and retries
 	// or takes over the effects that are due; zero means every second.
 	SweepEvery time.Duration
+	// CheckpointEvery is how often the sweep seals the audit trails that
+	// grew into a checkpoint; zero means every minute.
+	CheckpointEvery time.Duration
 
 	Log    *slog.Logger
 	Stdout io.Writer
@@ -183,6 +189,9 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	}
 	if m.SweepEvery <= 0 {
 		m.SweepEvery = defaultSweepEvery
+	}
+	if m.CheckpointEvery <= 0 {
+		m.CheckpointEvery = defaultCheckpointEvery
 	}
 	if m.DataDir == "" {
 		m.DataDir = defaultData
@@ -387,12 +396,13 @@ const pruneEvery = 10 * time.Minute
 // expiry (so that their pages go and their webhooks hear of it even if nobody
 // opens them) and retries or takes over the effects that are due (a webhook
 // that was down, an email that failed, the work of a process that stopped).
+// Every CheckpointEvery it also writes a checkpoint of the audit trail.
 // Everything due is in the database, so it goes on after a restart.
 func (m *Main) sweepLoop(ctx context.Context) {
 	t := time.NewTicker(m.SweepEvery)
 	defer t.Stop()
 	legacy := m.legacy
-	pruned := time.Now()
+	pruned, checkpointed := time.Now(), time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -403,6 +413,12 @@ func (m *Main) sweepLoop(ctx context.Context) {
 			m.Log.Error("sweep", "err", err)
 		} else if st.Advanced > 0 {
 			m.Log.Info("sweep: done", "expired", st.Expired, "advanced", st.Advanced, "undelivered", st.Left)
+		}
+		if time.Since(checkpointed) >= m.CheckpointEvery {
+			checkpointed = time.Now()
+			if _, err := m.service.Checkpoint(ctx); err != nil && ctx.Err() == nil {
+				m.Log.Error("audit checkpoint", "err", err)
+			}
 		}
 		if time.Since(pruned) >= pruneEvery {
 			pruned = time.Now()

@@ -55,8 +55,9 @@ func FuzzPage(f *testing.F) {
 			t.Fatalf("Page: %v", err)
 		}
 		d := checkHTML(t, "page", page, true)
-		if len(d.scripts) != 1 || len(d.actions) != 1 || d.actions[0] != "https://cb.example.com/decide" {
-			t.Fatalf("page: %d scripts, form actions %q; want the page's own script and form", len(d.scripts), d.actions)
+		// The vote's form and the "Delegate to…" form, both to the callback.
+		if len(d.scripts) != 1 || len(d.actions) != 2 || d.actions[0] != "https://cb.example.com/decide" || d.actions[1] != "https://cb.example.com/delegate" {
+			t.Fatalf("page: %d scripts, form actions %q; want the page's own script and its two forms", len(d.scripts), d.actions)
 		}
 		var buf bytes.Buffer
 		if err := RenderConfirm(&buf, Confirm{Request: r, Token: testToken, Choice: approval.Reject, Comment: comment,

@@ -229,6 +229,17 @@ func allOutputs(t *testing.T) []output {
 		return r
 	}()})
 
+	for name, v := range lateVisits() {
+		var buf bytes.Buffer
+		if err := RenderLate(&buf, v); err != nil {
+			t.Fatalf("RenderLate(%s): %v", name, err)
+		}
+		outs = append(outs, output{name: "late-" + name, html: true, web: true, body: buf.Bytes()})
+	}
+	if b, err := (Renderer{}).Late(decidedRequest(approval.Approve, "Looks good.")); err != nil || !bytes.Contains(b, []byte("was approved by bob@example.com")) {
+		t.Errorf("Renderer.Late: %v, %q; want the approved page", err, b)
+	}
+
 	var buf bytes.Buffer
 	err := RenderConfirm(&buf, Confirm{Request: fixedRequest(), Token: testToken, Choice: approval.Approve, Comment: "Ship it <b>now</b>", DecideURL: testDecideURL, BackURL: testPageURL})
 	if err != nil {
@@ -281,6 +292,66 @@ func allOutputs(t *testing.T) []output {
 	return outs
 }
 
+// lateVisits are the pages of a late visitor for every outcome, by name.
+func lateVisits() map[string]Late {
+	at := created.Add(30 * time.Minute)
+	canceled := fixedRequest()
+	canceled.Status, canceled.Reason = approval.StatusCanceled, approval.ReasonCanceled
+	canceled.Canceled = &approval.Cancellation{By: "ci@example.com", Reason: "Superseded by <b>now</b> v1.3", At: at}
+	unreachable := fixedRequest()
+	unreachable.Status, unreachable.Reason = approval.StatusCanceled, approval.ReasonNotificationFailed
+	expired := fixedRequest()
+	expired.Status = approval.StatusExpired
+	gone := decidedRequest(approval.Approve, "ok")
+	gone.Status, gone.Reason = approval.StatusExpired, approval.ReasonWorkflowGone
+	waiting := quorumRequest(bobApproves)
+	return map[string]Late{
+		"approved":        {Request: decidedRequest(approval.Approve, "Looks good.\nShip it.")},
+		"rejected":        {Request: closed(quorumRequest(bobApproves, carolRejects))},
+		"canceled":        {Request: canceled},
+		"unreachable":     {Request: unreachable},
+		"expired":         {Request: expired},
+		"workflow-gone":   {Request: gone},
+		"pending-voted":   {Request: waiting, Vote: &waiting.Votes[0]},
+		"approved-quorum": {Request: closed(quorumRequest(bobApproves, aliceApproves))},
+	}
+}
+
+// TestLateSaysWhatHappened: a late visitor learns the outcome, who decided
+// or withdrew it and when, and the comment or reason; the page decides
+// nothing.
+func TestLateSaysWhatHappened(t *testing.T) {
+	want := map[string][]string{
+		"approved":      {"This request was approved", "was approved by bob@example.com at Wed 25 Nov 2026, 13:40 UTC", "Looks good."},
+		"rejected":      {"This request was rejected", "was rejected by U0CAROL001 at Wed 25 Nov 2026, 13:29 UTC", "Not during the freeze"},
+		"canceled":      {"This request was withdrawn", "withdrawn by ci@example.com at Wed 25 Nov 2026, 13:52 UTC", "Superseded by &lt;b&gt;now&lt;/b&gt; v1.3"},
+		"unreachable":   {"This request was closed", "none of its approvers could be reached"},
+		"expired":       {"This request has expired", "expired at Wed 25 Nov 2026, 14:22 UTC without a decision"},
+		"workflow-gone": {"This request is closed", "had stopped waiting"},
+		"pending-voted": {"still waiting for other approvers", "you approved it at Wed 25 Nov 2026, 13:27 UTC"},
+	}
+	for name, v := range lateVisits() {
+		var buf bytes.Buffer
+		if err := RenderLate(&buf, v); err != nil {
+			t.Fatal(err)
+		}
+		body := buf.String()
+		for _, w := range want[name] {
+			if !strings.Contains(body, w) {
+				t.Errorf("late page %s: does not say %q", name, w)
+			}
+		}
+		for _, never := range []string{"<form", "<script", "<button", "name=\"token\""} {
+			if strings.Contains(body, never) {
+				t.Errorf("late page %s: holds %s", name, never)
+			}
+		}
+		if !strings.Contains(body, "form-action &#39;none&#39;") {
+			t.Errorf("late page %s: its policy allows a form", name)
+		}
+	}
+}
+
 func TestGolden(t *testing.T) {
 	for _, o := range allOutputs(t) {
 		t.Run(o.name, func(t *testing.T) {
@@ -302,7 +373,7 @@ func TestGolden(t *testing.T) {
 }
 
 func TestTemplateFilesPresentAndParse(t *testing.T) {
-	want := []string{"confirm.html", "email.html", "email.txt", "layout.html", "page.html", "page.js", "result.html", "style.css"}
+	want := []string{"confirm.html", "email.html", "email.txt", "late.html", "layout.html", "page.html", "page.js", "result.html", "style.css"}
 	var got []string
 	err := fs.WalkDir(files, "templates", func(path string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
@@ -328,7 +399,7 @@ func TestTemplateFilesPresentAndParse(t *testing.T) {
 	if diff := cmp.Diff(want, onDisk); diff != "" {
 		t.Errorf("template files on disk (-want +got):\n%s", diff)
 	}
-	for name, tm := range map[string]*template.Template{"page": pageTmpl, "result": resultTmpl, "confirm": confirmTmpl} {
+	for name, tm := range map[string]*template.Template{"page": pageTmpl, "result": resultTmpl, "confirm": confirmTmpl, "late": lateTmpl} {
 		for _, def := range []string{"layout", "content", "request"} {
 			if tm.Lookup(def) == nil {
 				t.Errorf("%s: template %q not defined", name, def)

@@ -187,6 +187,10 @@ type Request struct {
 	// TaskDeadline is when the workflow's task stops waiting, when known:
 	// the request cannot be extended past it.
 	TaskDeadline time.Time
+	// Audit is the request's audit trail, oldest first, each entry chained
+	// to the one before (see AuditEntry). The core appends to it before
+	// every write; stores keep it as it is.
+	Audit []AuditEntry
 }
 
 // Reasons a request closes without a decision, or stops waiting.
@@ -233,6 +237,7 @@ func (r *Request) Clone() *Request {
 	c.Recipients = slices.Clone(r.Recipients)
 	c.Effects = slices.Clone(r.Effects)
 	r.cloneLifecycle(&c)
+	c.Audit = slices.Clone(r.Audit) // entries are never changed once sealed
 	return &c
 }
 
@@ -281,8 +286,12 @@ func (r *Request) IsApprover(who string) bool {
 // ExpiredAt reports whether the request is past its expiry at now.
 func (r *Request) ExpiredAt(now time.Time) bool { return !now.Before(r.ExpiresAt) }
 
-// ClosedAt is when the request left pending: its decision, or its expiry.
+// ClosedAt is when the request left pending: its decision, its
+// cancellation, or its expiry.
 func (r *Request) ClosedAt() time.Time {
+	if r.Canceled != nil {
+		return r.Canceled.At
+	}
 	if r.Decision != nil {
 		return r.Decision.At
 	}

@@ -353,9 +353,28 @@ func (s faultStore) LegacyToken(ctx context.Context, h string) (id string, err e
 	return id, err
 }
 
-func (s faultStore) ListPending(ctx context.Context, c string, n int) (rs []*approval.Request, next string, err error) {
-	err = s.f.call("store.ListPending", func() error { rs, next, err = s.s.ListPending(ctx, c, n); return err })
+func (s faultStore) List(ctx context.Context, q approval.Query) (rs []*approval.Request, next string, err error) {
+	err = s.f.call("store.List", func() error { rs, next, err = s.s.List(ctx, q); return err })
 	return rs, next, err
+}
+
+func (s faultStore) ReadAudit(ctx context.Context, q approval.AuditQuery) (es []approval.AuditEntry, next string, err error) {
+	err = s.f.call("store.ReadAudit", func() error { es, next, err = s.s.ReadAudit(ctx, q); return err })
+	return es, next, err
+}
+
+func (s faultStore) AuditChanged(ctx context.Context, mark string, now time.Time, n int) (hs []approval.AuditHead, next string, err error) {
+	err = s.f.call("store.AuditChanged", func() error { hs, next, err = s.s.AuditChanged(ctx, mark, now, n); return err })
+	return hs, next, err
+}
+
+func (s faultStore) LastCheckpoint(ctx context.Context) (e approval.AuditEntry, err error) {
+	err = s.f.call("store.LastCheckpoint", func() error { e, err = s.s.LastCheckpoint(ctx); return err })
+	return e, err
+}
+
+func (s faultStore) AddCheckpoint(ctx context.Context, e approval.AuditEntry) error {
+	return s.f.call("store.AddCheckpoint", func() error { return s.s.AddCheckpoint(ctx, e) })
 }
 
 func (s faultStore) ListDue(ctx context.Context, now time.Time, n int) (rs []*approval.Request, err error) {

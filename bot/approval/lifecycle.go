@@ -219,7 +219,7 @@ func (s *Service) Extend(ctx context.Context, id, by string, timeout time.Durati
 		if s.Chat != nil && next.hasChat() {
 			next.want(EffectUpdate, "", lease, now)
 		}
-		if err := s.Store.UpdateRequest(ctx, next); err != nil {
+		if err := s.updateRequest(ctx, next); err != nil {
 			if errors.Is(err, ErrConflict) {
 				continue
 			}
@@ -369,7 +369,7 @@ func (s *Service) delegate(ctx context.Context, id, to string, who func(*Request
 		if err := s.putPages(ctx, page); err != nil {
 			return nil, fmt.Errorf("delegate on %s: %w", id, err)
 		}
-		if err := s.Store.UpdateRequest(ctx, next); err != nil {
+		if err := s.updateRequest(ctx, next); err != nil {
 			s.deletePages(context.WithoutCancel(ctx), slices.Collect(maps.Keys(page)))
 			if errors.Is(err, ErrConflict) {
 				continue
@@ -438,7 +438,7 @@ func (s *Service) probe(ctx context.Context) (int, error) {
 	)
 	sem := make(chan struct{}, probeParallel)
 	for range probeMaxPages {
-		rs, next, err := s.Store.ListPending(ctx, cursor, probePage)
+		rs, next, err := s.Store.List(ctx, Query{Cursor: cursor, Limit: probePage})
 		if err != nil {
 			return closed, fmt.Errorf("probe workflows: %w", err)
 		}
@@ -500,7 +500,7 @@ func (s *Service) closeGone(ctx context.Context, r *Request) bool {
 		if e := next.effect(EffectDeliver, ""); e != nil {
 			*e = Effect{Kind: EffectDeliver, State: EffectDone, At: now} // nothing waits for it
 		}
-		if err := s.Store.UpdateRequest(ctx, next); err != nil {
+		if err := s.updateRequest(ctx, next); err != nil {
 			if errors.Is(err, ErrConflict) {
 				continue
 			}

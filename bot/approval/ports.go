@@ -27,14 +27,21 @@ type Store interface {
 	// version (stored by its hash, not naming its request) belongs to, or
 	// ErrNotFound.
 	LegacyToken(ctx context.Context, hash string) (string, error)
-	// ListPending returns up to limit pending requests, newest first, starting
-	// after cursor (empty for the first page), and the cursor of the next page
-	// ("" after the last). It includes requests past their expiry that nothing
-	// has closed yet.
-	ListPending(ctx context.Context, cursor string, limit int) ([]*Request, string, error)
+	// List returns a page of the requests matching q (q.Status set; see
+	// Query.Normalized), newest first (creation time, then ID, descending),
+	// after q.Cursor, and the cursor of the next page ("" after the last). A
+	// request keeps its place in the order for good, so a cursor stays valid
+	// while requests are created and closed: no request that matches
+	// throughout a listing is skipped or listed twice. A page may hold fewer
+	// than q.Limit requests with a next page still to come (a store bounds
+	// the reads of one call). Pending lists include requests past their
+	// expiry that nothing has closed yet.
+	List(ctx context.Context, q Query) ([]*Request, string, error)
 	// ListDue returns up to limit requests whose DueAt is set and at or before
 	// now, earliest first: the due index.
 	ListDue(ctx context.Context, now time.Time, limit int) ([]*Request, error)
+	// AuditLog keeps the audit trail beyond each request's own chain.
+	AuditLog
 }
 
 // QuickVoter is implemented by stores that can record, in one conditional

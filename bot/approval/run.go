@@ -117,7 +117,7 @@ func (s *Service) perform(ctx context.Context, r *Request, e Effect) outcome {
 		}
 	case EffectPages:
 		if keys := r.deadPageKeys(); len(keys) > 0 {
-			o.err = s.Pages.Delete(ctx, keys)
+			o.err = s.removePages(ctx, r, keys)
 		}
 	case EffectDeliver:
 		o = s.deliver(ctx, r, e)
@@ -237,7 +237,7 @@ func (s *Service) record(ctx context.Context, snap *Request, lease string, outs 
 			next.want(EffectUpdate, "", follow, now) // the messages show an older state
 			followed = true
 		}
-		if err := s.Store.UpdateRequest(ctx, next); err != nil {
+		if err := s.updateRequest(ctx, next); err != nil {
 			if errors.Is(err, ErrConflict) {
 				continue
 			}
@@ -326,7 +326,7 @@ func (s *Service) advanceWait(ctx context.Context, r *Request, wait bool) *Reque
 		if !changed {
 			return r
 		}
-		if err := s.Store.UpdateRequest(ctx, next); err != nil {
+		if err := s.updateRequest(ctx, next); err != nil {
 			s.deletePages(ctx, slices.Collect(maps.Keys(pages)))
 			if errors.Is(err, ErrConflict) {
 				continue

@@ -129,7 +129,7 @@ func (s *Service) Create(ctx context.Context, in NewRequest) (r *Request, create
 		s.deletePages(context.WithoutCancel(ctx), r.PageKeys())
 		return nil, false, fmt.Errorf("create request %s: %w", r.ID, err)
 	}
-	if err := s.Store.CreateRequest(ctx, r); err != nil {
+	if err := s.createRequest(ctx, r); err != nil {
 		return s.createFailed(ctx, r, lease, err)
 	}
 	s.log().Info("request created", "request_id", r.ID, "approvers", len(r.Approvers), "rule", r.Rule.Describe(len(r.Approvers)), "expires_at", r.ExpiresAt)
@@ -254,23 +254,6 @@ func (s *Service) Get(ctx context.Context, id string) (*Request, error) {
 		r = s.advance(ctx, r)
 	}
 	return r, nil
-}
-
-// ListPending returns up to limit requests still waiting for a decision,
-// newest first, from cursor on, and the next page's cursor.
-func (s *Service) ListPending(ctx context.Context, cursor string, limit int) ([]*Request, string, error) {
-	rs, next, err := s.Store.ListPending(ctx, cursor, limit)
-	if err != nil {
-		return nil, "", fmt.Errorf("list pending: %w", err)
-	}
-	now := s.now()
-	live := rs[:0]
-	for _, r := range rs {
-		if !r.ExpiredAt(now) {
-			live = append(live, r)
-		}
-	}
-	return live, next, nil
 }
 
 // SweepStats counts what one sweep did.

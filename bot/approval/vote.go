@@ -185,7 +185,7 @@ func (s *Service) vote(ctx context.Context, id string, read *Request, c Choice, 
 			next.Decision = &Decision{Choice: c, By: voter.ID, Channel: ch, Comment: comment, At: now}
 		}
 		s.wantAfterChange(next, lease, now)
-		if err := s.Store.UpdateRequest(ctx, next); err != nil {
+		if err := s.updateRequest(ctx, next); err != nil {
 			if errors.Is(err, ErrConflict) {
 				continue // changed since it was read: count again
 			}
@@ -321,7 +321,7 @@ func (s *Service) PersonalLink(ctx context.Context, id string, voter Identity) (
 		if err := s.Pages.Put(ctx, rc.PageKey, html); err != nil {
 			return nil, "", fmt.Errorf("personal link: %w", err)
 		}
-		if err := s.Store.UpdateRequest(ctx, next); err != nil {
+		if err := s.updateRequest(ctx, next); err != nil {
 			s.deletePages(context.WithoutCancel(ctx), []string{rc.PageKey})
 			if errors.Is(err, ErrConflict) {
 				continue
@@ -367,7 +367,7 @@ func (s *Service) Cancel(ctx context.Context, id, by, reason string) (*Request, 
 		lease := newLease()
 		s.wantAfterChange(next, lease, now)
 		s.wantCancelNotice(next, lease, now)
-		if err := s.Store.UpdateRequest(ctx, next); err != nil {
+		if err := s.updateRequest(ctx, next); err != nil {
 			if errors.Is(err, ErrConflict) {
 				continue
 			}

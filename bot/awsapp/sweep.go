@@ -29,6 +29,9 @@ type SweepOutput struct {
 	// Canceled is how many pending requests the sweep closed as canceled
 	// because their execution no longer waits (stopped, timed out, deleted).
 	Canceled int `json:"canceled"`
+	// Checkpoints is how many checkpoints of the audit trail the sweep
+	// wrote (each seals the requests whose trails grew since the last).
+	Checkpoints int `json:"checkpoints"`
 }
 
 // SweepFailed is the error of a sweep that could not read the requests that
@@ -95,8 +98,9 @@ func deref(s *string) string {
 // Slack messages updated, the task failed with "Expired"), and takes over every
 // effect whose run died or whose retry time came: notifications that failed,
 // outcomes not yet delivered (a "task already closed" after an earlier send of
-// ours counts as delivered), pages to delete, messages to update. rules names
-// what triggered the sweep, for the log.
+// ours counts as delivered), pages to delete, messages to update. Then it
+// writes the audit trail's checkpoints (approval.Service.Checkpoint). rules
+// names what triggered the sweep, for the log.
 func (a *App) Sweep(ctx context.Context, rules ...string) (SweepOutput, error) {
 	log := a.Log.With("rules", rules)
 	st, err := a.Service.Sweep(ctx)
@@ -105,6 +109,13 @@ func (a *App) Sweep(ctx context.Context, rules ...string) (SweepOutput, error) {
 		log.ErrorContext(ctx, "sweep: failed", "expired", out.Expired, "advanced", out.Advanced, "undelivered", out.Undelivered, "canceled", out.Canceled, "err", err)
 		return out, &SweepFailed{Err: err}
 	}
-	log.InfoContext(ctx, "sweep: done", "expired", out.Expired, "advanced", out.Advanced, "undelivered", out.Undelivered, "canceled", out.Canceled)
+	// The trails the sweep itself grew are sealed by the next sweep's
+	// checkpoint, once the audit journal's index has settled.
+	n, err := a.Service.Checkpoint(ctx)
+	out.Checkpoints = n
+	if err != nil {
+		log.ErrorContext(ctx, "sweep: audit checkpoint failed; the next sweep tries again", "err", err)
+	}
+	log.InfoContext(ctx, "sweep: done", "expired", out.Expired, "advanced", out.Advanced, "undelivered", out.Undelivered, "canceled", out.Canceled, "checkpoints", out.Checkpoints)
 	return out, nil
 }

@@ -181,13 +181,22 @@ func (f *sweepFlow) sweep(t *testing.T, ctx context.Context) awsapp.SweepOutput 
 }
 
 // pageExists reports whether the page object is on S3.
+// pageExists reports whether the one-time page under key is on S3, still
+// taking a vote (not replaced by a late visitor's page).
 func (f *sweepFlow) pageExists(t *testing.T, ctx context.Context, key string) bool {
 	t.Helper()
 	out, err := f.s3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(f.notifier.Config.Bucket), Prefix: aws.String(f.notifier.Config.PagesPrefix + key)})
 	if err != nil {
 		t.Fatalf("ListObjectsV2: %v", err)
 	}
-	return len(out.Contents) > 0
+	if len(out.Contents) == 0 {
+		return false
+	}
+	head, err := f.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(f.notifier.Config.Bucket), Key: out.Contents[0].Key})
+	if err != nil {
+		t.Fatalf("HeadObject: %v", err)
+	}
+	return head.Metadata["approvalbot-page"] != "late"
 }
 
 // token reads the one-time token from the request's page on S3.

@@ -45,6 +45,14 @@ func scheduledEvent(t *testing.T, source, detailType string) json.RawMessage {
 	return b
 }
 
+// did is what a sweep did to the requests: its output without the
+// checkpoints of the audit trail it wrote.
+func did(v any) SweepOutput {
+	o, _ := v.(SweepOutput)
+	o.Checkpoints = 0
+	return o
+}
+
 func TestHandleDispatch(t *testing.T) {
 	tests := []struct {
 		name string
@@ -189,12 +197,12 @@ func TestSweepExpires(t *testing.T) {
 	}
 
 	clock.Advance(59 * time.Second)
-	if got, err := a.Handle(ctx, scheduledEvent(t, ScheduledSource, ScheduledDetailType)); err != nil || got != (SweepOutput{}) {
+	if got, err := a.Handle(ctx, scheduledEvent(t, ScheduledSource, ScheduledDetailType)); err != nil || did(got) != (SweepOutput{}) {
 		t.Errorf("sweep before the expiry = %+v, %v; want nothing done", got, err)
 	}
 	clock.Advance(2 * time.Second)
 	got, err := a.Handle(ctx, scheduledEvent(t, ScheduledSource, ScheduledDetailType))
-	if err != nil || got != (SweepOutput{Expired: 1, Advanced: 1}) {
+	if err != nil || did(got) != (SweepOutput{Expired: 1, Advanced: 1}) {
 		t.Fatalf("sweep after the expiry = %+v, %v; want one expired", got, err)
 	}
 	r, err := a.Service.Store.GetRequest(ctx, short)
@@ -218,7 +226,7 @@ func TestSweepExpires(t *testing.T) {
 		t.Errorf("no JSON log line with the sweep's counts:\n%s", logs)
 	}
 	// Nothing is due any more.
-	if got, err := a.Sweep(ctx); err != nil || got != (SweepOutput{}) {
+	if got, err := a.Sweep(ctx); err != nil || did(got) != (SweepOutput{}) {
 		t.Errorf("second sweep = %+v, %v; want nothing done", got, err)
 	}
 }
@@ -243,7 +251,7 @@ func TestSweepRedelivers(t *testing.T) {
 	wf.SetErr(nil)
 
 	// Before its retry time the delivery is not due.
-	if got, err := a.Sweep(ctx); err != nil || got != (SweepOutput{}) {
+	if got, err := a.Sweep(ctx); err != nil || did(got) != (SweepOutput{}) {
 		t.Errorf("sweep before the retry time = %+v, %v; want nothing done", got, err)
 	}
 	if d := wf.Delivered(); len(d) != 0 {
@@ -251,7 +259,7 @@ func TestSweepRedelivers(t *testing.T) {
 	}
 
 	clock.Advance(time.Minute)
-	if got, err := a.Sweep(ctx); err != nil || got != (SweepOutput{Advanced: 1}) {
+	if got, err := a.Sweep(ctx); err != nil || did(got) != (SweepOutput{Advanced: 1}) {
 		t.Errorf("sweep after the retry time = %+v, %v; want the request advanced and delivered", got, err)
 	}
 	if d := wf.Delivered(); len(d) != 1 || d[0].RequestID != id || d[0].Decision != "approved" {
@@ -261,7 +269,7 @@ func TestSweepRedelivers(t *testing.T) {
 		t.Errorf("request after the sweep: %+v, %v; want approved and delivered", r, err)
 	}
 	clock.Advance(time.Hour)
-	if got, err := a.Sweep(ctx); err != nil || got != (SweepOutput{}) {
+	if got, err := a.Sweep(ctx); err != nil || did(got) != (SweepOutput{}) {
 		t.Errorf("later sweep = %+v, %v; want nothing done", got, err)
 	}
 	if n := wf.Attempts(); n != 2 {
@@ -302,7 +310,7 @@ func TestSweepAfterLostAnswer(t *testing.T) {
 		t.Fatalf("Decide: %v", err)
 	}
 	clock.Advance(time.Minute)
-	if got, err := a.Sweep(ctx); err != nil || got != (SweepOutput{Advanced: 1}) {
+	if got, err := a.Sweep(ctx); err != nil || did(got) != (SweepOutput{Advanced: 1}) {
 		t.Errorf("sweep = %+v, %v; want the request advanced", got, err)
 	}
 	r, err := a.Service.Store.GetRequest(ctx, approval.IDFromTaskToken("tt-1"))
@@ -334,5 +342,25 @@ func TestSweepFailed(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), `"msg":"sweep: failed"`) {
 		t.Errorf("no log line of the failed sweep:\n%s", logs)
+	}
+}
+
+// The sweep seals the audit trails that grew since its last run into a
+// checkpoint, and writes none when nothing grew.
+func TestSweepCheckpoints(t *testing.T) {
+	ctx := context.Background()
+	a, _, _, _, _, _ := sweepApp(t)
+	if _, err := a.Handle(ctx, json.RawMessage(goodEvent)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := a.Sweep(ctx); err != nil || got.Checkpoints != 1 {
+		t.Errorf("first sweep = %+v, %v; want one checkpoint", got, err)
+	}
+	cp, err := a.Service.Store.LastCheckpoint(ctx)
+	if err != nil || len(cp.Heads) != 1 || cp.Heads[0].RequestID != approval.IDFromTaskToken("tt-1") {
+		t.Errorf("checkpoint %+v, %v; want one sealing the request", cp, err)
+	}
+	if got, err := a.Sweep(ctx); err != nil || got.Checkpoints != 0 {
+		t.Errorf("second sweep = %+v, %v; want no checkpoint", got, err)
 	}
 }

@@ -171,6 +171,9 @@ func (f *flow) pageLinks(t *testing.T, seen int) map[string]string {
 	return links
 }
 
+// pageKeys are the one-time pages on S3 that still take a vote: every
+// object but those that a late visitor's page replaced (metadata
+// s3pages.LateMetadata).
 func (f *flow) pageKeys(t *testing.T, ctx context.Context) []string {
 	t.Helper()
 	out, err := f.s3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(f.app.Config.Bucket), Prefix: aws.String(f.app.Config.PagesPrefix)})
@@ -179,9 +182,22 @@ func (f *flow) pageKeys(t *testing.T, ctx context.Context) []string {
 	}
 	var keys []string
 	for _, o := range out.Contents {
-		keys = append(keys, aws.ToString(o.Key))
+		head, err := f.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(f.app.Config.Bucket), Key: o.Key})
+		if err != nil {
+			t.Fatalf("HeadObject: %v", err)
+		}
+		if head.Metadata["approvalbot-page"] != "late" {
+			keys = append(keys, aws.ToString(o.Key))
+		}
 	}
 	return keys
+}
+
+// late reports whether p is the page a late visitor sees: what happened,
+// with no token and no form.
+func late(p *awsflow.Page, says string) bool {
+	return p != nil && p.Status == http.StatusOK && strings.Contains(p.Body, "nothing on it can decide anything") &&
+		strings.Contains(p.Body, says) && !strings.Contains(p.Body, `name="token"`) && !strings.Contains(p.Body, "<form")
 }
 
 func input(title string, approvers ...string) string {
@@ -391,12 +407,12 @@ func testQuorum(t *testing.T, ctx context.Context, f *flow) {
 	if n := len(f.proxy.Recorded(successTarget)) - successes; n != 0 {
 		t.Errorf("%d SendTaskSuccess after one approval, want none", n)
 	}
-	// The voter's page is gone; the others' stay.
+	// The voter's page is replaced by what happened; the others' stay.
 	if n := len(f.pageKeys(t, ctx)) - pagesBefore; n != 2 {
 		t.Errorf("%d pages added on S3 after one approval, want the 2 of those who have not voted", n)
 	}
-	if p, err := awsflow.Get(ctx, f.web, links["hana@example.com"]); err != nil || p.Status != http.StatusNotFound {
-		t.Errorf("hana's page after her vote: %v, %v; want 404", p, err)
+	if p, err := awsflow.Get(ctx, f.web, links["hana@example.com"]); err != nil || !late(p, "still waiting for other approvers") {
+		t.Errorf("hana's page after her vote: %v, %v; want the late visitor's page", p, err)
 	}
 	if p, err := awsflow.Get(ctx, f.web, links["jade@example.com"]); err != nil || p.Status != http.StatusOK {
 		t.Errorf("jade's page after hana's vote: %v, %v; want 200", p, err)
@@ -427,10 +443,10 @@ func testQuorum(t *testing.T, ctx context.Context, f *flow) {
 		t.Errorf("%d SendTaskSuccess, want 1", n)
 	}
 	if n := len(f.pageKeys(t, ctx)) - pagesBefore; n != 0 {
-		t.Errorf("%d pages of the request left on S3 after the decision, want none", n)
+		t.Errorf("%d pages of the request that take a vote left on S3 after the decision, want none", n)
 	}
-	if late, err := awsflow.Decide(ctx, f.web, links["jade@example.com"], "approve", ""); late == nil || late.Status != http.StatusNotFound {
-		t.Errorf("jade's page after the decision: %+v, %v; want 404", late, err)
+	if p, err := awsflow.Decide(ctx, f.web, links["jade@example.com"], "approve", ""); err == nil || !late(p, "was approved by ivan@example.com") {
+		t.Errorf("jade's page after the decision: %+v, %v; want the late visitor's page, with nothing to press", p, err)
 	}
 }
 
@@ -511,12 +527,13 @@ func testApprove(t *testing.T, ctx context.Context, f *flow) {
 		t.Errorf("output decidedAt %q, requestId %q: want RFC 3339 time and request ID", out.DecidedAt, out.RequestID)
 	}
 
-	// Every page of the request is gone; bob's link says so.
+	// Every page of the request is taken down; bob's link says what
+	// happened.
 	if keys := f.pageKeys(t, ctx); len(keys) != 0 {
-		t.Errorf("pages left on S3 after the decision: %v", keys)
+		t.Errorf("pages that take a vote left on S3 after the decision: %v", keys)
 	}
-	if p, err := awsflow.Get(ctx, f.web, links["bob@example.com"]); err != nil || p.Status != http.StatusNotFound {
-		t.Errorf("bob's page after the decision: %v, %v; want 404", p, err)
+	if p, err := awsflow.Get(ctx, f.web, links["bob@example.com"]); err != nil || !late(p, "was approved by alice@example.com") {
+		t.Errorf("bob's page after the decision: %v, %v; want the late visitor's page", p, err)
 	}
 }
 

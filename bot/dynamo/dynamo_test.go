@@ -115,7 +115,8 @@ func attrN(it map[string]types.AttributeValue, name string) string {
 }
 
 // firstVersionAttributes are attributes only the first version wrote.
-var firstVersionAttributes = []string{"undeliveredPK", "delivered", "deliveryLeaseUntil", "policy"}
+// (undeliveredPK, which it wrote too, now keys the closed requests.)
+var firstVersionAttributes = []string{"delivered", "deliveryLeaseUntil", "policy"}
 
 // TestItemShape checks what lands in the table: one item per request with its
 // version, time to live, the sharded index keys through a request's life, no
@@ -165,9 +166,9 @@ func TestItemShape(t *testing.T) {
 	if v, _ := attrS(req, dynamo.DueAtAttribute); v != "2031-05-06T07:08:13.123000000Z" {
 		t.Errorf("pending request: dueAt = %q, want 2031-05-06T07:08:13.123000000Z", v)
 	}
-	for _, name := range firstVersionAttributes {
+	for _, name := range append(firstVersionAttributes, dynamo.UndeliveredKeyAttribute) {
 		if _, ok := req[name]; ok {
-			t.Errorf("new request has the first version's attribute %s", name)
+			t.Errorf("new request has the attribute %s", name)
 		}
 	}
 
@@ -186,18 +187,24 @@ func TestItemShape(t *testing.T) {
 	if got := attrN(req, dynamo.VersionAttribute); got != "2" {
 		t.Errorf("version after one update = %q, want 2", got)
 	}
+	if v, _ := attrS(req, dynamo.UndeliveredKeyAttribute); v != fmt.Sprintf("CLOSED#%d", n) {
+		t.Errorf("closed request: undeliveredPK = %q, want CLOSED#%d (the closed index)", v, n)
+	}
 	if v, _ := attrS(req, "decisionComment"); v != "not today" {
 		t.Errorf("decisionComment = %q, want %q", v, "not today")
 	}
 
-	// Everything done: in no index.
+	// Everything done: in no index but the closed one.
 	quiet(c)
 	mustUpdate(t, s, c)
 	req = items(t, client, table)["REQ#"+r.ID]
-	for _, name := range []string{dynamo.PendingKeyAttribute, dynamo.DueKeyAttribute, dynamo.DueAtAttribute, dynamo.UndeliveredKeyAttribute} {
+	for _, name := range []string{dynamo.PendingKeyAttribute, dynamo.DueKeyAttribute, dynamo.DueAtAttribute} {
 		if _, ok := req[name]; ok {
 			t.Errorf("closed request with nothing to do: %s still present", name)
 		}
+	}
+	if v, _ := attrS(req, dynamo.UndeliveredKeyAttribute); v != fmt.Sprintf("CLOSED#%d", n) {
+		t.Errorf("closed request with nothing to do: undeliveredPK = %q, want CLOSED#%d", v, n)
 	}
 }
 

@@ -1,5 +1,11 @@
 package dynamo
 
+import (
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"approvalbot/bot/approval"
+)
+
 // SetPaging makes s read index queries pageSize keys at a time and items
 // batchSize at a time, so that tests exercise pagination with few items.
 func SetPaging(s *Store, pageSize int32, batchSize int) {
@@ -16,3 +22,11 @@ func NewWithAPI(db API, table string) *Store {
 
 // ShardOf is the shard of request id.
 func ShardOf(id string) int { return shard(id) }
+
+// ItemOf is the item CreateRequest writes for r.
+func ItemOf(s *Store, r *approval.Request) (map[string]types.AttributeValue, error) {
+	return s.encode(r, 1)
+}
+
+// CursorAfter is the cursor of a list that resumes after r.
+func CursorAfter(r *approval.Request) string { return cursorAfter(r) }

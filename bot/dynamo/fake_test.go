@@ -90,6 +90,10 @@ func (f *fakeDB) Query(ctx context.Context, in *dynamodb.QueryInput, _ ...func(*
 	return &dynamodb.QueryOutput{Items: out}, nil
 }
 
+func (f *fakeDB) Scan(ctx context.Context, in *dynamodb.ScanInput, _ ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error) {
+	return &dynamodb.ScanOutput{}, nil
+}
+
 func (f *fakeDB) BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -24,11 +24,15 @@ const (
 	// PendingIndex is the sparse index of pending requests: partition key
 	// PendingKeyAttribute (S), sort key CreatedAtAttribute (S), keys only.
 	PendingIndex = "pending"
-	// UndeliveredIndex is the first version's sparse index of closed requests
-	// whose outcome had not reached the workflow: partition key
+	// UndeliveredIndex is the sparse index "undelivered": partition key
 	// UndeliveredKeyAttribute (S), sort key CreatedAtAttribute (S), keys
-	// only. Nothing writes it any more; ListDue reads it until the items of
-	// the first version are upgraded.
+	// only. The first version kept there, under "UNDELIVERED", its closed
+	// requests whose outcome had not reached the workflow (ListDue reads
+	// that partition until those items are upgraded). It now holds every
+	// closed request, under "CLOSED#<shard>" (the history lists), and the
+	// audit journal, under "CHANGED#<shard>" (see AuditChanged): a table
+	// can gain only one index per stack update, so the index is reused
+	// under its old name.
 	UndeliveredIndex = "undelivered"
 	// DueIndex is the sparse index of requests that something is due on:
 	// partition key DueKeyAttribute (S), sort key DueAtAttribute (S), keys
@@ -37,8 +41,10 @@ const (
 	// PendingKeyAttribute is present only on pending requests:
 	// "PENDING#<shard>" (the first version wrote "PENDING").
 	PendingKeyAttribute = "pendingPK"
-	// UndeliveredKeyAttribute was "UNDELIVERED" on the first version's closed
-	// requests whose outcome was not delivered.
+	// UndeliveredKeyAttribute is "CLOSED#<shard>" on a closed request,
+	// "CHANGED#<shard>" on an item of the audit journal, and was
+	// "UNDELIVERED" on the first version's closed requests whose outcome was
+	// not delivered.
 	UndeliveredKeyAttribute = "undeliveredPK"
 	// DueKeyAttribute is present, as "DUE#<shard>", only on requests whose
 	// DueAt is set.
@@ -66,6 +72,15 @@ const (
 	tokenPrefix   = "TOK#"
 	pendingPrefix = "PENDING#"
 	duePrefix     = "DUE#"
+	closedPrefix  = "CLOSED#"
+	// changedPrefix is the partition of the audit journal's items, and
+	// journalPrefix their key: "AUDJ#<request id>#<seq of its head>".
+	changedPrefix = "CHANGED#"
+	journalPrefix = "AUDJ#"
+	// checkpointPrefix keys the checkpoints ("AUDIT#CKPT#<seq>"), and
+	// lastCheckpoint the item that points at the newest.
+	checkpointPrefix = "AUDIT#CKPT#"
+	lastCheckpoint   = "AUDIT#LAST"
 	// The first version's constant index keys.
 	legacyPending     = "PENDING"
 	legacyUndelivered = "UNDELIVERED"
@@ -107,6 +122,8 @@ func shard(id string) int {
 
 func pendingShard(n int) string { return pendingPrefix + strconv.Itoa(n) }
 func dueShard(n int) string     { return duePrefix + strconv.Itoa(n) }
+func closedShard(n int) string  { return closedPrefix + strconv.Itoa(n) }
+func changedShard(n int) string { return changedPrefix + strconv.Itoa(n) }
 
 // requestItem is the stored form of an approval.Request: one item holding
 // everything about the request. The fields marked "first version" are only
@@ -159,6 +176,9 @@ type requestItem struct {
 
 	Votes   []voteItem   `dynamodbav:"votes,omitempty"`
 	Effects []effectItem `dynamodbav:"effects,omitempty"`
+	// Audit is the request's audit trail, each entry as exported (one line
+	// of JSON).
+	Audit []string `dynamodbav:"audit,omitempty"`
 
 	// Delivered and DeliveryLeaseUntil are the first version's delivery
 	// state: whether the outcome reached the workflow, and the end of the
@@ -167,7 +187,7 @@ type requestItem struct {
 	DeliveryLeaseUntil string `dynamodbav:"deliveryLeaseUntil,omitempty"`
 
 	PendingPK     string `dynamodbav:"pendingPK,omitempty"`
-	UndeliveredPK string `dynamodbav:"undeliveredPK,omitempty"` // first version
+	UndeliveredPK string `dynamodbav:"undeliveredPK,omitempty"` // CLOSED#<shard> while closed
 	DueShard      string `dynamodbav:"dueShard,omitempty"`
 	DueAt         string `dynamodbav:"dueAt,omitempty"`
 	TTL           int64  `dynamodbav:"ttl"`
@@ -306,9 +326,15 @@ func newRequestItem(r *approval.Request, version int64, keep time.Duration) requ
 			LeaseUntil: formatTime(e.LeaseUntil), NextAt: formatTime(e.NextAt), Error: e.Error, At: formatTime(e.At),
 		})
 	}
+	for _, e := range r.Audit {
+		b, _ := e.MarshalJSON() // cannot fail
+		it.Audit = append(it.Audit, string(b))
+	}
 	n := shard(r.ID)
 	if r.Status == approval.StatusPending {
 		it.PendingPK = pendingShard(n)
+	} else {
+		it.UndeliveredPK = closedShard(n)
 	}
 	if at := r.DueAt(); !at.IsZero() {
 		it.DueShard, it.DueAt = dueShard(n), formatTime(at)
@@ -416,6 +442,13 @@ func (it *requestItem) request() (*approval.Request, error) {
 	}
 	if it.DecidedByToken != "" || slices.ContainsFunc(it.Votes, func(v voteItem) bool { return v.TokenHash != "" }) {
 		it.nameQuickVoter(r)
+	}
+	for _, line := range it.Audit {
+		e, err := approval.ParseAuditEntry([]byte(line))
+		if err != nil {
+			return nil, fmt.Errorf("attribute audit: %w", err)
+		}
+		r.Audit = append(r.Audit, e)
 	}
 	if it.Version == nil {
 		if err := it.upgrade(r); err != nil {

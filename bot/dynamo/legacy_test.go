@@ -2,6 +2,7 @@ package dynamo_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strconv"
 	"sync"
@@ -377,6 +378,9 @@ func TestFirstVersionItems(t *testing.T) {
 			if _, ok := it[name]; ok {
 				t.Errorf("%s: %s still present after being written", id, name)
 			}
+		}
+		if v, _ := attrS(it, dynamo.UndeliveredKeyAttribute); wantStatus[id] != approval.StatusPending && v != fmt.Sprintf("CLOSED#%d", dynamo.ShardOf(id)) {
+			t.Errorf("%s: undeliveredPK = %q after being closed, want CLOSED#%d", id, v, dynamo.ShardOf(id))
 		}
 	}
 	if _, ok := all["REQ#"+delivered.id]["delivered"]; !ok {

@@ -51,55 +51,107 @@ func newestFirst(a, b entry) int {
 // earliestFirst orders entries by sort key ascending, then ID ascending.
 func earliestFirst(a, b entry) int { return -newestFirst(a, b) }
 
-// ListPending returns up to limit pending requests (100 for limit 0 or less),
-// newest first, after cursor, and the cursor of the next page ("" after the
-// last). It queries the pending index's shards, and the first version's
-// partition, in parallel, each for the next limit+1 entries after the
-// cursor, merges them, and reads the requests of the page. The cursor is the
-// creation time and ID of a page's last entry, encoded.
-func (s *Store) ListPending(ctx context.Context, cursor string, limit int) ([]*approval.Request, string, error) {
+// maxListRounds bounds how many rounds of index queries and item reads one
+// List call makes to fill a page whose filters (approver, requester, a closed
+// status) the index cannot apply: after that it answers a short page, with
+// the cursor of the last entry it examined.
+const maxListRounds = 4
+
+// List returns up to q.Limit requests matching q (100 for a limit of 0 or
+// less), newest first, after q.Cursor, and the cursor of the next page (""
+// after the last). Pending requests are read through the pending index (and
+// the first version's partition), closed ones through the closed partitions
+// of the "undelivered" index. Each round queries every shard of the index in
+// parallel for the next limit+1 entries after the cursor (and within Since
+// and Until, as a condition on the sort key), merges them, and reads the
+// limit newest with BatchGetItem; the items decide (status, approver,
+// requester: the index holds keys only). A page short of the limit because
+// the items did not match is filled by further rounds, at most maxListRounds.
+// The cursor is the creation time and ID of the last entry examined,
+// encoded.
+func (s *Store) List(ctx context.Context, q approval.Query) ([]*approval.Request, string, error) {
+	q = q.Normalized()
+	limit := q.Limit
 	if limit <= 0 {
 		limit = defaultLimit
 	}
 	var after *entry
-	if cursor != "" {
-		e, err := decodeCursor(cursor)
+	if q.Cursor != "" {
+		e, err := decodeCursor(q.Cursor)
 		if err != nil {
 			return nil, "", err
 		}
 		after = &e
 	}
-	parts := []string{legacyPending}
-	for n := range Shards {
-		parts = append(parts, pendingShard(n))
-	}
-	var qs []indexQuery
-	for _, part := range parts {
-		q := indexQuery{index: PendingIndex, keyAttr: PendingKeyAttribute, key: part, sortAttr: CreatedAtAttribute, order: newestFirst, n: limit + 1}
-		if after != nil {
-			q.cond, q.bound, q.after = "<=", after.sort, after
+	var parts []string
+	index, keyAttr := PendingIndex, PendingKeyAttribute
+	if q.Status == approval.ListStatus(approval.StatusPending) {
+		parts = append(parts, legacyPending)
+		for n := range Shards {
+			parts = append(parts, pendingShard(n))
 		}
-		qs = append(qs, q)
+	} else {
+		index, keyAttr = UndeliveredIndex, UndeliveredKeyAttribute
+		for n := range Shards {
+			parts = append(parts, closedShard(n))
+		}
 	}
-	found, err := s.queryAll(ctx, qs)
-	if err != nil {
-		return nil, "", fmt.Errorf("list pending: %w", err)
+	lo, hi := "", ""
+	if !q.Since.IsZero() {
+		lo = formatTime(q.Since)
 	}
-	var page []entry
-	for _, f := range found {
-		page = append(page, f...)
+	if !q.Until.IsZero() {
+		hi = formatTime(q.Until.Add(-time.Nanosecond))
 	}
-	slices.SortFunc(page, newestFirst)
-	next := ""
-	if len(page) > limit {
-		page = page[:limit]
-		next = encodeCursor(page[limit-1])
+	var out []*approval.Request
+	for round := 0; round < maxListRounds; round++ {
+		upper := hi
+		if after != nil && (upper == "" || after.sort < upper) {
+			upper = after.sort
+		}
+		var qs []indexQuery
+		for _, part := range parts {
+			qs = append(qs, indexQuery{
+				index: index, keyAttr: keyAttr, key: part, sortAttr: CreatedAtAttribute, order: newestFirst,
+				lo: lo, hi: upper, after: after, n: limit + 1,
+			})
+		}
+		found, err := s.queryAll(ctx, qs)
+		if err != nil {
+			return nil, "", fmt.Errorf("list %s requests: %w", q.Status, err)
+		}
+		var page []entry
+		for _, f := range found {
+			page = append(page, f...)
+		}
+		slices.SortFunc(page, newestFirst)
+		more := len(page) > limit
+		page = page[:min(limit, len(page))]
+		rs, err := s.read(ctx, page, q.Match)
+		if err != nil {
+			return nil, "", fmt.Errorf("list %s requests: %w", q.Status, err)
+		}
+		for _, r := range rs {
+			if len(out) == limit {
+				// Full before the last match read: go on after the last kept.
+				return out, cursorAfter(out[limit-1]), nil
+			}
+			out = append(out, r)
+		}
+		if !more {
+			return out, "", nil
+		}
+		if len(out) == limit {
+			return out, cursorAfter(out[limit-1]), nil
+		}
+		after = &page[len(page)-1]
 	}
-	rs, err := s.read(ctx, page, func(r *approval.Request) bool { return r.Status == approval.StatusPending })
-	if err != nil {
-		return nil, "", fmt.Errorf("list pending: %w", err)
-	}
-	return rs, next, nil
+	return out, encodeCursor(*after), nil
+}
+
+// ListPending is List for the pending requests.
+func (s *Store) ListPending(ctx context.Context, cursor string, limit int) ([]*approval.Request, string, error) {
+	return s.List(ctx, approval.Query{Cursor: cursor, Limit: limit})
 }
 
 // ListDue returns up to limit requests (100 for limit 0 or less) whose DueAt
@@ -153,9 +205,12 @@ func (s *Store) ListDue(ctx context.Context, now time.Time, limit int) ([]*appro
 type indexQuery struct {
 	index, keyAttr, key, sortAttr string
 	cond, bound                   string // "<=" and a sort key value, or ""
+	lo, hi                        string // bounds of the sort key (inclusive), or ""
 	after                         *entry
 	order                         func(a, b entry) int // newestFirst or earliestFirst
 	n                             int
+	// id reads the request ID of an entry's table key; nil means idOf.
+	id func(pk string) (string, bool)
 }
 
 // queryAll runs the queries in parallel and returns their entries, query by
@@ -195,10 +250,30 @@ func (s *Store) queryIndex(ctx context.Context, q indexQuery) ([]entry, error) {
 	if s.pageSize > 0 {
 		in.Limit = aws.Int32(s.pageSize)
 	}
-	if q.cond != "" {
+	switch {
+	case q.cond != "":
 		in.KeyConditionExpression = aws.String("#k = :k AND #s " + q.cond + " :s")
 		in.ExpressionAttributeNames["#s"] = q.sortAttr
 		in.ExpressionAttributeValues[":s"] = str(q.bound)
+	case q.lo != "" && q.hi != "":
+		if q.hi < q.lo {
+			return nil, nil // an empty range
+		}
+		in.KeyConditionExpression = aws.String("#k = :k AND #s BETWEEN :lo AND :hi")
+		in.ExpressionAttributeNames["#s"] = q.sortAttr
+		in.ExpressionAttributeValues[":lo"], in.ExpressionAttributeValues[":hi"] = str(q.lo), str(q.hi)
+	case q.lo != "":
+		in.KeyConditionExpression = aws.String("#k = :k AND #s >= :lo")
+		in.ExpressionAttributeNames["#s"] = q.sortAttr
+		in.ExpressionAttributeValues[":lo"] = str(q.lo)
+	case q.hi != "":
+		in.KeyConditionExpression = aws.String("#k = :k AND #s <= :hi")
+		in.ExpressionAttributeNames["#s"] = q.sortAttr
+		in.ExpressionAttributeValues[":hi"] = str(q.hi)
+	}
+	idOfKey := q.id
+	if idOfKey == nil {
+		idOfKey = idOf
 	}
 	var got []entry
 	for {
@@ -214,7 +289,7 @@ func (s *Store) queryIndex(ctx context.Context, q indexQuery) ([]entry, error) {
 				continue
 			}
 			last = sk.Value
-			id, ok := idOf(pk.Value)
+			id, ok := idOfKey(pk.Value)
 			if !ok {
 				continue
 			}
@@ -345,7 +420,12 @@ func (s *Store) batchGetOne(ctx context.Context, keys []string) (map[string]map[
 // errUnprocessed is a BatchGetItem answer that left keys unprocessed.
 var errUnprocessed = errors.New("keys unprocessed")
 
-// encodeCursor makes the opaque cursor that resumes ListPending after e.
+// cursorAfter is the cursor that resumes a list after request r.
+func cursorAfter(r *approval.Request) string {
+	return encodeCursor(entry{id: r.ID, sort: formatTime(r.CreatedAt)})
+}
+
+// encodeCursor makes the opaque cursor that resumes List after e.
 func encodeCursor(e entry) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(e.sort + " " + e.id))
 }

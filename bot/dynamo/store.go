@@ -4,7 +4,8 @@
 // votes, the effects with their states and leases, the chat messages, the
 // decision and the reason, and a numeric version.
 //
-// Every write is one PutItem of the whole item, with no read before it.
+// Every write is one PutItem of the whole item, with no read before it (and,
+// for a request with an audit trail, the journal's PutItem beside it).
 // CreateRequest is conditional on the key being new; UpdateRequest on the
 // stored version being the one the request was read at (items written by the
 // first version, which have no version, are read as version 0 and written
@@ -16,18 +17,23 @@
 // cleans up: every item carries a "ttl" (epoch seconds) of its expiry plus
 // Retention.
 //
-// Two sparse, keys-only global secondary indexes with sharded partition keys
+// Three sparse, keys-only global secondary indexes with sharded partition keys
 // serve the lists, so that no single key value takes every write (a request's
 // shard is a hash of its ID modulo Shards):
 //
-//	pending  pendingPK "PENDING#<shard>" / createdAt   only while pending
-//	due      dueShard  "DUE#<shard>"     / dueAt       only while DueAt is set
+//	pending      pendingPK     "PENDING#<shard>" / createdAt   only while pending
+//	due          dueShard      "DUE#<shard>"     / dueAt       only while DueAt is set
+//	undelivered  undeliveredPK "CLOSED#<shard>"  / createdAt   once closed
 //
-// ListPending queries every pending shard in parallel and merges them newest
-// first, with an opaque cursor; ListDue queries every due shard for dueAt at
-// or before now and merges them earliest first. Both then read the items with
-// strongly consistent BatchGetItem calls (an index is only eventually
-// consistent) and keep only those still in the listed state.
+// (the index "undelivered" keeps its first-version name: a table gains only
+// one index per stack update; it also holds the audit journal, see audit.go).
+// List queries every shard of the pending or closed index in parallel and
+// merges them newest first, with an opaque cursor; ListDue queries every due
+// shard for dueAt at or before now and merges them earliest first. Both then
+// read the items with strongly consistent BatchGetItem calls (an index is only
+// eventually consistent) and keep only those that match (the status, and the
+// filters the index cannot apply: approver, requester). The audit trail of a
+// request is the "audit" attribute of its item (see audit.go).
 //
 // Items of the first version keep working. They decode, at version 0, into
 // the request they stand for: rule "any" (one reject rejects), their decision
@@ -68,6 +74,7 @@ type api interface {
 	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 	Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 	BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
+	Scan(ctx context.Context, in *dynamodb.ScanInput, opts ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
 }
 
 // Store is an approval.Store on one DynamoDB table. It is safe for concurrent
@@ -123,12 +130,15 @@ func (s *Store) CreateRequest(ctx context.Context, r *approval.Request) error {
 	if err != nil {
 		return fmt.Errorf("create request %s: %w", r.ID, err)
 	}
-	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:                           &s.table,
-		Item:                                item,
-		ConditionExpression:                 aws.String("attribute_not_exists(#pk)"),
-		ExpressionAttributeNames:            map[string]string{"#pk": KeyAttribute},
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	err = s.withJournal(ctx, r, func() error {
+		_, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
+			TableName:                           &s.table,
+			Item:                                item,
+			ConditionExpression:                 aws.String("attribute_not_exists(#pk)"),
+			ExpressionAttributeNames:            map[string]string{"#pk": KeyAttribute},
+			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		})
+		return err
 	})
 	if err != nil {
 		old, failed := conditionFailed(err)
@@ -167,7 +177,7 @@ func (s *Store) UpdateRequest(ctx context.Context, r *approval.Request) error {
 		in.ExpressionAttributeNames["#pk"] = KeyAttribute
 		in.ExpressionAttributeValues = nil
 	}
-	if _, err := s.db.PutItem(ctx, in); err != nil {
+	if err := s.withJournal(ctx, r, func() error { _, err := s.db.PutItem(ctx, in); return err }); err != nil {
 		old, failed := conditionFailed(err)
 		switch {
 		case !failed:

@@ -22,6 +22,9 @@ type Store struct {
 	mu       sync.Mutex
 	requests map[string]*approval.Request
 	tokens   map[string]string // first-version token hash → request ID
+	// log is the audit log: every entry of every request's chain and every
+	// checkpoint, in the order they were stored.
+	log []approval.AuditEntry
 }
 
 var _ approval.Store = (*Store)(nil)
@@ -41,7 +44,17 @@ func (s *Store) CreateRequest(_ context.Context, r *approval.Request) error {
 	}
 	r.Version = 1
 	s.requests[r.ID] = r.Clone()
+	s.appendLog(r, 0)
 	return nil
+}
+
+// appendLog appends to the log the entries of r's chain after seq.
+func (s *Store) appendLog(r *approval.Request, seq int) {
+	for _, e := range r.Audit {
+		if e.Seq > seq {
+			s.log = append(s.log, e)
+		}
+	}
 }
 
 // AddLegacyToken records a token of the first version, which names no
@@ -76,6 +89,7 @@ func (s *Store) UpdateRequest(_ context.Context, r *approval.Request) error {
 	}
 	r.Version++
 	s.requests[r.ID] = r.Clone()
+	s.appendLog(r, old.Head().Seq)
 	return nil
 }
 
@@ -90,44 +104,38 @@ func (s *Store) LegacyToken(_ context.Context, hash string) (string, error) {
 	return id, nil
 }
 
-// ListPending returns a page of pending requests, newest first. The cursor is
-// the creation time and ID of the last request of the previous page, so that a
-// request closed since does not lose the place.
-func (s *Store) ListPending(_ context.Context, cursor string, limit int) ([]*approval.Request, string, error) {
+// List returns a page of the requests matching q, newest first. The cursor
+// is the creation time and ID of the last request of the previous page, so
+// that a request closed since does not lose the place.
+func (s *Store) List(_ context.Context, q approval.Query) ([]*approval.Request, string, error) {
+	q = q.Normalized()
+	var after *approval.Request
+	if q.Cursor != "" {
+		ms, id, ok := strings.Cut(q.Cursor, ".")
+		at, err := strconv.ParseInt(ms, 10, 64)
+		if !ok || err != nil {
+			return nil, "", approval.Invalidf("cursor", "cursor %q is not one this list gave", q.Cursor)
+		}
+		after = &approval.Request{ID: id, CreatedAt: time.UnixMilli(at)}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var all []*approval.Request
 	for _, r := range s.requests {
-		if r.Status == approval.StatusPending {
+		if q.Match(r) && (after == nil || newer(after, r)) {
 			all = append(all, r)
 		}
 	}
 	slices.SortFunc(all, func(a, b *approval.Request) int {
-		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
-			return c
+		if newer(a, b) {
+			return -1
 		}
-		return strings.Compare(b.ID, a.ID)
+		return 1
 	})
-	if cursor != "" {
-		ms, id, ok := strings.Cut(cursor, ".")
-		at, err := strconv.ParseInt(ms, 10, 64)
-		if !ok || err != nil {
-			return nil, "", approval.Invalidf("cursor", "cursor %q is not one this list gave", cursor)
-		}
-		after := time.UnixMilli(at)
-		i := slices.IndexFunc(all, func(r *approval.Request) bool {
-			c := r.CreatedAt.Compare(after)
-			return c < 0 || (c == 0 && r.ID < id)
-		})
-		if i < 0 {
-			i = len(all)
-		}
-		all = all[i:]
-	}
 	next := ""
-	if limit > 0 && len(all) > limit {
-		all = all[:limit]
-		last := all[limit-1]
+	if q.Limit > 0 && len(all) > q.Limit {
+		all = all[:q.Limit]
+		last := all[q.Limit-1]
 		next = fmt.Sprintf("%d.%s", last.CreatedAt.UnixMilli(), last.ID)
 	}
 	out := make([]*approval.Request, len(all))
@@ -135,6 +143,21 @@ func (s *Store) ListPending(_ context.Context, cursor string, limit int) ([]*app
 		out[i] = r.Clone()
 	}
 	return out, next, nil
+}
+
+// ListPending returns a page of pending requests, newest first (List for
+// pending requests).
+func (s *Store) ListPending(ctx context.Context, cursor string, limit int) ([]*approval.Request, string, error) {
+	return s.List(ctx, approval.Query{Cursor: cursor, Limit: limit})
+}
+
+// newer reports whether a comes before b in a list: created later, or at the
+// same time with a greater ID.
+func newer(a, b *approval.Request) bool {
+	if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+		return c > 0
+	}
+	return a.ID > b.ID
 }
 
 // ListDue returns up to limit requests due at now, earliest first.
@@ -185,4 +208,104 @@ func (s *Store) QuickVote(_ context.Context, id, tokenHash string, v approval.Vo
 	next.Version++
 	s.requests[id] = next.Clone()
 	return next, nil
+}
+
+// ReadAudit returns a page of the audit log, in the order it was stored. The
+// cursor is the position in the log.
+func (s *Store) ReadAudit(_ context.Context, q approval.AuditQuery) ([]approval.AuditEntry, string, error) {
+	from := 0
+	if q.Cursor != "" {
+		n, err := strconv.Atoi(q.Cursor)
+		if err != nil || n < 0 {
+			return nil, "", approval.Invalidf("cursor", "cursor %q is not one this log gave", q.Cursor)
+		}
+		from = n
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 1000
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []approval.AuditEntry
+	i := from
+	for ; i < len(s.log) && len(out) < limit; i++ {
+		if e := s.log[i]; q.Since.IsZero() || !e.At.Before(q.Since) {
+			out = append(out, e)
+		}
+	}
+	next := ""
+	if i < len(s.log) {
+		next = strconv.Itoa(i)
+	}
+	return out, next, nil
+}
+
+// AuditChanged returns the heads of the requests with entries in the log
+// after position mark.
+func (s *Store) AuditChanged(_ context.Context, mark string, _ time.Time, limit int) ([]approval.AuditHead, string, error) {
+	from := 0
+	if mark != "" {
+		n, err := strconv.Atoi(mark)
+		if err != nil || n < 0 {
+			return nil, "", fmt.Errorf("audit changed: mark %q: %w", mark, approval.ErrInvalid)
+		}
+		from = n
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen := map[string]bool{}
+	var heads []approval.AuditHead
+	i := from
+	for ; i < len(s.log); i++ {
+		id := s.log[i].RequestID
+		if id == "" || seen[id] {
+			continue
+		}
+		if limit > 0 && len(heads) == limit {
+			break
+		}
+		seen[id] = true
+		if r, ok := s.requests[id]; ok {
+			heads = append(heads, r.Head())
+		}
+	}
+	if i == from {
+		return nil, mark, nil
+	}
+	return heads, strconv.Itoa(i), nil
+}
+
+// LastCheckpoint returns the newest checkpoint, or ErrNotFound.
+func (s *Store) LastCheckpoint(context.Context) (approval.AuditEntry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := len(s.log) - 1; i >= 0; i-- {
+		if s.log[i].RequestID == "" {
+			return s.log[i], nil
+		}
+	}
+	return approval.AuditEntry{}, fmt.Errorf("last checkpoint: %w", approval.ErrNotFound)
+}
+
+// AddCheckpoint appends checkpoint e to the log, or returns ErrConflict if
+// one with its Seq exists.
+func (s *Store) AddCheckpoint(_ context.Context, e approval.AuditEntry) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, x := range s.log {
+		if x.RequestID == "" && x.Seq == e.Seq {
+			return fmt.Errorf("add checkpoint %d: %w", e.Seq, approval.ErrConflict)
+		}
+	}
+	s.log = append(s.log, e)
+	return nil
+}
+
+// TamperAudit lets tests change the stored audit log: fn gets the log and
+// returns the log to keep.
+func (s *Store) TamperAudit(fn func([]approval.AuditEntry) []approval.AuditEntry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.log = fn(slices.Clone(s.log))
 }

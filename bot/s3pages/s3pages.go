@@ -1,6 +1,13 @@
 // Package s3pages publishes the one-time decision pages as objects in an S3
 // bucket, under a key prefix, served to people from a base URL (typically a
 // CloudFront distribution in front of the bucket).
+//
+// A page taken down is not deleted but replaced (Retire) by the page that
+// tells a late visitor what happened to its request, which holds no token and
+// no form, and carries the metadata LateMetadata: S3 cannot look the request
+// up when the link is opened, so the page is written once, when the request
+// closes (and again should it change). The bucket's lifecycle rule removes it
+// with every other page.
 package s3pages
 
 import (
@@ -10,6 +17,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 
 	"approvalbot/bot/approval"
 
@@ -29,6 +37,14 @@ const (
 
 // maxDeleteBatch is the most keys one DeleteObjects call accepts.
 const maxDeleteBatch = 1000
+
+// LateMetadata is the object metadata (x-amz-meta-approvalbot-page: late) of a
+// page that replaced a one-time page taken down, so that what serves the
+// bucket can tell it apart (a CloudFront function may answer it with 410).
+var LateMetadata = map[string]string{"approvalbot-page": "late"}
+
+// maxParallelPuts bounds the PutObject calls Retire makes at once.
+const maxParallelPuts = 10
 
 // api is the part of the S3 client that Pages uses.
 type api interface {
@@ -51,7 +67,10 @@ type Pages struct {
 	baseURL string
 }
 
-var _ approval.Pages = (*Pages)(nil)
+var (
+	_ approval.Pages   = (*Pages)(nil)
+	_ approval.Retirer = (*Pages)(nil)
+)
 
 // New returns Pages writing to cfg.Bucket through client (an *s3.Client).
 func New(client api, cfg Config) (*Pages, error) {
@@ -123,6 +142,45 @@ func (p *Pages) Delete(ctx context.Context, keys []string) error {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("delete pages: %w", err)
+	}
+	return nil
+}
+
+// Retire replaces the pages under keys with html, the page that says what
+// happened to their request, with the metadata LateMetadata; a few at a time,
+// in parallel.
+func (p *Pages) Retire(ctx context.Context, keys []string, html []byte) error {
+	for _, k := range keys {
+		if err := checkKey(k); err != nil {
+			return err
+		}
+	}
+	var (
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, maxParallelPuts)
+		errs = make([]error, len(keys))
+	)
+	for i, k := range keys {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			_, err := p.client.PutObject(ctx, &s3.PutObjectInput{
+				Bucket:        aws.String(p.bucket),
+				Key:           aws.String(p.prefix + k),
+				Body:          bytes.NewReader(html),
+				ContentLength: aws.Int64(int64(len(html))),
+				ContentType:   aws.String(ContentType),
+				CacheControl:  aws.String(CacheControl),
+				Metadata:      LateMetadata,
+			})
+			if err != nil {
+				errs[i] = fmt.Errorf("%s: %w", k, err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("retire pages: %w", err)
 	}
 	return nil
 }

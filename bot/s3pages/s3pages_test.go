@@ -3,7 +3,9 @@ package s3pages
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -14,12 +16,15 @@ import (
 
 // fakeS3 records the calls it gets.
 type fakeS3 struct {
+	mu      sync.Mutex
 	puts    []*s3.PutObjectInput
 	deletes [][]string
 	errs    []types.Error
 }
 
 func (f *fakeS3) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.puts = append(f.puts, in)
 	return &s3.PutObjectOutput{}, nil
 }
@@ -147,5 +152,33 @@ func TestDeleteReportsErrors(t *testing.T) {
 	}
 	if errors.Unwrap(err) == nil {
 		t.Errorf("Delete error %v wraps nothing", err)
+	}
+}
+
+// Retire writes the late visitor's page over each page, with its metadata
+// and the pages' headers, and checks the keys first.
+func TestRetire(t *testing.T) {
+	f := &fakeS3{}
+	p, err := New(f, Config{Bucket: "b", Prefix: "pages/", BaseURL: "https://d.example.net"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := []string{"k1", "k2", "k3"}
+	if err := p.Retire(context.Background(), keys, []byte("<p>approved by alice</p>")); err != nil {
+		t.Fatalf("Retire: %v", err)
+	}
+	var got []string
+	for _, in := range f.puts {
+		got = append(got, aws.ToString(in.Key))
+		if aws.ToString(in.ContentType) != ContentType || aws.ToString(in.CacheControl) != CacheControl || in.Metadata["approvalbot-page"] != "late" {
+			t.Errorf("put %s: type %q, cache %q, metadata %v", aws.ToString(in.Key), aws.ToString(in.ContentType), aws.ToString(in.CacheControl), in.Metadata)
+		}
+	}
+	slices.Sort(got)
+	if diff := cmp.Diff([]string{"pages/k1", "pages/k2", "pages/k3"}, got); diff != "" {
+		t.Errorf("keys written (-want +got):\n%s", diff)
+	}
+	if err := p.Retire(context.Background(), []string{"ok", "../x"}, []byte("x")); err == nil || len(f.puts) != 3 {
+		t.Errorf("Retire with a bad key: %v, %d puts; want an error before any put", err, len(f.puts))
 	}
 }

@@ -50,6 +50,7 @@ const (
 // service is what the Slack routes need from approval.Service.
 type service interface {
 	ListPending(ctx context.Context, cursor string, limit int) ([]*approval.Request, string, error)
+	List(ctx context.Context, q approval.Query) ([]*approval.Request, string, error)
 	Get(ctx context.Context, id string) (*approval.Request, error)
 	DecideInChat(ctx context.Context, id string, c approval.Choice, comment string, voter approval.Identity) (*approval.Request, error)
 	PersonalLink(ctx context.Context, id string, voter approval.Identity) (*approval.Request, string, error)
@@ -122,6 +123,8 @@ func (a *App) command(ctx context.Context, cmd slack.SlashCommand) reply {
 		return a.list(ctx, cmd.UserID, false, "")
 	case "mine":
 		return a.list(ctx, cmd.UserID, true, "")
+	case "history":
+		return a.history(ctx, cmd.UserID, "")
 	case "help":
 		return ephemeral(helpText(name))
 	}
@@ -131,6 +134,7 @@ func (a *App) command(ctx context.Context, cmd slack.SlashCommand) reply {
 func helpText(name string) string {
 	return fmt.Sprintf("*%[1]s* lists the requests waiting for a decision, newest first, with their progress.\n"+
 		"*%[1]s mine* lists only those you can decide.\n"+
+		"*%[1]s history* lists the last closed requests you could vote on: who decided, when and why.\n"+
 		"*%[1]s help* shows this help.\n"+
 		"Vote with the buttons on a request's message, or press *Open approval page* there for a personal page (to add a comment).", name)
 }
@@ -218,7 +222,8 @@ func (a *App) list(ctx context.Context, user string, mine bool, cursor string) r
 	return ephemeral(head, blocks...)
 }
 
-// moreValue and parseMore encode the listing a "More" button continues.
+// moreValue and parseMore encode the listing a "More" button continues:
+// "all", "mine" or "history", and the cursor.
 func moreValue(mine bool, cursor string) string {
 	if mine {
 		return "mine:" + cursor
@@ -226,12 +231,12 @@ func moreValue(mine bool, cursor string) string {
 	return "all:" + cursor
 }
 
-func parseMore(v string) (mine bool, cursor string, ok bool) {
-	kind, cursor, ok := strings.Cut(v, ":")
-	if !ok || cursor == "" || (kind != "mine" && kind != "all") {
-		return false, "", false
+func parseMore(v string) (kind string, cursor string, ok bool) {
+	kind, cursor, ok = strings.Cut(v, ":")
+	if !ok || cursor == "" || (kind != "mine" && kind != "all" && kind != "history") {
+		return "", "", false
 	}
-	return kind == "mine", cursor, true
+	return kind, cursor, true
 }
 
 // listItem is one request of the listing: title, requester, age, time left,
@@ -390,12 +395,17 @@ func (a *App) openPage(ctx context.Context, cb slack.InteractionCallback, id str
 
 // more answers the next page of a listing.
 func (a *App) more(ctx context.Context, cb slack.InteractionCallback, value string) {
-	mine, cursor, ok := parseMore(value)
+	kind, cursor, ok := parseMore(value)
 	if !ok {
 		a.log.Warn("slack: More button with an invalid value", "user", cb.User.ID)
 		return
 	}
-	out := a.list(ctx, cb.User.ID, mine, cursor)
+	var out reply
+	if kind == "history" {
+		out = a.history(ctx, cb.User.ID, cursor)
+	} else {
+		out = a.list(ctx, cb.User.ID, kind == "mine", cursor)
+	}
 	a.show(ctx, cb, message{text: out.Text, blocks: out.Blocks})
 }
 

@@ -561,3 +561,7 @@ type failingList struct{ *approval.Service }
 func (failingList) ListPending(context.Context, string, int) ([]*approval.Request, string, error) {
 	return nil, "", errors.New("store down")
 }
+
+func (failingList) List(context.Context, approval.Query) ([]*approval.Request, string, error) {
+	return nil, "", errors.New("store down")
+}

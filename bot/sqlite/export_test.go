@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+
+	"approvalbot/bot/approval"
 )
 
 // SchemaLatest is the schema version Open brings a database to.
@@ -23,6 +25,9 @@ const (
 	QueryPending Query = iota
 	QueryPendingAfter
 	QueryDue
+	QueryClosed
+	QueryApprovedAfter
+	QueryPendingOfApprover
 )
 
 // QueryPlan returns SQLite's plan for one of the list queries with limit 10,
@@ -32,11 +37,21 @@ func (s *Store) QueryPlan(ctx context.Context, q Query) (string, error) {
 		query string
 		args  []any
 	)
+	list := func(q approval.Query) {
+		q.Limit = 10
+		query, args, _ = listQuery(q.Normalized())
+	}
 	switch q {
 	case QueryPending:
-		query = pendingQuery(false, 10)
+		list(approval.Query{})
 	case QueryPendingAfter:
-		query, args = pendingQuery(true, 10), []any{int64(1), "x"}
+		list(approval.Query{Cursor: makeCursor(1, "x")})
+	case QueryClosed:
+		list(approval.Query{Status: approval.StatusClosed})
+	case QueryApprovedAfter:
+		list(approval.Query{Status: "approved", Cursor: makeCursor(1, "x")})
+	case QueryPendingOfApprover:
+		list(approval.Query{Approver: approval.Identity{ID: "a@example.com"}})
 	case QueryDue:
 		query, args = dueQuery(10), []any{int64(1)}
 	}

@@ -21,7 +21,10 @@ import (
 // the page's key among its recipients (a trigger of the schema), and Get
 // serves it only while that request exists and is pending. So a page whose
 // request was never stored (a creation that failed or crashed) and a page of
-// a closed request are never served, even before they are deleted.
+// a closed request are never served, even before they are deleted. A page
+// of a stored request is taken down rather than deleted: its row keeps the
+// key and the request, without the page, so that someone who opens its link
+// later learns what happened (Get returns an *approval.PageGoneError).
 type Pages struct {
 	store   *Store
 	baseURL string
@@ -39,10 +42,10 @@ var pageKey = regexp.MustCompile(`^[A-Za-z0-9_-]{16,64}$`)
 const (
 	putPage = `INSERT INTO pages (key, html, created_at) VALUES (?, ?, ?)
 		ON CONFLICT (key) DO UPDATE SET html = excluded.html`
-	// getPage serves a page only while its request is stored, pending and
-	// unexpired: the write that closes a request retires its pages.
-	getPage = `SELECT p.html FROM pages p JOIN requests r ON r.id = p.request_id
-		WHERE p.key = ?1 AND r.status = 'pending' AND r.expires_at > ?2`
+	// getPage reads a page, its request, the request's status (NULL when
+	// the request is not stored) and expiry.
+	getPage = `SELECT p.html, coalesce(p.request_id, ''), r.status, coalesce(r.expires_at, 0) FROM pages p
+		LEFT JOIN requests r ON r.id = p.request_id WHERE p.key = ?`
 )
 
 // NewPages returns the pages kept in s's database. baseURL is the address at
@@ -97,8 +100,9 @@ func (p *Pages) Import(ctx context.Context, requestID, key string, html []byte) 
 	return nil
 }
 
-// Delete removes the pages, in one write; keys that do not exist are not an
-// error.
+// Delete takes the pages down: a page of a stored request keeps its row (the
+// key and the request, without the page); any other is deleted. Keys that do
+// not exist are not an error.
 func (p *Pages) Delete(ctx context.Context, keys []string) error {
 	args := make([]any, 0, len(keys))
 	for _, k := range keys {
@@ -109,26 +113,42 @@ func (p *Pages) Delete(ctx context.Context, keys []string) error {
 	if len(args) == 0 {
 		return nil
 	}
-	q := "DELETE FROM pages WHERE key IN (?" + strings.Repeat(", ?", len(args)-1) + ")"
-	if _, err := p.store.exec(ctx, q, args...); err != nil {
+	in := "key IN (?" + strings.Repeat(", ?", len(args)-1) + ")"
+	if _, err := p.store.exec(ctx, "UPDATE pages SET html = x'' WHERE request_id IS NOT NULL AND length(html) > 0 AND "+in, args...); err != nil {
+		return fmt.Errorf("delete pages: %w", err)
+	}
+	if _, err := p.store.exec(ctx, "DELETE FROM pages WHERE request_id IS NULL AND "+in, args...); err != nil {
 		return fmt.Errorf("delete pages: %w", err)
 	}
 	return nil
 }
 
 // Get returns the page stored under key while its request is stored and
-// pending, or ErrNotFound.
+// pending. A page taken down (its request closed, or its holder voted) whose
+// request is stored is an *approval.PageGoneError naming the request; any
+// other key is ErrNotFound.
 func (p *Pages) Get(ctx context.Context, key string) ([]byte, error) {
 	if !pageKey.MatchString(key) {
 		return nil, fmt.Errorf("get page: %w", approval.ErrNotFound)
 	}
-	var html []byte
-	err := p.store.queryRow(ctx, getPage, key, p.now().UnixMilli()).Scan(&html)
-	if errors.Is(err, sql.ErrNoRows) {
-		err = approval.ErrNotFound
-	}
-	if err != nil {
+	var (
+		html    []byte
+		id      string
+		status  sql.NullString
+		expires int64
+	)
+	err := p.store.queryRow(ctx, getPage, key).Scan(&html, &id, &status, &expires)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, fmt.Errorf("get page: %w", approval.ErrNotFound)
+	case err != nil:
 		return nil, fmt.Errorf("get page: %w", err)
+	case !status.Valid:
+		return nil, fmt.Errorf("get page: no request stored: %w", approval.ErrNotFound)
+	case status.String != string(approval.StatusPending) || len(html) == 0 || p.now().UnixMilli() >= expires:
+		// Closed (the closing write retired it), taken down, or past the
+		// expiry that nothing has closed yet.
+		return nil, fmt.Errorf("get page: %w", &approval.PageGoneError{RequestID: id})
 	}
 	return html, nil
 }
@@ -143,15 +163,21 @@ func (p *Pages) RetiresPages() {}
 // Page is Get, under the name the web server's page source uses.
 func (p *Pages) Page(ctx context.Context, key string) ([]byte, error) { return p.Get(ctx, key) }
 
-// Prune deletes the pages stored before before that are not served: those
-// whose request was never stored, or is no longer pending. It returns how many
-// it deleted. Pages put after before are left alone, since their request may
-// still be being stored.
+// Prune removes the pages stored before before that are not served: it
+// deletes those whose request was never stored, and takes down (see Delete)
+// those whose request is no longer pending. It returns how many it removed.
+// Pages put after before are left alone, since their request may still be
+// being stored.
 func (p *Pages) Prune(ctx context.Context, before time.Time) (int64, error) {
 	n, err := p.store.exec(ctx, `DELETE FROM pages WHERE created_at < ? AND NOT EXISTS (
-		SELECT 1 FROM requests r WHERE r.id = pages.request_id AND r.status = 'pending')`, before.UnixMilli())
+		SELECT 1 FROM requests r WHERE r.id = pages.request_id)`, before.UnixMilli())
 	if err != nil {
 		return 0, fmt.Errorf("prune pages: %w", err)
 	}
-	return n, nil
+	m, err := p.store.exec(ctx, `UPDATE pages SET html = x'' WHERE created_at < ? AND length(html) > 0 AND EXISTS (
+		SELECT 1 FROM requests r WHERE r.id = pages.request_id AND r.status <> 'pending')`, before.UnixMilli())
+	if err != nil {
+		return n, fmt.Errorf("prune pages: %w", err)
+	}
+	return n + m, nil
 }

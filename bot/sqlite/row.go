@@ -35,6 +35,10 @@ type (
 		Decision       *decisionJSON   `json:"decision,omitempty"`
 		Canceled       *cancelJSON     `json:"canceled,omitempty"`
 		lifecycleJSON                  // timers and hand-offs (lifecycle.go)
+		// Audit is the request's audit trail, each entry as exported (one
+		// line of JSON, as a string); the triggers copy new entries to the
+		// audit table.
+		Audit []string `json:"audit,omitempty"`
 	}
 	cancelJSON struct {
 		By     string `json:"by"`
@@ -173,6 +177,13 @@ func encodeRequest(r *approval.Request) (*row, error) {
 	for _, m := range r.DirectMessages {
 		d.DirectMessages = append(d.DirectMessages, chatJSON(m))
 	}
+	for _, e := range r.Audit {
+		b, err := e.MarshalJSON()
+		if err != nil {
+			return nil, fmt.Errorf("encode request: audit: %w", err)
+		}
+		d.Audit = append(d.Audit, string(b))
+	}
 	w := &row{
 		taskToken: r.TaskToken, webhookURL: r.WebhookURL, title: r.Title, details: r.Details, requester: r.Requester,
 		policy: string(r.Rule.Policy), slackChannel: r.SlackChannel, chatChannel: r.ChatMessage.Channel, chatTS: r.ChatMessage.TS,
@@ -256,7 +267,9 @@ func scanRequest(sc scanner) (*approval.Request, error) {
 		if err := json.Unmarshal([]byte(doc.String), &d); err != nil {
 			return nil, fmt.Errorf("request %s: doc: %w", r.ID, err)
 		}
-		decodeDoc(&r, &d)
+		if err := decodeDoc(&r, &d); err != nil {
+			return nil, fmt.Errorf("request %s: %w", r.ID, err)
+		}
 		return &r, nil
 	}
 
@@ -269,7 +282,9 @@ func scanRequest(sc scanner) (*approval.Request, error) {
 	if dChoice.Valid {
 		d.Decision = &decisionJSON{Choice: dChoice.String, By: dBy.String, Channel: dChannel.String, Comment: dComment.String, At: dAt.Int64}
 	}
-	decodeDoc(&r, &d)
+	if err := decodeDoc(&r, &d); err != nil {
+		return nil, fmt.Errorf("request %s: %w", r.ID, err)
+	}
 	legacy(&r, delivered, fromMS(leaseUntil.Int64))
 	return &r, nil
 }
@@ -294,7 +309,7 @@ func legacy(r *approval.Request, delivered bool, leaseUntil time.Time) {
 }
 
 // decodeDoc sets the v2 parts of r from d.
-func decodeDoc(r *approval.Request, d *docJSON) {
+func decodeDoc(r *approval.Request, d *docJSON) error {
 	r.Rule = approval.Rule{
 		Policy: approval.Policy(d.Rule.Policy), RejectPolicy: approval.RejectPolicy(d.Rule.RejectPolicy),
 		AllowSelfApproval: d.Rule.AllowSelfApproval,
@@ -334,4 +349,12 @@ func decodeDoc(r *approval.Request, d *docJSON) {
 			At: fromMS(dc.At),
 		}
 	}
+	for _, line := range d.Audit {
+		e, err := approval.ParseAuditEntry([]byte(line))
+		if err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+		r.Audit = append(r.Audit, e)
+	}
+	return nil
 }

@@ -224,6 +224,46 @@ var migrations = []string{
 		WHERE request_id IS NULL
 		AND key IN (SELECT json_extract(value, '$.pageKey') FROM json_each(NEW.recipients));
 	END;`,
+	// 4: history and the audit trail. The closed index lists the closed
+	// requests newest first, and the status index those of one status
+	// (pending too: it replaces the pending index, whose ties by ID SQLite
+	// had to sort). The audit
+	// table is the append-only log of the audit trail: every entry of every
+	// request's chain (copied from the doc's "audit" array by the triggers,
+	// in the write that seals it) and every checkpoint (request_id ''), in
+	// the order they were stored (gseq). Its entries are never updated or
+	// deleted (the guard triggers refuse it). A page taken down keeps its
+	// row, without its html, so that its link still finds its request.
+	`CREATE INDEX requests_closed ON requests (created_at DESC, id DESC) WHERE status <> 'pending';
+	CREATE INDEX requests_status ON requests (status, created_at DESC, id DESC);
+	DROP INDEX requests_pending;
+	CREATE TABLE audit (
+		gseq       INTEGER PRIMARY KEY AUTOINCREMENT,
+		request_id TEXT NOT NULL,      -- '' for a checkpoint
+		seq        INTEGER NOT NULL,
+		at         TEXT NOT NULL,      -- the entry's time: RFC 3339, UTC, milliseconds
+		entry      TEXT NOT NULL,      -- the entry as exported (one line of JSON)
+		UNIQUE (request_id, seq)
+	) STRICT;
+	CREATE INDEX audit_at ON audit (at);
+	CREATE TRIGGER requests_audit_insert AFTER INSERT ON requests WHEN NEW.doc IS NOT NULL BEGIN
+		INSERT INTO audit (request_id, seq, at, entry)
+		SELECT NEW.id, json_extract(value, '$.seq'), json_extract(value, '$.at'), value
+		FROM json_each(NEW.doc, '$.audit') ORDER BY key;
+	END;
+	CREATE TRIGGER requests_audit_update AFTER UPDATE ON requests WHEN NEW.doc IS NOT NULL BEGIN
+		INSERT INTO audit (request_id, seq, at, entry)
+		SELECT NEW.id, json_extract(value, '$.seq'), json_extract(value, '$.at'), value
+		FROM json_each(NEW.doc, '$.audit')
+		WHERE json_extract(value, '$.seq') > coalesce((SELECT max(seq) FROM audit WHERE request_id = NEW.id), 0)
+		ORDER BY key;
+	END;
+	CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN
+		SELECT RAISE(ABORT, 'the audit log is append-only');
+	END;
+	CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN
+		SELECT RAISE(ABORT, 'the audit log is append-only');
+	END;`,
 }
 
 // begin starts a write transaction; done must be called when it is over.
@@ -402,48 +442,88 @@ func (s *Store) LegacyToken(ctx context.Context, hash string) (string, error) {
 	return id, nil
 }
 
-// ListPending returns up to limit pending requests (all of them when limit is
-// 0 or less), newest first, ties by ID descending, starting after cursor, and
-// the cursor of the next page ("" after the last). The cursor is opaque: it
-// encodes the creation time and ID of the last request of the page.
-func (s *Store) ListPending(ctx context.Context, cursor string, limit int) ([]*approval.Request, string, error) {
-	var args []any
-	if cursor != "" {
-		at, id, err := parseCursor(cursor)
-		if err != nil {
-			return nil, "", err
-		}
-		args = append(args, at, id)
-	}
-	rs, err := s.list(ctx, pendingQuery(cursor != "", limit), args...)
+// List returns up to q.Limit requests matching q (all of them when the
+// limit is 0 or less), newest first, ties by ID descending, starting after
+// q.Cursor, and the cursor of the next page ("" after the last). It reads
+// through an index of the status asked for (pending, closed, or one closed
+// status), filters in the same query, and stops after one more than the
+// limit. The cursor is opaque: it encodes the creation time and ID of the
+// last request of the page.
+func (s *Store) List(ctx context.Context, q approval.Query) ([]*approval.Request, string, error) {
+	q = q.Normalized()
+	query, args, err := listQuery(q)
 	if err != nil {
-		return nil, "", fmt.Errorf("list pending: %w", err)
+		return nil, "", err
+	}
+	rs, err := s.list(ctx, query, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list %s requests: %w", q.Status, err)
 	}
 	next := ""
-	if limit > 0 && len(rs) > limit {
-		rs = rs[:limit]
-		last := rs[limit-1]
+	if q.Limit > 0 && len(rs) > q.Limit {
+		rs = rs[:q.Limit]
+		last := rs[q.Limit-1]
 		next = makeCursor(last.CreatedAt.UnixMilli(), last.ID)
 	}
 	return rs, next, nil
 }
 
-// pendingQuery reads a page of pending requests through the pending index:
-// after the cursor's (created_at, id) when after is set, and one more than
-// limit, to tell whether a next page exists.
-func pendingQuery(after bool, limit int) string {
-	q := "SELECT " + requestColumns + " FROM requests WHERE status = 'pending'"
-	if after {
-		q += " AND created_at <= ?1 AND (created_at < ?1 OR id < ?2)"
-	}
-	q += " ORDER BY created_at DESC, id DESC"
-	if limit > 0 {
-		q += " LIMIT " + strconv.Itoa(limit+1)
-	}
-	return q
+// ListPending is List for the pending requests.
+func (s *Store) ListPending(ctx context.Context, cursor string, limit int) ([]*approval.Request, string, error) {
+	return s.List(ctx, approval.Query{Cursor: cursor, Limit: limit})
 }
 
-// makeCursor and parseCursor write and read a ListPending cursor.
+// listQuery is the query of a page of q, and its arguments.
+func listQuery(q approval.Query) (string, []any, error) {
+	var (
+		where []string
+		args  []any
+	)
+	switch q.Status {
+	case approval.ListStatus(approval.StatusPending):
+		where = append(where, "status = 'pending'")
+	case approval.StatusClosed:
+		where = append(where, "status <> 'pending'")
+	default:
+		where = append(where, "status = ?")
+		args = append(args, string(q.Status))
+	}
+	if q.Cursor != "" {
+		at, id, err := parseCursor(q.Cursor)
+		if err != nil {
+			return "", nil, err
+		}
+		where = append(where, "created_at <= ? AND (created_at < ? OR id < ?)")
+		args = append(args, at, at, id)
+	}
+	if !q.Since.IsZero() {
+		where = append(where, "created_at >= ?")
+		args = append(args, q.Since.UnixMilli())
+	}
+	if !q.Until.IsZero() {
+		where = append(where, "created_at < ?")
+		args = append(args, q.Until.UnixMilli())
+	}
+	if q.Requester != "" {
+		where = append(where, "lower(requester) = lower(?)")
+		args = append(args, q.Requester)
+	}
+	if a := q.Approver; a.ID != "" || a.Email != "" {
+		where = append(where, "EXISTS (SELECT 1 FROM json_each(requests.approvers) WHERE lower(value) IN (lower(?), lower(?)))")
+		email := a.Email
+		if email == "" {
+			email = a.ID
+		}
+		args = append(args, a.ID, email)
+	}
+	query := "SELECT " + requestColumns + " FROM requests WHERE " + strings.Join(where, " AND ") + " ORDER BY created_at DESC, id DESC"
+	if q.Limit > 0 {
+		query += " LIMIT " + strconv.Itoa(q.Limit+1)
+	}
+	return query, args, nil
+}
+
+// makeCursor and parseCursor write and read a List cursor.
 func makeCursor(createdAt int64, id string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(createdAt, 10) + "." + id))
 }

@@ -169,9 +169,12 @@ func TestListQueriesUseIndexes(t *testing.T) {
 		q     sqlite.Query
 		index string
 	}{
-		{sqlite.QueryPending, "requests_pending"},
-		{sqlite.QueryPendingAfter, "requests_pending"},
+		{sqlite.QueryPending, "requests_status"},
+		{sqlite.QueryPendingAfter, "requests_status"},
 		{sqlite.QueryDue, "requests_due"},
+		{sqlite.QueryClosed, "requests_closed"},
+		{sqlite.QueryApprovedAfter, "requests_status"},
+		{sqlite.QueryPendingOfApprover, "requests_status"},
 	} {
 		plan, err := s.QueryPlan(t.Context(), tt.q)
 		if err != nil {

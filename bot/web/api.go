@@ -427,25 +427,18 @@ const (
 	MaxListLimit     = 200
 )
 
-// handleList answers GET /api/requests?status=pending&limit=N&cursor=C with a
-// page of pending requests, newest first, and the cursor of the next page.
+// handleList answers GET /api/requests?status=S&limit=N&cursor=C with a page
+// of requests, newest first, and the cursor of the next page. status is
+// pending (the default), approved, rejected, expired, canceled or closed;
+// approver=, requester=, since= and until= filter.
 func (s *server) handleList() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
-		if st := q.Get("status"); st != "" && st != string(approval.StatusPending) {
-			writeJSONError(w, http.StatusBadRequest, "status", fmt.Sprintf("status %q is not supported: only status=pending is", st))
+		q, field, msg := parseListQuery(r.URL.Query())
+		if msg != "" {
+			writeJSONError(w, http.StatusBadRequest, field, msg)
 			return
 		}
-		limit := DefaultListLimit
-		if v := q.Get("limit"); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || n > MaxListLimit {
-				writeJSONError(w, http.StatusBadRequest, "limit", fmt.Sprintf("limit must be a whole number from 1 to %d, got %q", MaxListLimit, v))
-				return
-			}
-			limit = n
-		}
-		reqs, next, err := s.cfg.Service.ListPending(r.Context(), q.Get("cursor"), limit)
+		reqs, next, err := s.cfg.Service.List(r.Context(), q)
 		var verr *approval.ValidationError
 		switch {
 		case errors.As(err, &verr):
@@ -465,6 +458,61 @@ func (s *server) handleList() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, out)
 	})
+}
+
+// parseListQuery reads the parameters of GET /api/requests; on bad input it
+// returns the field and the message.
+func parseListQuery(v url.Values) (q approval.Query, field, msg string) {
+	st, err := approval.ParseListStatus(v.Get("status"))
+	if err != nil {
+		return q, "status", err.Error()
+	}
+	q = approval.Query{
+		Status: st, Cursor: v.Get("cursor"), Limit: DefaultListLimit,
+		Requester: strings.TrimSpace(v.Get("requester")),
+		Approver:  approval.Identity{ID: strings.TrimSpace(v.Get("approver"))},
+	}
+	if l := v.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > MaxListLimit {
+			return q, "limit", fmt.Sprintf("limit must be a whole number from 1 to %d, got %q", MaxListLimit, l)
+		}
+		q.Limit = n
+	}
+	for _, t := range []struct {
+		name string
+		dst  *time.Time
+	}{{"since", &q.Since}, {"until", &q.Until}} {
+		if raw := v.Get(t.name); raw != "" {
+			at, err := ParseTime(raw)
+			if err != nil {
+				return q, t.name, fmt.Sprintf("%s must be a time such as 2026-11-25T14:00:00Z or a date such as 2026-11-25, got %q", t.name, raw)
+			}
+			*t.dst = at
+		}
+	}
+	if err := q.Check(); err != nil {
+		var verr *approval.ValidationError
+		if errors.As(err, &verr) {
+			return q, verr.Field, verr.Message
+		}
+		return q, "", err.Error()
+	}
+	return q, "", ""
+}
+
+// ParseTime reads a time of the API's query parameters: RFC 3339
+// (2026-11-25T14:00:00Z), or a date (2026-11-25, midnight UTC).
+func ParseTime(s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC(), nil
+	}
+	t, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("time %q: want RFC 3339 or YYYY-MM-DD", s)
+	}
+	return t, nil
 }
 
 func (s *server) apiMethodNotAllowed(allow string) http.Handler {

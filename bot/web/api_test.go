@@ -202,7 +202,7 @@ func TestAPIValidation(t *testing.T) {
 			t.Errorf("%s: answer %+v, want field %q and a message with %q", tc.name, got, tc.field, tc.text)
 		}
 	}
-	if all, _, _ := f.store.ListPending(context.Background(), "", 0); len(all) != 0 {
+	if all, _, _ := f.store.List(context.Background(), approval.Query{}); len(all) != 0 {
 		t.Errorf("the store holds %d requests after refused input, want 0", len(all))
 	}
 	if keys := f.pages.Keys(); len(keys) != 0 {
@@ -219,7 +219,7 @@ func TestAPIErrors(t *testing.T) {
 	}{
 		{"GET", "/api/requests/abcdefghijklmnop", 404, ""},
 		{"GET", "/api/requests/bad", 404, ""},
-		{"GET", "/api/requests?status=approved", 400, ""},
+		{"GET", "/api/requests?status=done", 400, ""},
 		{"GET", "/api/requests/abcdefghijklmnop?wait=soon", 400, ""},
 		{"DELETE", "/api/requests", 405, "GET, POST"},
 		{"POST", "/api/requests/abcdefghijklmnop", 405, "GET"},
@@ -241,7 +241,7 @@ func TestAPIErrors(t *testing.T) {
 func TestAPIWait(t *testing.T) {
 	f := newFixture(t)
 	_, tokens := f.create()
-	r, _, _ := f.store.ListPending(context.Background(), "", 0)
+	r, _, _ := f.store.List(context.Background(), approval.Query{})
 	id := r[0].ID
 
 	done := make(chan RequestJSON)
@@ -265,7 +265,7 @@ func TestAPIWait(t *testing.T) {
 func TestAPIWaitTimesOutWithCurrentState(t *testing.T) {
 	f := newFixture(t, func(c *Config, _ *approval.Service) { c.MaxWait = 50 * time.Millisecond })
 	f.create()
-	r, _, _ := f.store.ListPending(context.Background(), "", 0)
+	r, _, _ := f.store.List(context.Background(), approval.Query{})
 	resp := f.do("GET", "/api/requests/"+r[0].ID+"?wait=1h", nil)
 	if got := decode[RequestJSON](t, resp); resp.StatusCode != 200 || got.Status != "pending" {
 		t.Errorf("status %d, request %q; want 200 pending after the capped wait", resp.StatusCode, got.Status)
@@ -305,7 +305,7 @@ func TestAPIDisabled(t *testing.T) {
 	if resp := f.postJSON(`{}`); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("POST /api/requests with the API disabled: status %d, want 404", resp.StatusCode)
 	}
-	r, _, _ := f.store.ListPending(context.Background(), "", 0)
+	r, _, _ := f.store.List(context.Background(), approval.Query{})
 	if resp := f.do("GET", "/p/"+r[0].Recipients[0].PageKey, nil); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("page without a page source: status %d, want 404", resp.StatusCode)
 	}
@@ -320,7 +320,7 @@ func TestAPIDisabled(t *testing.T) {
 func TestAPIWaitEndsWithServer(t *testing.T) {
 	f := newFixture(t)
 	f.create()
-	r, _, _ := f.store.ListPending(context.Background(), "", 0)
+	r, _, _ := f.store.List(context.Background(), approval.Query{})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	req := httptest.NewRequestWithContext(ctx, "GET", "/api/requests/"+r[0].ID+"?wait=60s", nil)
@@ -425,7 +425,7 @@ func TestAPIWaitEndingInARead(t *testing.T) {
 	f := newFixture(t, func(c *Config, _ *approval.Service) { c.MaxWait = 50 * time.Millisecond })
 	f.create()
 	f.idle() // the store is swapped below
-	r, _, _ := f.store.ListPending(context.Background(), "", 0)
+	r, _, _ := f.store.List(context.Background(), approval.Query{})
 	f.svc.Store = slowReadStore{f.store.(*memory.Store)}
 	resp := f.do("GET", "/api/requests/"+r[0].ID+"?wait=1h", nil)
 	if got := decode[RequestJSON](t, resp); resp.StatusCode != 200 || got.Status != "pending" {
@@ -616,7 +616,7 @@ func TestAPIListPages(t *testing.T) {
 	}
 	for _, tc := range []struct{ query, field string }{
 		{"limit=0", "limit"}, {"limit=201", "limit"}, {"limit=-1", "limit"}, {"limit=ten", "limit"},
-		{"cursor=nosuchrequest", "cursor"}, {"status=approved", "status"},
+		{"cursor=nosuchrequest", "cursor"}, {"status=done", "status"},
 	} {
 		resp := f.do("GET", "/api/requests?"+tc.query, nil)
 		if e := decode[ErrorJSON](t, resp); resp.StatusCode != http.StatusBadRequest || e.Field != tc.field {

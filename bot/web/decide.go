@@ -222,7 +222,13 @@ func (s *server) handleDecideNotPost() http.Handler {
 // handlePage serves a one-time page. GET and HEAD only show it.
 func (s *server) handlePage() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, err := s.cfg.Pages.Page(r.Context(), r.PathValue("page"))
+		key := r.PathValue("page")
+		b, err := s.cfg.Pages.Page(r.Context(), key)
+		var gone *approval.PageGoneError
+		if errors.As(err, &gone) {
+			s.writeLate(w, r, gone.RequestID, key)
+			return
+		}
 		if err != nil {
 			if !errors.Is(err, approval.ErrNotFound) {
 				noteErr(r, err)
@@ -235,6 +241,36 @@ func (s *server) handlePage() http.Handler {
 		w.Header().Set("Content-Security-Policy", s.pageCSP)
 		writeHTML(w, http.StatusOK, b)
 	})
+}
+
+// writeLate answers a late visitor, who opened the page key of request id
+// after it was taken down, with what happened to the request: 410, a page
+// with no token and nothing that decides.
+func (s *server) writeLate(w http.ResponseWriter, r *http.Request, id, key string) {
+	noteRequest(r, id)
+	req, err := s.cfg.Service.Get(r.Context(), id)
+	if err != nil {
+		if !errors.Is(err, approval.ErrNotFound) {
+			noteErr(r, err)
+			s.writeResult(w, r, http.StatusInternalServerError, resultError())
+			return
+		}
+		s.writeResult(w, r, http.StatusNotFound, pages.Result{Kind: pages.ResultNotFound})
+		return
+	}
+	v := pages.Late{Request: req}
+	for _, rc := range req.Recipients {
+		if rc.PageKey == key {
+			v.Vote = req.VoteOf(rc.Identity())
+		}
+	}
+	var buf bytes.Buffer
+	if err := pages.RenderLate(&buf, v); err != nil {
+		noteErr(r, err)
+		s.writeResult(w, r, http.StatusInternalServerError, resultError())
+		return
+	}
+	writeHTML(w, http.StatusGone, buf.Bytes())
 }
 
 func (s *server) handleHealth() http.Handler {

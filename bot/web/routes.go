@@ -28,6 +28,8 @@ func (s *server) routes() http.Handler {
 		mux.Handle("/api/requests/{id}/cancel", s.api(s.apiMethodNotAllowed("POST")))
 		mux.Handle("POST /api/requests/{id}/extend", s.api(s.handleExtend()))
 		mux.Handle("/api/requests/{id}/extend", s.api(s.apiMethodNotAllowed("POST")))
+		mux.Handle("GET /api/audit", s.api(s.handleAudit()))
+		mux.Handle("/api/audit", s.api(s.apiMethodNotAllowed("GET")))
 		mux.Handle("/api/", s.api(s.apiNotFound()))
 	}
 

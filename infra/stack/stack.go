@@ -170,6 +170,20 @@ func (s *Stack) addTable() {
 	}
 }
 
+// LatePageFunction is the CloudFront function (viewer response) that answers
+// a page taken down (object metadata approvalbot-page: late) with 410 Gone.
+const LatePageFunction = `function handler(event) {
+  var response = event.response;
+  var mark = response.headers['x-amz-meta-approvalbot-page'];
+  if (mark && mark.value === 'late') {
+    response.statusCode = 410;
+    response.statusDescription = 'Gone';
+    delete response.headers['x-amz-meta-approvalbot-page'];
+  }
+  return response;
+}
+`
+
 // addPages adds the private bucket of one-time pages and the CloudFront
 // distribution that serves them over HTTPS (S3 website endpoints are HTTP only).
 func (s *Stack) addPages() {
@@ -225,6 +239,16 @@ func (s *Stack) addPages() {
 		},
 	})
 
+	// A page taken down is replaced on S3 by the page that tells a late
+	// visitor what happened, marked with the object metadata
+	// approvalbot-page: late (s3pages.LateMetadata). S3 serves it with 200;
+	// this function answers it with 410 Gone, and drops the marker.
+	late := awscloudfront.NewFunction(s.Stack, jsii.String("LatePageStatus"), &awscloudfront.FunctionProps{
+		Comment: jsii.String("approvalbot: a page taken down answers 410 Gone"),
+		Runtime: awscloudfront.FunctionRuntime_JS_2_0(),
+		Code:    awscloudfront.FunctionCode_FromInline(jsii.String(LatePageFunction)),
+	})
+
 	pagesDomain := s.customDomain("PagesCertificate", s.Config.PagesDomain, s.Config.PagesCertificateARN)
 	s.Distribution = awscloudfront.NewDistribution(s.Stack, jsii.String("PagesCDN"), &awscloudfront.DistributionProps{
 		Comment:                jsii.String("approvalbot one-time pages"),
@@ -241,6 +265,10 @@ func (s *Stack) addPages() {
 			// must not outlive it.
 			CachePolicy:           awscloudfront.CachePolicy_CACHING_DISABLED(),
 			ResponseHeadersPolicy: headers,
+			FunctionAssociations: &[]*awscloudfront.FunctionAssociation{{
+				Function:  late,
+				EventType: awscloudfront.FunctionEventType_VIEWER_RESPONSE,
+			}},
 		},
 		HttpVersion: awscloudfront.HttpVersion_HTTP2_AND_3,
 		PriceClass:  awscloudfront.PriceClass_PRICE_CLASS_100,
@@ -473,11 +501,13 @@ func (s *Stack) addLambdas() {
 	}))
 
 	// Callback and Slack: decide (report the outcome to the waiting task of
-	// this stack's state machine only) and remove the decided request's pages.
+	// this stack's state machine only) and take the pages down (each is
+	// written over with the page that says what happened; Slack also
+	// publishes the personal pages it mints).
 	for _, fn := range []awslambda.Function{s.Callback, s.Slack} {
 		fn.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Sid:       jsii.String("RemovePages"),
-			Actions:   jsii.Strings("s3:DeleteObject"),
+			Sid:       jsii.String("TakeDownPages"),
+			Actions:   jsii.Strings("s3:PutObject", "s3:DeleteObject"),
 			Resources: &[]*string{s.pagesARN()},
 		}))
 		fn.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{

@@ -279,6 +279,23 @@ func TestCloudFront(t *testing.T) {
 			"OriginAccessControlOriginType": "s3", "SigningBehavior": "always", "SigningProtocol": "sigv4",
 		},
 	})
+	// A page taken down (replaced by what happened) answers 410.
+	count(t, s, "AWS::CloudFront::Function", 1)
+	has(t, s, "AWS::CloudFront::Function", map[string]any{
+		"FunctionCode":   LatePageFunction,
+		"FunctionConfig": map[string]any{"Runtime": "cloudfront-js-2.0"},
+		"AutoPublish":    true,
+	})
+	has(t, s, "AWS::CloudFront::Distribution", map[string]any{
+		"DistributionConfig": map[string]any{
+			"DefaultCacheBehavior": map[string]any{
+				"FunctionAssociations": []any{map[string]any{
+					"EventType":   "viewer-response",
+					"FunctionARN": map[string]any{"Fn::GetAtt": []any{assertions.Match_AnyValue(), "FunctionARN"}},
+				}},
+			},
+		},
+	})
 	has(t, s, "AWS::CloudFront::Distribution", map[string]any{
 		"DistributionConfig": map[string]any{
 			"DefaultCacheBehavior": map[string]any{

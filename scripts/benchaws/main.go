@@ -318,7 +318,7 @@ const (
 	mAnswered   = "notifier answered"
 	mAnswer     = "approver's answer"
 	mResumed    = "workflow resumed"
-	mDeleted    = "pages deleted"
+	mDeleted    = "pages taken down"
 	mUpdated    = "Slack message updated"
 	mCritical   = "answer, workflow, pages and Slack"
 	mAll        = "all bookkeeping done"
@@ -487,7 +487,9 @@ func decidePhase(t0, answered time.Time, calls []awsflow.Call) phase {
 	p := phase{t0: t0, calls: since(calls, t0), milestones: map[string]time.Duration{}}
 	p.milestones[mAnswer] = answered.Sub(t0)
 	p.milestones[mResumed] = lastEnd(p.calls, t0, "sfn.SendTaskSuccess")
-	p.milestones[mDeleted] = lastEnd(p.calls, t0, "s3.DeleteObjects")
+	// Pages are taken down by replacing them with the late visitor's page
+	// (s3.PutObject after the vote), or deleted.
+	p.milestones[mDeleted] = max(lastEnd(p.calls, t0, "s3.DeleteObjects"), lastEnd(p.calls, t0, "s3.PutObject"))
 	p.milestones[mUpdated] = lastEnd(p.calls, t0, "slack.chat.update")
 	p.milestones[mCritical] = max(p.milestones[mAnswer], p.milestones[mResumed], p.milestones[mDeleted], p.milestones[mUpdated])
 	all := p.milestones[mAnswer]

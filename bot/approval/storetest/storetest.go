@@ -145,6 +145,13 @@ func Run(t *testing.T, newStore func(t *testing.T) approval.Store) {
 		{"ListPendingPages", testListPending},
 		{"ListDue", testListDue},
 		{"ListDueTimers", testListDueTimers},
+		{"ListByStatus", testListByStatus},
+		{"ListFilters", testListFilters},
+		{"ListCursorStable", testListCursorStable},
+		{"ListInvalidCursor", testListInvalidCursor},
+		{"AuditRoundTrip", testAuditRoundTrip},
+		{"AuditLog", testAuditLog},
+		{"AuditCheckpoints", testAuditCheckpoints},
 		{"VotesQuorumConcurrent", testVotesQuorumConcurrent},
 		{"VotesAll", testVotesAll},
 		{"VotesGroups", testVotesGroups},
@@ -363,7 +370,7 @@ func testListPending(t *testing.T, s approval.Store) {
 	var got []string
 	cursor := ""
 	for page := 0; ; page++ {
-		rs, next, err := s.ListPending(ctx, cursor, 3)
+		rs, next, err := s.List(ctx, pending(cursor, 3))
 		if err != nil {
 			t.Fatalf("ListPending page %d: %v", page, err)
 		}
@@ -388,16 +395,16 @@ func testListPending(t *testing.T, s approval.Store) {
 		t.Errorf("pending requests over all pages, newest first (-want +got):\n%s", diff)
 	}
 	// A page's cursor keeps its place when the request it ends on closes.
-	first, next, err := s.ListPending(ctx, "", 2)
+	first, next, err := s.List(ctx, pending("", 2))
 	if err != nil || len(first) != 2 || next == "" {
 		t.Fatalf("ListPending first page of 2: %d requests, next %q, %v", len(first), next, err)
 	}
 	update(t, s, Closed(first[1], Base.Add(time.Minute)))
-	rest, _, err := s.ListPending(ctx, next, 2)
+	rest, _, err := s.List(ctx, pending(next, 2))
 	if err != nil || len(rest) != 2 || rest[0].ID != want[2] || rest[1].ID != want[3] {
 		t.Errorf("ListPending after the cursor's request closed: %v, %v; want %v", ids(rest), err, want[2:4])
 	}
-	all, next, err := s.ListPending(ctx, "", 100)
+	all, next, err := s.List(ctx, pending("", 100))
 	if err != nil || next != "" || len(all) != 6 {
 		t.Errorf("ListPending with a large limit: %d requests, next %q, err %v; want 6, \"\", nil", len(all), next, err)
 	}

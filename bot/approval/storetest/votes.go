@@ -289,8 +289,8 @@ func testQuickVote(t *testing.T, s approval.Store) {
 	if due, err := s.ListDue(ctx, at.Add(approval.EffectLease), 10); err != nil || len(due) != 1 || due[0].ID != r.ID {
 		t.Errorf("ListDue once the close's lease lapsed: %v, %v; want the request", ids(due), err)
 	}
-	if rs, _, err := s.ListPending(ctx, "", 10); err != nil || len(rs) != 0 {
-		t.Errorf("ListPending after the close: %v, %v; want none", ids(rs), err)
+	if rs, _, err := s.List(ctx, approval.Query{Limit: 10}); err != nil || len(rs) != 0 {
+		t.Errorf("List of pending requests after the close: %v, %v; want none", ids(rs), err)
 	}
 
 	// A rule that one vote does not decide is refused, with the request.
