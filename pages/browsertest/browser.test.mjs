@@ -303,11 +303,20 @@ const scenarios = {
     check(done.status === 'approved', `dismiss: status ${done.status}, want approved`);
     check(done.decision && crlf(done.decision.comment) === comment, `dismiss: recorded comment ${JSON.stringify(done.decision && done.decision.comment)}, want ${JSON.stringify(comment)}`);
 
-    // The page is gone once decided.
+    // Once decided, the link says what happened (410) and holds nothing
+    // that decides.
     const res = await page.goto(req.pages[0]);
-    check(res.status() === 404 || res.status() === 410, `dismiss: page after the decision answers ${res.status()}, want 404`);
+    check(res.status() === 410, `dismiss: page after the decision answers ${res.status()}, want 410`);
     const gone = await result(page);
-    check(/no longer valid/i.test(gone), `dismiss: reopened page says ${JSON.stringify(gone)}, want "This link is no longer valid"`);
+    check(/this request was approved/i.test(gone), `dismiss: reopened page says ${JSON.stringify(gone)}, want "This request was approved"`);
+    check((await page.textContent('body')).includes('Ship it after lunch'), 'dismiss: the late page does not show the comment');
+    check((await page.$$('form, button, input')).length === 0, 'dismiss: the late page has a form, a button or an input');
+    await both(page, 'late-approved');
+    // A link that names no page says it is not valid (404).
+    const unknown = await page.goto(req.pages[0].replace(/\/p\/[^/]+$/, '/p/AAAAAAAAAAAAAAAAAAAAAA'));
+    check(unknown.status() === 404, `dismiss: an unknown page answers ${unknown.status()}, want 404`);
+    const nf = await result(page);
+    check(/no longer valid/i.test(nf), `dismiss: an unknown page says ${JSON.stringify(nf)}, want "This link is no longer valid"`);
     await both(page, 'result-not-found');
     await context.close();
   },
@@ -567,15 +576,17 @@ const scenarios = {
     check(done.status === 'approved' && done.votes && done.votes.length === 2,
       `quorum: status ${done.status} with ${done.votes && done.votes.length} votes, want approved with 2`);
 
-    // Every page goes when the request closes (right after the answer).
+    // Every page is taken down when the request closes (right after the
+    // answer): the third approver's link says what happened.
     const c = await open('quorum-c');
     let status = 0;
     for (let i = 0; i < 50; i++) {
       status = (await c.page.goto(req.pages[2])).status();
-      if (status === 404) break;
+      if (status === 410) break;
       await new Promise((r) => setTimeout(r, 100));
     }
-    check(status === 404, `quorum: the third approver's page answers ${status} after the close, want 404`);
+    check(status === 410, `quorum: the third approver's page answers ${status} after the close, want 410`);
+    check(/this request was approved/i.test(await result(c.page)), 'quorum: the third approver is not told the request was approved');
     for (const x of [a, b, c]) await x.context.close();
   },
 

@@ -186,7 +186,7 @@ func TestBrowser(t *testing.T) {
 	}
 	shotsWanted := []string{"page", "dialog", "confirm", "result-approved", "result-rejected", "result-already-decided",
 		"result-not-found", "result-invalid", "result-expired", "result-gone", "result-error",
-		"page-quorum", "result-recorded", "result-approved-quorum", "result-already-voted", "result-self-approval"}
+		"page-quorum", "result-recorded", "result-approved-quorum", "result-already-voted", "result-self-approval", "late-approved"}
 	if os.Getenv("BROWSERTEST_ONLY") != "" {
 		return // some screenshots were not taken
 	}
