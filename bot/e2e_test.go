@@ -544,8 +544,8 @@ func TestExpiredTokenRefused(t *testing.T) {
 	token := getPage(t, link)
 
 	clock.Add(61 * time.Second)
-	if got := statusOf(t, link); got != http.StatusNotFound {
-		t.Errorf("page past its expiry: status %d, want 404", got)
+	if got := statusOf(t, link); got != http.StatusGone {
+		t.Errorf("page past its expiry: status %d, want 410 (what happened)", got)
 	}
 	status, body := s.decide(token, "approve", "1")
 	if status != http.StatusGone || !strings.Contains(body, "expired") {

@@ -263,8 +263,8 @@ func TestCancelThroughCLIAndAPI(t *testing.T) {
 	if got := hook.results()[0]; got.Decision != "canceled" || got.CanceledBy != "release-bot" || got.CancelReason != "superseded by v1.4" {
 		t.Errorf("webhook got %+v", got)
 	}
-	if got := statusOf(t, link); got != http.StatusNotFound {
-		t.Errorf("page after cancel: status %d, want 404", got)
+	if got := statusOf(t, link); got != http.StatusGone {
+		t.Errorf("page after cancel: status %d, want 410 (what happened)", got)
 	}
 	if err := run(context.Background(), []string{"bot", "cancel", r.ID, "--server", s.url}, env(nil), io.Discard, io.Discard); exitCode(err, io.Discard) != exitUsage {
 		t.Errorf("second bot cancel: %v, want refused", err)
@@ -357,8 +357,8 @@ func TestDelegateThroughThePage(t *testing.T) {
 	if page := getPageBody(t, carol); !strings.Contains(page, "bob@example.com handed their vote to you") {
 		t.Errorf("carol's page does not say bob handed on:\n%s", pageText(page))
 	}
-	if got := statusOf(t, links["bob@example.com"]); got != http.StatusNotFound {
-		t.Errorf("bob's page after delegating: %d, want 404", got)
+	if got := statusOf(t, links["bob@example.com"]); got != http.StatusGone {
+		t.Errorf("bob's page after delegating: %d, want 410 (what happened)", got)
 	}
 	if status, body := s.vote(bob, "approve", "", false); status != http.StatusConflict || !strings.Contains(body, "You handed your vote to <strong>carol@example.com</strong>") {
 		t.Errorf("bob votes after delegating: %d %s", status, pageText(body))

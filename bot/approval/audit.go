@@ -454,7 +454,16 @@ func (r *Request) seal(now time.Time, created bool) {
 		}
 	}
 	if r.Status != st.status {
-		facts = append(facts, r.closeFact(st, now))
+		// The close comes before what follows from it (the delivery, the
+		// pages, the chat update), sealed in the same write when a quick
+		// vote closed the request without sealing.
+		i := slices.IndexFunc(facts, func(f AuditEntry) bool {
+			return f.Effect == EffectDeliver || f.Effect == EffectPages || f.Effect == EffectUpdate
+		})
+		if i < 0 {
+			i = len(facts)
+		}
+		facts = slices.Insert(facts, i, r.closeFact(st, now))
 	}
 	if len(r.Audit) == 0 && !created {
 		// A trail begun late: its facts in the order they happened. (A

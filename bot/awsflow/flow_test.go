@@ -283,8 +283,8 @@ func testCancel(t *testing.T, ctx context.Context, f *flow) {
 	if cause.Decision != "canceled" || cause.CanceledBy != "release-bot" || cause.CancelReason != "superseded by v2.5" {
 		t.Errorf("failure cause %+v, want canceled by release-bot with the reason", cause)
 	}
-	if p, err := awsflow.Get(ctx, f.web, links["kim@example.com"]); err != nil || p.Status != http.StatusNotFound {
-		t.Errorf("the page after cancel: %v, %v; want 404", p, err)
+	if p, err := awsflow.Get(ctx, f.web, links["kim@example.com"]); err != nil || !late(p, "withdrawn") {
+		t.Errorf("the page after cancel: %v, %v; want the late visitor's page", p, err)
 	}
 }
 
@@ -330,8 +330,8 @@ func testStoppedExecution(t *testing.T, ctx context.Context, f *flow) {
 	if n := len(f.proxy.Recorded(failureTarget)) - failures; n != 0 {
 		t.Errorf("%d SendTaskFailure to the stopped task, want none", n)
 	}
-	if p, err := awsflow.Get(ctx, f.web, links["lee@example.com"]); err != nil || p.Status != http.StatusNotFound {
-		t.Errorf("the page after the sweep: %v, %v; want 404", p, err)
+	if p, err := awsflow.Get(ctx, f.web, links["lee@example.com"]); err != nil || !late(p, "withdrawn") {
+		t.Errorf("the page after the sweep: %v, %v; want the late visitor's page", p, err)
 	}
 }
 
