@@ -483,17 +483,9 @@ func (s *Stack) addLambdas() {
 		Resources: &[]*string{s.stateMachineARN()},
 	}))
 
-	// Callback and Slack publish pages too: a vote handed on through the
-	// page's "Delegate to…" form publishes the delegate's page (and emails
-	// them their link); "Open approval page" in Slack publishes the clicker's
-	// personal link.
-	for _, fn := range []awslambda.Function{s.Callback, s.Slack} {
-		fn.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Sid:       jsii.String("PublishLinks"),
-			Actions:   jsii.Strings("s3:PutObject"),
-			Resources: &[]*string{s.pagesARN()},
-		}))
-	}
+	// Callback: a vote handed on through the page's "Delegate to…" form
+	// emails the delegate their link (its page is put under the pages
+	// statement below, which the Slack Lambda's personal links use too).
 	s.Callback.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:       jsii.String("SendMail"),
 		Actions:   jsii.Strings("ses:SendEmail"),
