@@ -190,11 +190,8 @@ func (s *Service) Extend(ctx context.Context, id, by string, timeout time.Durati
 		if err != nil {
 			return nil, fmt.Errorf("extend: %w", err)
 		}
-		switch {
-		case r.Status.Decided():
-			return r, ErrAlreadyDecided
-		case r.Status != StatusPending:
-			return r, ErrExpired
+		if err := r.openErr(); err != nil {
+			return r, err
 		}
 		now := s.now()
 		to := now.Add(timeout)

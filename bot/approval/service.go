@@ -101,7 +101,7 @@ func (s *Service) Create(ctx context.Context, in NewRequest) (r *Request, create
 		return nil, false, err
 	}
 
-	pages, err := s.mintEmailLinks(r)
+	pages, err := s.mintEmailLinks(r, r.Approvers)
 	if err != nil {
 		return nil, false, fmt.Errorf("create request: %w", err)
 	}
@@ -163,11 +163,11 @@ func (s *Service) createFailed(ctx context.Context, r *Request, lease string, er
 	return nil, false, fmt.Errorf("create request %s: %w", r.ID, err)
 }
 
-// mintEmailLinks gives every email approver a personal token and page and
-// returns the rendered pages by key.
-func (s *Service) mintEmailLinks(r *Request) (map[string][]byte, error) {
+// mintEmailLinks gives each email approver among approvers a personal token
+// and page on r, and returns the rendered pages by key.
+func (s *Service) mintEmailLinks(r *Request, approvers []string) (map[string][]byte, error) {
 	pages := map[string][]byte{}
-	for _, a := range r.Approvers {
+	for _, a := range approvers {
 		if IsSlackUserID(a) {
 			continue // reached through Slack, where they ask for a personal link
 		}

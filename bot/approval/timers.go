@@ -164,7 +164,7 @@ func (s *Service) fireTimers(r *Request, lease string, now time.Time) (bool, map
 	if escalate {
 		added := s.escalate(next, lease, now)
 		var err error
-		if pages, err = s.escalationLinks(next, added); err != nil {
+		if pages, err = s.mintEmailLinks(next, added); err != nil {
 			return false, nil, fmt.Errorf("escalate %s: %w", r.ID, err)
 		}
 	}
@@ -233,24 +233,6 @@ func (r *Request) escalationAdds() (people []string, groups map[string][]int) {
 		}
 	}
 	return people, groups
-}
-
-// escalationLinks mints the personal links of the email approvers added by
-// the escalation, recording them on r, and returns their pages.
-func (s *Service) escalationLinks(r *Request, added []string) (map[string][]byte, error) {
-	pages := map[string][]byte{}
-	for _, a := range added {
-		if IsSlackUserID(a) {
-			continue
-		}
-		rc, html, err := s.mint(r, a, ChannelEmail)
-		if err != nil {
-			return nil, err
-		}
-		r.Recipients = append(r.Recipients, rc)
-		pages[rc.PageKey] = html
-	}
-	return pages, nil
 }
 
 // escalate adds the escalation's people to r as approvers (in their groups),

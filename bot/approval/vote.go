@@ -121,13 +121,24 @@ func (s *Service) Lookup(ctx context.Context, token string) (*Request, error) {
 	return r, r.canVote(recipientIdentity(rc))
 }
 
-// canVote says why the person id cannot vote on r now, or nil.
-func (r *Request) canVote(id Identity) error {
+// openErr says why r can no longer change (ErrAlreadyDecided, ErrExpired),
+// or is nil while it is pending.
+func (r *Request) openErr() error {
 	switch {
 	case r.Status.Decided():
 		return ErrAlreadyDecided
 	case r.Status != StatusPending:
 		return ErrExpired
+	}
+	return nil
+}
+
+// canVote says why the person id cannot vote on r now, or nil.
+func (r *Request) canVote(id Identity) error {
+	if err := r.openErr(); err != nil {
+		return err
+	}
+	switch {
 	case r.voteOf(id) != nil:
 		return ErrAlreadyVoted
 	case r.delegatedAway(id):
@@ -354,11 +365,8 @@ func (s *Service) Cancel(ctx context.Context, id, by, reason string) (*Request, 
 		if err != nil {
 			return nil, fmt.Errorf("cancel: %w", err)
 		}
-		switch {
-		case r.Status.Decided():
-			return r, ErrAlreadyDecided
-		case r.Status != StatusPending:
-			return r, ErrExpired
+		if err := r.openErr(); err != nil {
+			return r, err
 		}
 		now := s.now()
 		next := r.Clone()

@@ -357,12 +357,10 @@ func (s *server) handleCreate() http.Handler {
 
 func (s *server) handleGet() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.PathValue("id")
-		if !approval.ValidID(id) {
-			writeJSONError(w, http.StatusNotFound, "id", "no request has this id")
+		id, ok := pathID(w, r)
+		if !ok {
 			return
 		}
-		noteRequest(r, id)
 		wait, err := parseWait(r.URL.Query().Get("wait"), s.cfg.MaxWait)
 		if err != nil {
 			writeJSONError(w, http.StatusBadRequest, "wait", err.Error())

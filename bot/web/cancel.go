@@ -23,16 +23,26 @@ type CancelJSON struct {
 // neither the call nor the configuration (Config.APIName) names anybody.
 const DefaultCanceledBy = "api"
 
+// pathID reads the request ID of an /api/requests/{id} route, notes it for the
+// log, and answers 404 itself when it is no request ID.
+func pathID(w http.ResponseWriter, r *http.Request) (string, bool) {
+	id := r.PathValue("id")
+	if !approval.ValidID(id) {
+		writeJSONError(w, http.StatusNotFound, "id", "no request has this id")
+		return "", false
+	}
+	noteRequest(r, id)
+	return id, true
+}
+
 // handleCancel answers POST /api/requests/{id}/cancel: 200 with the canceled
 // request, 409 when it is already closed, 404 when there is no such request.
 func (s *server) handleCancel() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.PathValue("id")
-		if !approval.ValidID(id) {
-			writeJSONError(w, http.StatusNotFound, "id", "no request has this id")
+		id, ok := pathID(w, r)
+		if !ok {
 			return
 		}
-		noteRequest(r, id)
 		var in CancelJSON
 		if r.ContentLength != 0 {
 			if status, field, msg := decodeJSON(w, r, &in); status != 0 {

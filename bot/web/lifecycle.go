@@ -192,12 +192,10 @@ func (s *server) answerChange(w http.ResponseWriter, r *http.Request, req *appro
 // {"timeoutSeconds": N}: the request now expires N seconds from now.
 func (s *server) handleExtend() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.PathValue("id")
-		if !approval.ValidID(id) {
-			writeJSONError(w, http.StatusNotFound, "id", "no request has this id")
+		id, ok := pathID(w, r)
+		if !ok {
 			return
 		}
-		noteRequest(r, id)
 		var in extendBody
 		if status, field, msg := decodeJSON(w, r, &in); status != 0 {
 			writeJSONError(w, status, field, msg)
