@@ -15,9 +15,9 @@ import (
 
 	"approvalbot/bot/approval"
 	"approvalbot/bot/dynamo"
-	"approvalbot/bot/memory"
-	"approvalbot/bot/mototest"
 	"approvalbot/bot/web"
+	"approvalbot/internal/testing/memory"
+	"approvalbot/internal/testing/mototest"
 	"approvalbot/pages"
 )
 

@@ -8,6 +8,7 @@ import (
 
 	"approvalbot/bot/approval"
 	"approvalbot/bot/local"
+	"approvalbot/internal/testing/mailtest"
 )
 
 // skipBraces skips inputs holding "{{", which checkHTML takes for a template
@@ -101,7 +102,7 @@ func FuzzEmail(f *testing.F) {
 				t.Fatalf("header line of %d bytes (RFC 5322 allows 998): %.80q…", len(line), line)
 			}
 		}
-		got, err := local.Parse(raw)
+		got, err := mailtest.Parse(raw)
 		if err != nil {
 			t.Fatalf("Parse: %v\n%s", err, raw)
 		}

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"approvalbot/bot/approval"
-	"approvalbot/bot/memory"
+	"approvalbot/internal/testing/memory"
 )
 
 // taskWorkflow behaves like a Step Functions task: the first outcome sent

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"approvalbot/bot/approval"
-	"approvalbot/bot/memory"
+	"approvalbot/internal/testing/memory"
 )
 
 // sweep runs one sweep at the clock's time.

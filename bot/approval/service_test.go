@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"approvalbot/bot/approval"
-	"approvalbot/bot/memory"
+	"approvalbot/internal/testing/memory"
 )
 
 // start is the injected clock's first reading; the nanoseconds check that the

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"approvalbot/bot/approval"
-	"approvalbot/bot/memory"
+	"approvalbot/internal/testing/memory"
 	"approvalbot/pages"
 
 	"github.com/aws/aws-sdk-go-v2/aws"

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"approvalbot/bot/approval"
-	"approvalbot/bot/memory"
+	"approvalbot/internal/testing/memory"
 )
 
 // stubRenderer renders nothing worth reading: the renderers have fuzz

@@ -8,8 +8,8 @@ import (
 	"regexp"
 
 	"approvalbot/bot/approval"
-	"approvalbot/bot/memory"
 	"approvalbot/bot/web"
+	"approvalbot/internal/testing/memory"
 	"approvalbot/pages"
 )
 

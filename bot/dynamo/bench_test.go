@@ -16,7 +16,7 @@ import (
 	"approvalbot/bot/approval"
 	"approvalbot/bot/approval/storetest"
 	"approvalbot/bot/dynamo"
-	"approvalbot/bot/mototest"
+	"approvalbot/internal/testing/mototest"
 )
 
 // counting is a DynamoDB client that counts its calls by operation.

@@ -10,7 +10,7 @@ import (
 	"approvalbot/bot/approval"
 	"approvalbot/bot/approval/storetest"
 	"approvalbot/bot/dynamo"
-	"approvalbot/bot/mototest"
+	"approvalbot/internal/testing/mototest"
 )
 
 func TestMain(m *testing.M) { os.Exit(mototest.Main(m)) }

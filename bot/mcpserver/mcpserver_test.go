@@ -17,8 +17,8 @@ import (
 	"approvalbot/bot/approval"
 	"approvalbot/bot/client"
 	"approvalbot/bot/mcpserver"
-	"approvalbot/bot/memory"
 	"approvalbot/bot/web"
+	"approvalbot/internal/testing/memory"
 	"approvalbot/pages"
 )
 

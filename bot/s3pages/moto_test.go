@@ -7,8 +7,8 @@ import (
 	"os"
 	"testing"
 
-	"approvalbot/bot/mototest"
 	"approvalbot/bot/s3pages"
+	"approvalbot/internal/testing/mototest"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"

@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"approvalbot/bot/approval"
-	"approvalbot/bot/mototest"
 	"approvalbot/bot/ses"
+	"approvalbot/internal/testing/mototest"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"approvalbot/bot/approval"
-	"approvalbot/bot/awsflow"
-	"approvalbot/bot/mototest"
 	botsfn "approvalbot/bot/sfn"
+	"approvalbot/internal/testing/awsflow"
+	"approvalbot/internal/testing/mototest"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"

@@ -21,7 +21,7 @@ import (
 	"github.com/slack-go/slack/slacktest"
 
 	"approvalbot/bot/approval"
-	"approvalbot/bot/memory"
+	"approvalbot/internal/testing/memory"
 )
 
 const (

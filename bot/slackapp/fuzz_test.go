@@ -16,7 +16,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"approvalbot/bot/approval"
-	"approvalbot/bot/memory"
+	"approvalbot/internal/testing/memory"
 )
 
 // The fuzz targets of the Slack routes: the bodies are signed as Slack signs

@@ -10,8 +10,8 @@ import (
 
 	"approvalbot/bot/approval"
 	"approvalbot/bot/approval/storetest"
-	"approvalbot/bot/memory"
 	"approvalbot/bot/sqlite"
+	"approvalbot/internal/testing/memory"
 )
 
 // auditDB makes a database with a trail: a quorum:2 request of three email

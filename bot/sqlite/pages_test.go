@@ -8,8 +8,8 @@ import (
 
 	"approvalbot/bot/approval"
 	"approvalbot/bot/approval/storetest"
-	"approvalbot/bot/memory"
 	"approvalbot/bot/sqlite"
+	"approvalbot/internal/testing/memory"
 )
 
 func wantPage(t *testing.T, p *sqlite.Pages, key, want string) {

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"approvalbot/bot/approval"
-	"approvalbot/bot/memory"
 	"approvalbot/bot/sqlite"
+	"approvalbot/internal/testing/memory"
 )
 
 // renderer puts the raw token alone on the page, so the test can decide as the

@@ -12,8 +12,8 @@ import (
 
 	"approvalbot/bot/approval"
 	"approvalbot/bot/approval/storetest"
-	"approvalbot/bot/memory"
 	"approvalbot/bot/sqlite"
+	"approvalbot/internal/testing/memory"
 
 	"github.com/google/go-cmp/cmp"
 )

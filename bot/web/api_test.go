@@ -15,7 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"approvalbot/bot/approval"
-	"approvalbot/bot/memory"
+	"approvalbot/internal/testing/memory"
 )
 
 func (f *fixture) postJSON(body string, header ...string) *http.Response {

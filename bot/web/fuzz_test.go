@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"approvalbot/bot/approval"
-	"approvalbot/bot/memory"
+	"approvalbot/internal/testing/memory"
 )
 
 // The fuzz targets of the HTTP surface. Each execution gets a fresh

@@ -16,9 +16,9 @@ import (
 
 	"approvalbot/bot/approval"
 	"approvalbot/bot/approval/storetest"
-	"approvalbot/bot/memory"
 	"approvalbot/bot/sqlite"
 	"approvalbot/bot/web"
+	"approvalbot/internal/testing/memory"
 	"approvalbot/pages"
 )
 

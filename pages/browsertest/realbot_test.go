@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"approvalbot/bot/local"
+	"approvalbot/internal/testing/mailtest"
 )
 
 // realBot is the approval bot built from ./bot and run as its own process on
@@ -126,7 +126,7 @@ func (b *realBot) Links(t *testing.T, approvers []string) []string {
 // emlLink returns the recipient of an .eml message and the page link in its
 // text part.
 func emlLink(raw []byte, origin string) (to, link string, err error) {
-	m, err := local.Parse(raw)
+	m, err := mailtest.Parse(raw)
 	if err != nil {
 		return "", "", err
 	}

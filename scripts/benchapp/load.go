@@ -17,7 +17,7 @@ import (
 	"sync"
 	"time"
 
-	"approvalbot/bot/local"
+	"approvalbot/internal/testing/mailtest"
 )
 
 // client calls the bot over loopback HTTP.
@@ -340,7 +340,7 @@ func outboxLinks(dir string) (map[string]string, error) {
 
 // mailLink returns the recipient of an email and the page link in its text part.
 func mailLink(raw []byte) (to, link string, err error) {
-	m, err := local.Parse(raw)
+	m, err := mailtest.Parse(raw)
 	if err != nil {
 		return "", "", err
 	}

@@ -44,7 +44,7 @@ import (
 	"time"
 
 	"approvalbot/bot/awsapp"
-	"approvalbot/bot/awsflow"
+	"approvalbot/internal/testing/awsflow"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"

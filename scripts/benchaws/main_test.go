@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"approvalbot/bot/awsflow"
+	"approvalbot/internal/testing/awsflow"
 
 	"github.com/google/go-cmp/cmp"
 )

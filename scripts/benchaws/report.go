@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"approvalbot/bot/awsflow"
+	"approvalbot/internal/testing/awsflow"
 )
 
 // target is a milestone's target from issue 9, in units of D (0: none).

@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"approvalbot/bot/awsflow"
+	"approvalbot/internal/testing/awsflow"
 )
 
 // fakeSlack answers the Slack Web API calls the bot makes (chat.postMessage,

@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"time"
 
-	"approvalbot/bot/mototest/motoserver"
+	"approvalbot/internal/testing/mototest/motoserver"
 )
 
 // MotoInstall is the command that installs the moto server this package expects.

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"approvalbot/bot/mototest/motoserver"
+	"approvalbot/internal/testing/mototest/motoserver"
 )
 
 func TestStartNotInstalled(t *testing.T) {

@@ -14,8 +14,8 @@ import (
 
 	"approvalbot/bot/approval"
 	"approvalbot/bot/awsapp"
-	"approvalbot/bot/awsflow"
-	"approvalbot/bot/mototest"
+	"approvalbot/internal/testing/awsflow"
+	"approvalbot/internal/testing/mototest"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"

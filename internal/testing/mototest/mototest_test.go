@@ -17,7 +17,7 @@ import (
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 	"github.com/google/go-cmp/cmp"
 
-	"approvalbot/bot/mototest"
+	"approvalbot/internal/testing/mototest"
 )
 
 func TestMain(m *testing.M) { os.Exit(mototest.Main(m)) }

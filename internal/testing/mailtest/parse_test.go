@@ -1,10 +1,11 @@
-package local
+package mailtest
 
 import (
 	"testing"
 	"time"
 
 	"approvalbot/bot/approval"
+	"approvalbot/bot/local"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -16,7 +17,7 @@ func TestParseReadsWhatComposeWrote(t *testing.T) {
 		Text:    "Open http://127.0.0.1:8080/p/abc_DEF-123\nlong line with = signs and ümlauts\n",
 		HTML:    "<p><a href=\"http://127.0.0.1:8080/p/abc_DEF-123\">Open</a></p>\n",
 	}
-	raw, _, err := Compose(DefaultFrom, want, time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
+	raw, _, err := local.Compose(local.DefaultFrom, want, time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
 	if err != nil {
 		t.Fatal(err)
 	}

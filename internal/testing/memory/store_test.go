@@ -5,7 +5,7 @@ import (
 
 	"approvalbot/bot/approval"
 	"approvalbot/bot/approval/storetest"
-	"approvalbot/bot/memory"
+	"approvalbot/internal/testing/memory"
 )
 
 func TestStoreContract(t *testing.T) {

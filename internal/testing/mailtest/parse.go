@@ -1,4 +1,6 @@
-package local
+// Package mailtest reads mail back as a mail client would: tests and tools use
+// it to check what the outbox or an SMTP server received.
+package mailtest
 
 import (
 	"bytes"
@@ -14,7 +16,7 @@ import (
 	"approvalbot/bot/approval"
 )
 
-// Parse reads a message as Compose writes it (or any single-part or
+// Parse reads a message as local.Compose writes it (or any single-part or
 // multipart/alternative RFC 5322 message) back into an approval.Email: the
 // recipient's bare address, the decoded subject, and the text and HTML bodies.
 // Tests and tools use it to read the outbox as a mail client would.

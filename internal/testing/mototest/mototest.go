@@ -38,7 +38,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
-	"approvalbot/bot/mototest/motoserver"
+	"approvalbot/internal/testing/mototest/motoserver"
 )
 
 // EndpointEnv names the environment variable that points the tests at a moto

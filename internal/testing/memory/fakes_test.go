@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"approvalbot/bot/approval"
-	"approvalbot/bot/memory"
+	"approvalbot/internal/testing/memory"
 
 	"github.com/google/go-cmp/cmp"
 )
