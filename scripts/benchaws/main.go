@@ -195,7 +195,7 @@ type stack struct {
 	proxy    *awsflow.Proxy
 	moto     *awsflow.Moto
 	site     *awsflow.Site
-	slack    *fakeSlack
+	slack    *awsflow.SlackAPI
 	timeline *awsflow.Timeline
 	notifier *awsapp.App
 	callback *awsapp.App
@@ -231,7 +231,7 @@ func startStack(ctx context.Context, d time.Duration, log *slog.Logger) (st *sta
 	if st.site, err = awsflow.NewSite(""); err != nil {
 		return st, err
 	}
-	if st.slack, err = startFakeSlack(d, st.timeline); err != nil {
+	if st.slack, err = awsflow.StartSlackAPI(d, st.timeline); err != nil {
 		return st, err
 	}
 	awsCfg := aws.Config{
@@ -247,7 +247,7 @@ func startStack(ctx context.Context, d time.Duration, log *slog.Logger) (st *sta
 		return st, err
 	}
 	slackEnv := map[string]string{
-		"SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_SIGNING_SECRET": "bench", "SLACK_API_URL": st.slack.url + "/",
+		"SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_SIGNING_SECRET": "bench", "SLACK_API_URL": st.slack.URL + "/",
 		"SLACK_DEFAULT_CHANNEL": "C0BENCH001",
 	}
 	getenv := func(k string) string { return slackEnv[k] }
@@ -285,7 +285,7 @@ func (st *stack) close() {
 		st.site.Close()
 	}
 	if st.slack != nil {
-		st.slack.close()
+		st.slack.Close()
 	}
 	if st.moto != nil {
 		st.moto.Stop()

@@ -1,4 +1,4 @@
-package main
+package awsflow
 
 import (
 	"encoding/json"
@@ -8,36 +8,37 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-
-	"approvalbot/internal/testing/awsflow"
 )
 
-// fakeSlack answers the Slack Web API calls the bot makes (chat.postMessage,
-// chat.update, conversations.open) after a fixed delay, and adds each to a
-// timeline as "slack.<method>".
-type fakeSlack struct {
-	url   string
+// SlackAPI is a fake Slack Web API on 127.0.0.1: it answers the calls the bot
+// makes (chat.postMessage, chat.update, conversations.open) after a fixed
+// delay, and adds each to a timeline as "slack.<method>".
+type SlackAPI struct {
+	// URL is the API's base URL, without the trailing slash.
+	URL   string
 	srv   *http.Server
 	delay time.Duration
-	tl    *awsflow.Timeline
+	tl    *Timeline
 	n     atomic.Int64
 }
 
-func startFakeSlack(delay time.Duration, tl *awsflow.Timeline) (*fakeSlack, error) {
+// StartSlackAPI starts a fake Slack Web API answering after delay; Close stops it.
+func StartSlackAPI(delay time.Duration, tl *Timeline) (*SlackAPI, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("fake Slack: %w", err)
 	}
-	s := &fakeSlack{url: "http://" + ln.Addr().String(), delay: delay, tl: tl}
+	s := &SlackAPI{URL: "http://" + ln.Addr().String(), delay: delay, tl: tl}
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	go s.srv.Serve(ln)
 	return s, nil
 }
 
-func (s *fakeSlack) close() { s.srv.Close() }
+// Close stops the server.
+func (s *SlackAPI) Close() { s.srv.Close() }
 
 // ServeHTTP answers one Web API call.
-func (s *fakeSlack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (s *SlackAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	method := strings.TrimPrefix(r.URL.Path, "/")
 	defer func() { s.tl.Add("slack."+method, start, time.Now()) }()
