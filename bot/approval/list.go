@@ -2,7 +2,6 @@ package approval
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"time"
 )
@@ -122,7 +121,7 @@ func (s *Service) List(ctx context.Context, q Query) ([]*Request, string, error)
 	q = q.Normalized()
 	rs, next, err := s.Store.List(ctx, q)
 	if err != nil {
-		return nil, "", fmt.Errorf("list %s requests: %w", q.Status, err)
+		return nil, "", err // the store's error says what it listed
 	}
 	if q.Status != ListStatus(StatusPending) {
 		return rs, next, nil

@@ -248,7 +248,7 @@ func (s *Service) deletePages(ctx context.Context, keys []string) {
 func (s *Service) Get(ctx context.Context, id string) (*Request, error) {
 	r, err := s.Store.GetRequest(ctx, id)
 	if err != nil {
-		return nil, fmt.Errorf("get request %s: %w", id, err)
+		return nil, err // the store's error names the request
 	}
 	if r.Status == StatusPending && r.ExpiredAt(s.now()) {
 		r = s.advance(ctx, r)
