@@ -329,28 +329,37 @@ func (a *App) click(ctx context.Context, cb slack.InteractionCallback, id string
 		a.tell(ctx, cb, msgWorkflowGone)
 	case errors.Is(err, approval.ErrDelegated):
 		a.tell(ctx, cb, delegatedAwayText(r, voter))
-	case errors.Is(err, approval.ErrNotApprover):
-		log.Warn("slack: vote refused; not an approver", "profile_known", known)
-		if known {
-			a.tell(ctx, cb, msgNotApprover)
-		} else {
-			a.tell(ctx, cb, msgUnknownUser)
-		}
 	case errors.Is(err, approval.ErrSelfApproval):
 		log.Info("slack: vote refused; the requester may not approve")
 		a.tell(ctx, cb, msgSelfApproval)
 	case (errors.Is(err, approval.ErrAlreadyVoted) || errors.Is(err, approval.ErrAlreadyDecided)) && retried:
 		log.Info("slack: retried click ignored; already done")
-	case errors.Is(err, approval.ErrAlreadyVoted), errors.Is(err, approval.ErrAlreadyDecided):
-		a.tell(ctx, cb, refusedText(r, voter))
-	case errors.Is(err, approval.ErrExpired):
-		a.tell(ctx, cb, closedText(r))
-	case errors.Is(err, approval.ErrNotFound):
-		a.tell(ctx, cb, msgNotFound)
 	default:
-		log.Error("slack: vote from a button", "err", err)
-		a.tell(ctx, cb, msgFailed)
+		a.tell(ctx, cb, refusal(log, "vote from a button", err, r, voter, known, msgFailed))
 	}
+}
+
+// refusal is the answer to err, the refusal of what a Slack user asked for:
+// not an approver (or a profile that could not be read just now), already
+// voted or decided, closed, unknown request. Any other error is logged and
+// answered with failed.
+func refusal(log *slog.Logger, what string, err error, r *approval.Request, voter approval.Identity, known bool, failed string) string {
+	switch {
+	case errors.Is(err, approval.ErrNotApprover):
+		log.Warn("slack: "+what+" refused; not an approver", "profile_known", known)
+		if known {
+			return msgNotApprover
+		}
+		return msgUnknownUser
+	case errors.Is(err, approval.ErrAlreadyVoted), errors.Is(err, approval.ErrAlreadyDecided):
+		return refusedText(r, voter)
+	case errors.Is(err, approval.ErrExpired):
+		return closedText(r)
+	case errors.Is(err, approval.ErrNotFound):
+		return msgNotFound
+	}
+	log.Error("slack: "+what, "err", err)
+	return failed
 }
 
 // openPage answers an approver with a personal one-time link to the request,
@@ -376,20 +385,8 @@ func (a *App) openPage(ctx context.Context, cb slack.InteractionCallback, id str
 	switch {
 	case errors.Is(err, approval.ErrNotApprover) && r != nil && r.DelegationOf(voter) != nil:
 		a.tell(ctx, cb, delegatedAwayText(r, voter))
-	case errors.Is(err, approval.ErrNotApprover) && known:
-		log.Warn("slack: personal link refused; not an approver")
-		a.tell(ctx, cb, msgNotApprover)
-	case errors.Is(err, approval.ErrNotApprover):
-		a.tell(ctx, cb, msgUnknownUser)
-	case errors.Is(err, approval.ErrAlreadyVoted), errors.Is(err, approval.ErrAlreadyDecided):
-		a.tell(ctx, cb, refusedText(r, voter))
-	case errors.Is(err, approval.ErrExpired):
-		a.tell(ctx, cb, closedText(r))
-	case errors.Is(err, approval.ErrNotFound):
-		a.tell(ctx, cb, msgNotFound)
 	default:
-		log.Error("slack: personal link", "err", err)
-		a.tell(ctx, cb, msgLinkFailed)
+		a.tell(ctx, cb, refusal(log, "personal link", err, r, voter, known, msgLinkFailed))
 	}
 }
 

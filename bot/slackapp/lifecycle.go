@@ -170,19 +170,8 @@ func (a *App) delegate(ctx context.Context, cb slack.InteractionCallback, id, to
 		a.tell(ctx, cb, "I could not hand on your vote: "+escape(verr.Message)+".")
 	case errors.Is(err, approval.ErrNoDelegation):
 		a.tell(ctx, cb, "This request does not allow handing on a vote.")
-	case errors.Is(err, approval.ErrNotApprover) && known:
-		a.tell(ctx, cb, msgNotApprover)
-	case errors.Is(err, approval.ErrNotApprover):
-		a.tell(ctx, cb, msgUnknownUser)
-	case errors.Is(err, approval.ErrAlreadyVoted), errors.Is(err, approval.ErrAlreadyDecided):
-		a.tell(ctx, cb, refusedText(r, voter))
-	case errors.Is(err, approval.ErrExpired):
-		a.tell(ctx, cb, closedText(r))
-	case errors.Is(err, approval.ErrNotFound):
-		a.tell(ctx, cb, msgNotFound)
 	default:
-		log.Error("slack: delegate", "err", err)
-		a.tell(ctx, cb, "Something went wrong while handing on your vote. Please try again.")
+		a.tell(ctx, cb, refusal(log, "delegation", err, r, voter, known, "Something went wrong while handing on your vote. Please try again."))
 	}
 }
 
