@@ -437,17 +437,8 @@ func (s *server) handleList() http.Handler {
 			return
 		}
 		reqs, next, err := s.cfg.Service.List(r.Context(), q)
-		var verr *approval.ValidationError
-		switch {
-		case errors.As(err, &verr):
-			writeJSONError(w, http.StatusBadRequest, verr.Field, verr.Message)
-			return
-		case err != nil:
-			if r.Context().Err() != nil {
-				return // the caller left
-			}
-			noteErr(r, err)
-			writeJSONError(w, http.StatusInternalServerError, "", "internal error")
+		if err != nil {
+			writeReadError(w, r, err)
 			return
 		}
 		out := ListJSON{Requests: make([]RequestJSON, 0, len(reqs)), NextCursor: next}
@@ -497,6 +488,22 @@ func parseListQuery(v url.Values) (q approval.Query, field, msg string) {
 		return q, "", err.Error()
 	}
 	return q, "", ""
+}
+
+// writeReadError answers a failed read of the API (a list, the audit trail):
+// 400 naming the field for a bad query, nothing when the caller left, 500
+// otherwise.
+func writeReadError(w http.ResponseWriter, r *http.Request, err error) {
+	var verr *approval.ValidationError
+	switch {
+	case errors.As(err, &verr):
+		writeJSONError(w, http.StatusBadRequest, verr.Field, verr.Message)
+	case r.Context().Err() != nil:
+		// the caller left
+	default:
+		noteErr(r, err)
+		writeJSONError(w, http.StatusInternalServerError, "", "internal error")
+	}
 }
 
 // ParseTime reads a time of the API's query parameters: RFC 3339

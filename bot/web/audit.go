@@ -2,7 +2,6 @@ package web
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -48,17 +47,8 @@ func (s *server) handleAudit() http.Handler {
 			q.Limit = n
 		}
 		entries, next, err := s.cfg.Service.ReadAudit(r.Context(), q)
-		var verr *approval.ValidationError
-		switch {
-		case errors.As(err, &verr):
-			writeJSONError(w, http.StatusBadRequest, verr.Field, verr.Message)
-			return
-		case err != nil:
-			if r.Context().Err() != nil {
-				return
-			}
-			noteErr(r, err)
-			writeJSONError(w, http.StatusInternalServerError, "", "internal error")
+		if err != nil {
+			writeReadError(w, r, err)
 			return
 		}
 		var buf bytes.Buffer

@@ -230,17 +230,23 @@ func (s *server) handlePage() http.Handler {
 			return
 		}
 		if err != nil {
-			if !errors.Is(err, approval.ErrNotFound) {
-				noteErr(r, err)
-				s.writeResult(w, r, http.StatusInternalServerError, resultError())
-				return
-			}
-			s.writeResult(w, r, http.StatusNotFound, pages.Result{Kind: pages.ResultNotFound})
+			s.writeLookupError(w, r, err)
 			return
 		}
 		w.Header().Set("Content-Security-Policy", s.pageCSP)
 		writeHTML(w, http.StatusOK, b)
 	})
+}
+
+// writeLookupError answers a page or request that could not be read: the
+// not-found page (404) when there is none, the error page (500) otherwise.
+func (s *server) writeLookupError(w http.ResponseWriter, r *http.Request, err error) {
+	if !errors.Is(err, approval.ErrNotFound) {
+		noteErr(r, err)
+		s.writeResult(w, r, http.StatusInternalServerError, resultError())
+		return
+	}
+	s.writeResult(w, r, http.StatusNotFound, pages.Result{Kind: pages.ResultNotFound})
 }
 
 // writeLate answers a late visitor, who opened the page key of request id
@@ -250,12 +256,7 @@ func (s *server) writeLate(w http.ResponseWriter, r *http.Request, id, key strin
 	noteRequest(r, id)
 	req, err := s.cfg.Service.Get(r.Context(), id)
 	if err != nil {
-		if !errors.Is(err, approval.ErrNotFound) {
-			noteErr(r, err)
-			s.writeResult(w, r, http.StatusInternalServerError, resultError())
-			return
-		}
-		s.writeResult(w, r, http.StatusNotFound, pages.Result{Kind: pages.ResultNotFound})
+		s.writeLookupError(w, r, err)
 		return
 	}
 	v := pages.Late{Request: req}
