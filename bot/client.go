@@ -321,23 +321,15 @@ func showOutcome(w io.Writer, r web.RequestJSON, asJSON bool) {
 // approvers must approve", "one approval from each group: eng, security",
 // with the reject rule and self-approval when they differ from the defaults.
 func ruleText(r web.RequestJSON) string {
-	var rule approval.Rule
-	if len(r.Groups) > 0 {
-		for _, g := range r.Groups {
-			rule.Groups = append(rule.Groups, approval.Group{Name: g.Name, Approvers: g.Approvers, Min: g.Min})
-		}
-	} else {
-		p, err := approval.ParsePolicy(r.Policy)
-		if err != nil {
-			return r.Policy // a policy this client does not know: as the server says it
-		}
-		rule.Policy = p
+	rule, ok := r.Rule()
+	if !ok {
+		return r.Policy // a policy this client does not know: as the server says it
 	}
 	s := rule.Describe(len(r.Approvers))
-	if r.RejectPolicy == string(approval.RejectImpossible) {
+	if rule.RejectPolicy == approval.RejectImpossible {
 		s += "; rejected only once that can no longer happen"
 	}
-	if r.AllowSelfApproval {
+	if rule.AllowSelfApproval {
 		s += "; the requester may approve"
 	}
 	return s

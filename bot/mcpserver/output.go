@@ -160,25 +160,17 @@ func plural(n int, one, many string) string {
 
 // ruleOf is r's rule in words, as the pages say it.
 func ruleOf(r *client.Request) string {
-	var rule approval.Rule
-	if len(r.Groups) > 0 {
-		for _, g := range r.Groups {
-			rule.Groups = append(rule.Groups, approval.Group{Name: g.Name, Approvers: g.Approvers, Min: g.Min})
-		}
-	} else {
-		p, err := approval.ParsePolicy(r.Policy)
-		if err != nil {
-			return r.Policy
-		}
-		rule.Policy = p
+	rule, ok := r.Rule()
+	if !ok {
+		return r.Policy // a policy this client does not know: as the server says it
 	}
 	s := rule.Describe(len(r.Approvers))
-	if r.RejectPolicy == string(approval.RejectImpossible) {
+	if rule.RejectPolicy == approval.RejectImpossible {
 		s += "; rejected only once that can no longer happen"
 	} else {
 		s += "; one rejection rejects"
 	}
-	if r.AllowSelfApproval {
+	if rule.AllowSelfApproval {
 		s += "; the requester may approve"
 	}
 	return s

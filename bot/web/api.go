@@ -490,6 +490,25 @@ func parseListQuery(v url.Values) (q approval.Query, field, msg string) {
 	return q, "", ""
 }
 
+// Rule is the request's rule as the core holds it; ok is false when the
+// policy is one this version does not know (a newer server's).
+func (r RequestJSON) Rule() (rule approval.Rule, ok bool) {
+	rule.RejectPolicy = approval.RejectPolicy(r.RejectPolicy)
+	rule.AllowSelfApproval = r.AllowSelfApproval
+	if len(r.Groups) > 0 {
+		for _, g := range r.Groups {
+			rule.Groups = append(rule.Groups, approval.Group{Name: g.Name, Approvers: g.Approvers, Min: g.Min})
+		}
+		return rule, true
+	}
+	p, err := approval.ParsePolicy(r.Policy)
+	if err != nil {
+		return rule, false
+	}
+	rule.Policy = p
+	return rule, true
+}
+
 // writeReadError answers a failed read of the API (a list, the audit trail):
 // 400 naming the field for a bad query, nothing when the caller left, 500
 // otherwise.
