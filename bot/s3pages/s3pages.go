@@ -95,19 +95,25 @@ func New(client api, cfg Config) (*Pages, error) {
 	return &Pages{client: client, bucket: cfg.Bucket, prefix: prefix, baseURL: base}, nil
 }
 
-// Put stores the page under key, replacing any page there.
-func (p *Pages) Put(ctx context.Context, key string, html []byte) error {
-	if err := checkKey(key); err != nil {
-		return err
-	}
-	_, err := p.client.PutObject(ctx, &s3.PutObjectInput{
+// putInput is the PutObject of html under key, with its object metadata.
+func (p *Pages) putInput(key string, html []byte, metadata map[string]string) *s3.PutObjectInput {
+	return &s3.PutObjectInput{
 		Bucket:        aws.String(p.bucket),
 		Key:           aws.String(p.prefix + key),
 		Body:          bytes.NewReader(html),
 		ContentLength: aws.Int64(int64(len(html))),
 		ContentType:   aws.String(ContentType),
 		CacheControl:  aws.String(CacheControl),
-	})
+		Metadata:      metadata,
+	}
+}
+
+// Put stores the page under key, replacing any page there.
+func (p *Pages) Put(ctx context.Context, key string, html []byte) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	_, err := p.client.PutObject(ctx, p.putInput(key, html, nil))
 	if err != nil {
 		return fmt.Errorf("put page %s: %w", key, err)
 	}
@@ -164,15 +170,7 @@ func (p *Pages) Retire(ctx context.Context, keys []string, html []byte) error {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			_, err := p.client.PutObject(ctx, &s3.PutObjectInput{
-				Bucket:        aws.String(p.bucket),
-				Key:           aws.String(p.prefix + k),
-				Body:          bytes.NewReader(html),
-				ContentLength: aws.Int64(int64(len(html))),
-				ContentType:   aws.String(ContentType),
-				CacheControl:  aws.String(CacheControl),
-				Metadata:      LateMetadata,
-			})
+			_, err := p.client.PutObject(ctx, p.putInput(k, html, LateMetadata))
 			if err != nil {
 				errs[i] = fmt.Errorf("%s: %w", k, err)
 			}
