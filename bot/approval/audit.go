@@ -370,46 +370,20 @@ func (r *Request) audited() auditedState {
 
 // seal appends to r.Audit an entry for every fact of r that its trail does
 // not hold yet, in the order they happened, each chained to the one before,
-// with the events noted since the request was read (Note). created is set for a request about to be stored for
-// the first time; a stored request without a trail predates it, and its
-// created entry says so. now stands for the time of facts that carry none.
-// Sealing a sealed request adds nothing.
+// with the events noted since the request was read (Note). created is set for
+// a request about to be stored for the first time; a stored request without a
+// trail predates it, and its created entry says so. now stands for the time of
+// facts that carry none. Sealing a sealed request adds nothing.
 func (r *Request) seal(now time.Time, created bool) {
 	st := r.audited()
-	var facts, notes []AuditEntry
-	sealed := r.Audit[:0:0]
-	for _, e := range r.Audit {
-		if e.Seq == 0 {
-			notes = append(notes, e)
-		} else {
-			sealed = append(sealed, e)
-		}
-	}
-	r.Audit = sealed
+	notes := r.takeNotes()
+	var facts []AuditEntry
 	if len(r.Audit) == 0 {
-		e := AuditEntry{
-			Kind: AuditCreated, At: r.CreatedAt, By: r.Requester, Title: r.Title,
-			Approvers: slices.Clone(r.Approvers), Rule: r.Rule.Describe(len(r.Approvers)), ExpiresAt: r.ExpiresAt,
-		}
-		if !created {
-			e.Detail = "recorded late: the request predates the audit trail"
-		}
-		facts = append(facts, e)
+		facts = append(facts, r.createdFact(created))
 		st.expiresAt = r.ExpiresAt
 	}
-	extendNoted := false
-	for _, n := range notes {
-		if n.At.IsZero() {
-			n.At = now
-		}
-		if n.Kind == AuditExtended {
-			extendNoted = true
-			if n.ExpiresAt.IsZero() {
-				n.ExpiresAt = r.ExpiresAt
-			}
-		}
-		facts = append(facts, n)
-	}
+	noted, extendNoted := r.notedFacts(notes, now)
+	facts = append(facts, noted...)
 	for _, v := range r.Votes[min(st.votes, len(r.Votes)):] {
 		facts = append(facts, AuditEntry{
 			Kind: AuditVote, At: v.At, By: v.By, Email: v.Email, Channel: v.Channel, Choice: v.Choice,
@@ -419,6 +393,89 @@ func (r *Request) seal(now time.Time, created bool) {
 	if !extendNoted && !st.expiresAt.IsZero() && !r.ExpiresAt.Equal(st.expiresAt) {
 		facts = append(facts, AuditEntry{Kind: AuditExtended, At: now, ExpiresAt: r.ExpiresAt})
 	}
+	facts = append(facts, r.effectFacts(st, now)...)
+	if r.Status != st.status {
+		// The close comes before what follows from it (the delivery, the
+		// pages, the chat update), sealed in the same write when a quick
+		// vote closed the request without sealing.
+		i := slices.IndexFunc(facts, func(f AuditEntry) bool {
+			return f.Effect == EffectDeliver || f.Effect == EffectPages || f.Effect == EffectUpdate
+		})
+		if i < 0 {
+			i = len(facts)
+		}
+		facts = slices.Insert(facts, i, r.closeFact(st, now))
+	}
+	if len(r.Audit) == 0 && !created {
+		// A trail begun late: its facts in the order they happened. (A
+		// trail kept from the start seals a change's facts in the order
+		// they follow from each other: notes, votes, expiry, effects, then
+		// the status they led to.)
+		slices.SortStableFunc(facts, func(a, b AuditEntry) int { return a.At.Compare(b.At) })
+	}
+	prev := r.Head()
+	for i := range facts {
+		facts[i].RequestID = r.ID
+		facts[i].Seq = prev.Seq + 1
+		facts[i].chain(prev.Hash)
+		prev = AuditHead{Seq: facts[i].Seq, Hash: facts[i].Hash}
+		r.Audit = append(r.Audit, facts[i])
+	}
+}
+
+// takeNotes removes from r.Audit the events noted since the request was read
+// (entries not sealed yet) and returns them; r.Audit keeps the sealed trail.
+func (r *Request) takeNotes() []AuditEntry {
+	var notes []AuditEntry
+	sealed := r.Audit[:0:0]
+	for _, e := range r.Audit {
+		if e.Seq == 0 {
+			notes = append(notes, e)
+		} else {
+			sealed = append(sealed, e)
+		}
+	}
+	r.Audit = sealed
+	return notes
+}
+
+// createdFact is the first entry of r's trail. created is unset for a stored
+// request whose trail begins late: the entry says so.
+func (r *Request) createdFact(created bool) AuditEntry {
+	e := AuditEntry{
+		Kind: AuditCreated, At: r.CreatedAt, By: r.Requester, Title: r.Title,
+		Approvers: slices.Clone(r.Approvers), Rule: r.Rule.Describe(len(r.Approvers)), ExpiresAt: r.ExpiresAt,
+	}
+	if !created {
+		e.Detail = "recorded late: the request predates the audit trail"
+	}
+	return e
+}
+
+// notedFacts completes the noted events: now for those that carry no time, the
+// expiry for an extension that names none. extended is set when one of them is
+// an extension.
+func (r *Request) notedFacts(notes []AuditEntry, now time.Time) (facts []AuditEntry, extended bool) {
+	for _, n := range notes {
+		if n.At.IsZero() {
+			n.At = now
+		}
+		if n.Kind == AuditExtended {
+			extended = true
+			if n.ExpiresAt.IsZero() {
+				n.ExpiresAt = r.ExpiresAt
+			}
+		}
+		facts = append(facts, n)
+	}
+	return facts, extended
+}
+
+// effectFacts are the entries of the effects' outcomes that the trail does not
+// hold yet (st.effects, which it marks): sent, failed for good, or an attempt
+// that failed and will be retried.
+func (r *Request) effectFacts(st auditedState, now time.Time) []AuditEntry {
+	var facts []AuditEntry
 	for _, e := range r.Effects {
 		kinds, ok := auditedEffects[e.Kind]
 		if !ok {
@@ -453,33 +510,7 @@ func (r *Request) seal(now time.Time, created bool) {
 			facts = append(facts, f)
 		}
 	}
-	if r.Status != st.status {
-		// The close comes before what follows from it (the delivery, the
-		// pages, the chat update), sealed in the same write when a quick
-		// vote closed the request without sealing.
-		i := slices.IndexFunc(facts, func(f AuditEntry) bool {
-			return f.Effect == EffectDeliver || f.Effect == EffectPages || f.Effect == EffectUpdate
-		})
-		if i < 0 {
-			i = len(facts)
-		}
-		facts = slices.Insert(facts, i, r.closeFact(st, now))
-	}
-	if len(r.Audit) == 0 && !created {
-		// A trail begun late: its facts in the order they happened. (A
-		// trail kept from the start seals a change's facts in the order
-		// they follow from each other: notes, votes, expiry, effects, then
-		// the status they led to.)
-		slices.SortStableFunc(facts, func(a, b AuditEntry) int { return a.At.Compare(b.At) })
-	}
-	prev := r.Head()
-	for i := range facts {
-		facts[i].RequestID = r.ID
-		facts[i].Seq = prev.Seq + 1
-		facts[i].chain(prev.Hash)
-		prev = AuditHead{Seq: facts[i].Seq, Hash: facts[i].Hash}
-		r.Audit = append(r.Audit, facts[i])
-	}
+	return facts
 }
 
 // closeFact is the entry of r's status moving away from the audited one.
