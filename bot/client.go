@@ -532,95 +532,104 @@ func runHistory(ctx context.Context, args []string, getenv func(string) string, 
 // listing is list and history: they differ in the default status and in
 // how much of a closed request they print.
 func listing(ctx context.Context, cmd string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	c := clientFlags(fs, getenv)
-	asJSON := fs.Bool("json", false, "")
-	limit := fs.Int("limit", 0, "")
-	all := fs.Bool("all", false, "")
-	cursor := fs.String("cursor", "", "")
-	defStatus := "pending"
-	if cmd == "history" {
-		defStatus = "closed"
-	}
-	status := fs.String("status", defStatus, "")
-	approver := fs.String("approver", "", "")
-	requester := fs.String("requester", "", "")
-	since := fs.String("since", "", "")
-	until := fs.String("until", "", "")
-	help := printListHelp
-	if cmd == "history" {
-		help = printHistoryHelp
-	}
-	if err := parseFlags(fs, args, stdout, help); err != nil {
+	l, err := parseListing(cmd, args, getenv, stdout)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usageErr("%s: unexpected argument %q (see %s -h)", cmd, fs.Arg(0), cmd)
+	return l.run(ctx, stdout, stderr)
+}
+
+// listCmd is a list or history command as its flags ask for it.
+type listCmd struct {
+	cmd    string // list or history
+	c      *client
+	opts   apiclient.ListOptions
+	status approval.ListStatus
+	all    bool // every page, not just one
+	json   bool
+}
+
+// parseListing reads the flags of list (cmd "list") or history.
+func parseListing(cmd string, args []string, getenv func(string) string, stdout io.Writer) (*listCmd, error) {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	l := &listCmd{cmd: cmd, c: clientFlags(fs, getenv)}
+	fs.BoolVar(&l.json, "json", false, "")
+	fs.IntVar(&l.opts.Limit, "limit", 0, "")
+	fs.BoolVar(&l.all, "all", false, "")
+	fs.StringVar(&l.opts.Cursor, "cursor", "", "")
+	defStatus, help := "pending", printListHelp
+	if cmd == "history" {
+		defStatus, help = "closed", printHistoryHelp
 	}
-	if *limit < 0 || *limit > listPageMax {
-		return usageErr("--limit %d: want 1 to %d (0: the server's default)", *limit, listPageMax)
+	status := fs.String("status", defStatus, "")
+	fs.StringVar(&l.opts.Approver, "approver", "", "")
+	fs.StringVar(&l.opts.Requester, "requester", "", "")
+	since := fs.String("since", "", "")
+	until := fs.String("until", "", "")
+	if err := parseFlags(fs, args, stdout, help); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, usageErr("%s: unexpected argument %q (see %s -h)", cmd, fs.Arg(0), cmd)
+	}
+	if l.opts.Limit < 0 || l.opts.Limit > listPageMax {
+		return nil, usageErr("--limit %d: want 1 to %d (0: the server's default)", l.opts.Limit, listPageMax)
 	}
 	st, err := approval.ParseListStatus(*status)
 	if err != nil {
-		return usageErr("--status %q: want pending, approved, rejected, expired, canceled or closed", *status)
+		return nil, usageErr("--status %q: want pending, approved, rejected, expired, canceled or closed", *status)
 	}
 	if cmd == "history" && st == approval.ListStatus(approval.StatusPending) {
-		return usageErr("history lists closed requests; for pending ones use list")
+		return nil, usageErr("history lists closed requests; for pending ones use list")
 	}
-	q := url.Values{"status": {string(st)}}
-	for name, v := range map[string]string{"approver": *approver, "requester": *requester, "since": *since, "until": *until} {
-		if v = strings.TrimSpace(v); v == "" {
-			continue
-		}
-		if name == "since" || name == "until" {
-			if _, err := web.ParseTime(v); err != nil {
-				return usageErr("--%s %q: want a time such as 2026-11-25T14:00:00Z or a date such as 2026-11-25", name, v)
+	l.status, l.opts.Status = st, string(st)
+	l.opts.Approver, l.opts.Requester = strings.TrimSpace(l.opts.Approver), strings.TrimSpace(l.opts.Requester)
+	for _, t := range []struct {
+		name string
+		raw  string
+		dst  *time.Time
+	}{{"since", *since, &l.opts.Since}, {"until", *until, &l.opts.Until}} {
+		if raw := strings.TrimSpace(t.raw); raw != "" {
+			if *t.dst, err = web.ParseTime(raw); err != nil {
+				return nil, usageErr("--%s %q: want a time such as 2026-11-25T14:00:00Z or a date such as 2026-11-25", t.name, raw)
 			}
 		}
-		q.Set(name, v)
 	}
-	if *limit > 0 {
-		q.Set("limit", strconv.Itoa(*limit))
-	}
-	var out web.ListJSON
-	out.Requests = []web.RequestJSON{}
-	next := *cursor
-	for page := 0; ; page++ {
-		q.Del("cursor")
-		if next != "" {
-			q.Set("cursor", next)
+	return l, nil
+}
+
+// run lists: one page, or with --all every page (text goes out a page at a
+// time, so that --all holds one page in memory).
+func (l *listCmd) run(ctx context.Context, stdout, stderr io.Writer) error {
+	api := l.c.api()
+	out := web.ListJSON{Requests: []web.RequestJSON{}}
+	for {
+		page, err := api.List(ctx, l.opts)
+		if err != nil {
+			return clientErr(l.c.explain(err))
 		}
-		var l web.ListJSON
-		if err := c.api().Do(ctx, "GET", "/api/requests?"+q.Encode(), nil, &l); err != nil {
-			return clientErr(c.explain(err))
-		}
-		out.Requests = append(out.Requests, l.Requests...)
-		out.NextCursor = l.NextCursor
-		if !*all || l.NextCursor == "" || l.NextCursor == next {
+		out.Requests = append(out.Requests, page.Requests...)
+		out.NextCursor = page.NextCursor
+		if !l.all || page.NextCursor == "" || page.NextCursor == l.opts.Cursor {
 			break
 		}
-		next = l.NextCursor
-		if !*asJSON {
-			// Text goes out a page at a time: --all holds one page.
-			printRequests(stdout, cmd, out.Requests)
+		l.opts.Cursor = page.NextCursor
+		if !l.json {
+			printRequests(stdout, l.cmd, out.Requests)
 			out.Requests = out.Requests[:0]
 		}
 	}
-	if *asJSON {
+	if l.json {
 		json.NewEncoder(stdout).Encode(out)
 		return nil
 	}
-	if len(out.Requests) == 0 && out.NextCursor == "" && !*all {
-		what := string(st) + " requests"
-		if st == approval.StatusClosed {
-			what = "closed requests"
-		}
-		fmt.Fprintf(stdout, "no %s\n", what)
+	if len(out.Requests) == 0 && out.NextCursor == "" && !l.all {
+		fmt.Fprintf(stdout, "no %s requests\n", l.status)
 		return nil
 	}
-	printRequests(stdout, cmd, out.Requests)
+	printRequests(stdout, l.cmd, out.Requests)
 	if out.NextCursor != "" {
-		fmt.Fprintf(stderr, "more requests: %s --all shows them all, %s --cursor %s the next page\n", cmd, cmd, oneLine(out.NextCursor))
+		fmt.Fprintf(stderr, "more requests: %s --all shows them all, %s --cursor %s the next page\n", l.cmd, l.cmd, oneLine(out.NextCursor))
 	}
 	return nil
 }

@@ -183,6 +183,54 @@ func TestList(t *testing.T) {
 	}
 }
 
+// List passes its filters on: approver, requester and creation time.
+func TestListFilters(t *testing.T) {
+	b := newBot("")
+	defer b.Close()
+	base := time.Now().UTC().Truncate(time.Millisecond)
+	var clock atomic.Int64 // each request a minute after the one before
+	b.svc.Now = func() time.Time { return base.Add(time.Duration(clock.Load()) * time.Minute) }
+	c := client.New(b.URL, "")
+	ctx := context.Background()
+	byTitle := map[string]string{}
+	for i, in := range []client.NewRequest{
+		{Title: "alice asks bob", Requester: "alice@example.com", Approvers: []string{"bob@example.com"}},
+		{Title: "carol asks bob", Requester: "carol@example.com", Approvers: []string{"bob@example.com"}},
+		{Title: "alice asks dan", Requester: "alice@example.com", Approvers: []string{"dan@example.com"}},
+	} {
+		clock.Store(int64(i))
+		in.Timeout = time.Hour
+		r, err := c.Create(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		byTitle[r.ID] = r.Title
+	}
+	for _, tc := range []struct {
+		name string
+		opts client.ListOptions
+		want []string
+	}{
+		{"approver", client.ListOptions{Approver: "bob@example.com"}, []string{"carol asks bob", "alice asks bob"}},
+		{"requester", client.ListOptions{Requester: "alice@example.com"}, []string{"alice asks dan", "alice asks bob"}},
+		{"since", client.ListOptions{Since: base.Add(time.Minute)}, []string{"alice asks dan", "carol asks bob"}},
+		{"until", client.ListOptions{Until: base.Add(time.Minute)}, []string{"alice asks bob"}},
+		{"both", client.ListOptions{Approver: "bob@example.com", Requester: "alice@example.com"}, []string{"alice asks bob"}},
+	} {
+		p, err := c.List(ctx, tc.opts)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		var got []string
+		for _, r := range p.Requests {
+			got = append(got, byTitle[r.ID])
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("%s: listed (-want +got):\n%s", tc.name, diff)
+		}
+	}
+}
+
 // Wait returns the outcome with every vote once the rule is met.
 func TestWait(t *testing.T) {
 	b := newBot("")

@@ -242,6 +242,12 @@ type ListOptions struct {
 	Limit int
 	// Cursor is a previous page's NextCursor; empty means the first page.
 	Cursor string
+	// Approver and Requester, when set, keep the requests with this approver
+	// or this requester (an email address or a Slack user ID).
+	Approver, Requester string
+	// Since and Until, when set, keep the requests created at or after Since
+	// and before Until.
+	Since, Until time.Time
 }
 
 // List returns one page of requests, newest first. Page.NextCursor is empty
@@ -257,8 +263,15 @@ func (c *Client) List(ctx context.Context, opts ListOptions) (*Page, error) {
 	if opts.Limit > 0 {
 		q.Set("limit", strconv.Itoa(opts.Limit))
 	}
-	if opts.Cursor != "" {
-		q.Set("cursor", opts.Cursor)
+	for name, v := range map[string]string{"cursor": opts.Cursor, "approver": opts.Approver, "requester": opts.Requester} {
+		if v != "" {
+			q.Set(name, v)
+		}
+	}
+	for name, t := range map[string]time.Time{"since": opts.Since, "until": opts.Until} {
+		if !t.IsZero() {
+			q.Set(name, t.UTC().Format(time.RFC3339Nano))
+		}
 	}
 	var p Page
 	if err := c.Do(ctx, "GET", "/api/requests?"+q.Encode(), nil, &p); err != nil {
