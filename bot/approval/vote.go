@@ -161,7 +161,7 @@ func (s *Service) vote(ctx context.Context, id string, read *Request, c Choice, 
 		if r == nil {
 			var err error
 			if r, err = s.Store.GetRequest(ctx, id); err != nil {
-				return nil, fmt.Errorf("vote on %s: %w", id, err)
+				return nil, fmt.Errorf("vote: %w", err) // the store names the request
 			}
 		}
 		now := s.now()
