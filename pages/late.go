@@ -25,8 +25,6 @@ type lateView struct {
 	Progress             *progressView
 }
 
-var lateTmpl = parsePage("late.html")
-
 // RenderLate writes the page a late visitor sees: what happened to the
 // request (who decided and when, with the comment; who withdrew it and why;
 // when it expired), its rule and votes. It has no form and no script.
@@ -53,7 +51,7 @@ func RenderLate(w io.Writer, v Late) error {
 		lv.Badge, lv.Tone, lv.Heading = "Vote recorded", "neutral", "You have voted on this request"
 	}
 	var buf bytes.Buffer
-	if err := render(&buf, lateTmpl, doc{Title: lv.Heading + ": " + r.Title, CSP: metaResultCSP(""), V: lv}); err != nil {
+	if err := render(&buf, doc{Title: lv.Heading + ": " + r.Title, CSP: metaResultCSP("")}, lateContent(lv)); err != nil {
 		return fmt.Errorf("render late page: %w", err)
 	}
 	_, err := buf.WriteTo(w)

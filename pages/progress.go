@@ -148,3 +148,22 @@ func consequence(r *approval.Request, rc approval.Recipient) string {
 	}
 	return "Your vote counts toward the rule (" + r.Rule.Describe(len(r.Approvers)) + ") and cannot be changed afterwards."
 }
+
+// voteVia says through which channel a vote came, and for which groups it
+// counts: "Slack, for eng".
+func voteVia(v voteView) string {
+	s := channelName(v.Channel)
+	if len(v.Groups) > 0 {
+		s += ", for " + join(v.Groups)
+	}
+	return s
+}
+
+// emailSuffix is a Slack voter's profile email in parentheses, after their
+// name: " (carol@example.com)", or "" when unknown.
+func emailSuffix(email string) string {
+	if email == "" {
+		return ""
+	}
+	return " (" + email + ")"
+}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 
 	"approvalbot/bot/approval"
+	"approvalbot/bot/awsenv"
 	"approvalbot/bot/dynamo"
 	"approvalbot/bot/s3pages"
 	"approvalbot/bot/ses"
@@ -13,7 +15,6 @@ import (
 	"approvalbot/pages"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
@@ -31,15 +32,13 @@ type App struct {
 	Log     *slog.Logger
 }
 
-// LoadAWS returns the SDK's default configuration, which honours the standard
-// variables (AWS_REGION, credentials, AWS_ENDPOINT_URL and the per-service
-// AWS_ENDPOINT_URL_<SERVICE>).
+// LoadAWS returns the SDK configuration of a Lambda, from the standard
+// variables of its environment (AWS_REGION, the credentials, AWS_ENDPOINT_URL
+// and the per-service AWS_ENDPOINT_URL_<SERVICE>; see package awsenv, which
+// keeps the SDK's default chain of profiles, SSO and instance metadata out of
+// the bootstraps). It does not fail; the error is kept for its callers.
 func LoadAWS(ctx context.Context) (aws.Config, error) {
-	cfg, err := awsconfig.LoadDefaultConfig(ctx)
-	if err != nil {
-		return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
-	}
-	return cfg, nil
+	return awsenv.Config(os.Getenv), nil
 }
 
 // FromEnv reads the notifier's configuration through getenv (ConfigFromEnv),

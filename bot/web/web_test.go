@@ -299,7 +299,7 @@ func TestDecideOutcomes(t *testing.T) {
 		{"no token", url.Values{"decision": {"approve"}, "confirmed": {"1"}}, 400, "no token", approval.StatusPending},
 		{"unknown decision", url.Values{"token": {alice}, "decision": {"maybe"}, "confirmed": {"1"}}, 400, "Approve or Reject", approval.StatusPending},
 		{"comment too long", url.Values{"token": {alice}, "decision": {"approve"}, "confirmed": {"1"}, "comment": {strings.Repeat("x", approval.MaxComment+1)}}, 400, "longer than", approval.StatusPending},
-		{"comment with ESC", url.Values{"token": {alice}, "decision": {"approve"}, "confirmed": {"1"}, "comment": {"ok\x1b[2J"}}, 400, "comment must not contain control characters (U&#43;001B at character 3)", approval.StatusPending},
+		{"comment with ESC", url.Values{"token": {alice}, "decision": {"approve"}, "confirmed": {"1"}, "comment": {"ok\x1b[2J"}}, 400, "comment must not contain control characters (U+001B at character 3)", approval.StatusPending},
 		{"comment with an override, unconfirmed", url.Values{"token": {alice}, "decision": {"approve"}, "comment": {"ok \u202e"}}, 400, "bidirectional control characters", approval.StatusPending},
 		{"unknown token", url.Values{"token": {"nosuchtoken"}, "decision": {"approve"}, "confirmed": {"1"}}, 404, "", approval.StatusPending},
 		{"unconfirmed asks", url.Values{"token": {alice}, "decision": {"reject"}, "comment": {"not <now>"}}, 200, "Yes, reject", approval.StatusPending},
