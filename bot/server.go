@@ -24,6 +24,8 @@ import (
 	"approvalbot/bot/sqlite"
 	"approvalbot/bot/web"
 	"approvalbot/pages"
+
+	"github.com/slack-go/slack"
 )
 
 // Defaults of the server.
@@ -264,18 +266,29 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	}
 	webhook := local.NewWebhook(nil, m.WebhookSecret)
 	webhook.Now = m.Now
-	m.service = &approval.Service{
-		Store:     m.store,
-		Pages:     m.pages,
-		Renderer:  pages.Renderer{},
-		Mailer:    mailer,
-		Workflow:  webhook,
-		DecideURL: m.url + "/decide",
-		Now:       m.Now,
-		Log:       m.Log,
+	var chat approval.Chat
+	var slackClient *slack.Client
+	if m.Slack.Enabled() {
+		slackClient = slackapp.NewClient(m.Slack)
+		chat = slackapp.NewChat(slackClient)
+	}
+	m.service, err = approval.NewService(approval.Deps{
+		Store:               m.store,
+		Pages:               m.pages,
+		Renderer:            pages.Renderer{},
+		Mailer:              mailer,
+		Chat:                chat,
+		Workflow:            webhook,
+		DecideURL:           m.url + "/decide",
+		DefaultSlackChannel: m.Slack.DefaultChannel,
+		Now:                 m.Now,
+		Log:                 m.Log,
 		// Sync stays false: an answer waits only for the vote to be stored;
 		// emails, pages, Slack and webhooks finish in the background, and
 		// Close waits for them (Service.Idle).
+	})
+	if err != nil {
+		return err
 	}
 	cfg := web.Config{
 		Service:  m.service,
@@ -289,14 +302,11 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	slackDesc := "slack:     off (set SLACK_BOT_TOKEN to post requests to Slack)"
 	if m.Slack.Enabled() {
-		client := slackapp.NewClient(m.Slack)
-		m.service.Chat = slackapp.NewChat(client)
-		m.service.DefaultSlackChannel = m.Slack.DefaultChannel
-		app := slackapp.NewApp(m.service, client, m.Log)
+		app := slackapp.NewApp(m.service, slackClient, m.Log)
 		if m.Slack.SocketMode() {
 			slackDesc = "slack:     Socket Mode"
 			m.wg.Go(func() {
-				if err := app.RunSocketMode(ctx, client); err != nil && ctx.Err() == nil {
+				if err := app.RunSocketMode(ctx, slackClient); err != nil && ctx.Err() == nil {
 					m.Log.Error("slack socket mode stopped", "err", err)
 				}
 			})

@@ -12,7 +12,8 @@ import (
 
 // Service runs the lifecycle of approval requests over the interfaces it is given.
 // Store, Pages and Renderer are required; Mailer, Chat and Workflow may be nil
-// (no email, no chat, nothing waiting).
+// (no email, no chat, nothing waiting). NewService builds one and checks that
+// the required ones are there; its fields are not changed once it runs.
 type Service struct {
 	Store    Store
 	Pages    Pages

@@ -15,102 +15,9 @@ import (
 	"approvalbot/internal/testing/memory"
 	"approvalbot/pages"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 )
-
-func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
-
-func fullEnv() map[string]string {
-	return map[string]string{
-		EnvTable: "approvals", EnvBucket: "pages-bucket", EnvPagesBaseURL: "https://d.example.net/",
-		EnvCallbackURL: "https://cb.lambda-url.us-east-1.on.aws/", EnvMailFrom: "approvals@example.com",
-	}
-}
-
-func TestConfigFromEnv(t *testing.T) {
-	c, err := ConfigFromEnv(env(fullEnv()))
-	if err != nil {
-		t.Fatalf("ConfigFromEnv: %v", err)
-	}
-	if got, want := c.DecideURL(), "https://cb.lambda-url.us-east-1.on.aws/decide"; got != want {
-		t.Errorf("DecideURL = %q, want %q", got, want)
-	}
-	if got, want := c.PagesPrefix, "p/"; got != want {
-		t.Errorf("PagesPrefix = %q, want %q", got, want)
-	}
-	if got, want := c.PagesBaseURL, "https://d.example.net"; got != want {
-		t.Errorf("PagesBaseURL = %q, want %q", got, want)
-	}
-	back, err := ConfigFromEnv(func(k string) string {
-		for _, kv := range c.Env() {
-			if name, v, _ := strings.Cut(kv, "="); name == k {
-				return v
-			}
-		}
-		return ""
-	})
-	if err != nil || back != c {
-		t.Errorf("ConfigFromEnv(c.Env()) = %+v, %v; want %+v", back, err, c)
-	}
-}
-
-func TestConfigFromEnvErrors(t *testing.T) {
-	for _, name := range []string{EnvTable, EnvBucket, EnvPagesBaseURL, EnvCallbackURL, EnvMailFrom} {
-		t.Run(name, func(t *testing.T) {
-			m := fullEnv()
-			delete(m, name)
-			_, err := ConfigFromEnv(env(m))
-			if err == nil || !strings.Contains(err.Error(), name+" is not set") {
-				t.Errorf("without %s: err = %v, want one naming it", name, err)
-			}
-		})
-	}
-	m := fullEnv()
-	m[EnvCallbackURL] = "cb.example.net"
-	if _, err := ConfigFromEnv(env(m)); err == nil || !strings.Contains(err.Error(), EnvCallbackURL) {
-		t.Errorf("relative %s: err = %v, want one naming it", EnvCallbackURL, err)
-	}
-	m = fullEnv()
-	m[EnvPrefix] = "../up/"
-	c, err := ConfigFromEnv(env(m))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := New(c, aws.Config{Region: "us-east-1"}, nil); err == nil || !strings.Contains(err.Error(), EnvPrefix) {
-		t.Errorf("bad %s: New err = %v, want one naming it", EnvPrefix, err)
-	}
-}
-
-func TestCallbackConfigFromEnv(t *testing.T) {
-	m := fullEnv()
-	delete(m, EnvCallbackURL)
-	if _, err := ConfigFromEnv(env(m)); err == nil {
-		t.Error("ConfigFromEnv without CALLBACK_URL succeeded")
-	}
-	c, err := CallbackConfigFromEnv(env(m))
-	if err != nil {
-		t.Fatalf("CallbackConfigFromEnv without CALLBACK_URL: %v", err)
-	}
-	if got := c.DecideURL(); got != "/decide" {
-		t.Errorf("DecideURL = %q, want /decide", got)
-	}
-	delete(m, EnvTable)
-	if _, err := CallbackConfigFromEnv(env(m)); err == nil || !strings.Contains(err.Error(), EnvTable) {
-		t.Errorf("CallbackConfigFromEnv without %s: err %v, want one naming it", EnvTable, err)
-	}
-	// An App without CALLBACK_URL decides but does not notify.
-	a, err := New(c, aws.Config{Region: "us-east-1"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ne *NotifierError
-	if _, err := a.Notify(context.Background(), json.RawMessage(goodEvent)); !errors.As(err, &ne) || !strings.Contains(err.Error(), EnvCallbackURL) {
-		t.Errorf("Notify without CALLBACK_URL = %v, want a NotifierError naming it", err)
-	}
-}
 
 func TestDecodeNotifyEvent(t *testing.T) {
 	tests := []struct {
@@ -398,22 +305,6 @@ func (frozenAfterCreate) UpdateRequest(context.Context, *approval.Request) error
 	return errors.New("the process froze")
 }
 
-// The Lambdas' service is synchronous: Lambda may freeze the process as soon
-// as the handler answers.
-func TestNewIsSynchronous(t *testing.T) {
-	c, err := ConfigFromEnv(env(fullEnv()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := New(c, aws.Config{Region: "us-east-1"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !a.Service.Sync {
-		t.Error("Service.Sync = false, want true")
-	}
-}
-
 // The task token must never reach a log line.
 func TestNotifyLogsNoTaskToken(t *testing.T) {
 	a, _, _ := memoryApp(t)
@@ -433,43 +324,6 @@ func TestNotifyLogsNoTaskToken(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), approval.ShortHash(token)) {
 		t.Errorf("the logs do not correlate by the task's short hash:\n%s", buf.String())
-	}
-}
-
-// fakeSecrets answers GetSecretValue with a fixed secret.
-type fakeSecrets struct {
-	secret string
-	asked  []string
-}
-
-func (f *fakeSecrets) GetSecretValue(_ context.Context, in *secretsmanager.GetSecretValueInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error) {
-	f.asked = append(f.asked, aws.ToString(in.SecretId))
-	return &secretsmanager.GetSecretValueOutput{SecretString: aws.String(f.secret)}, nil
-}
-
-func TestConnectSlack(t *testing.T) {
-	ctx := context.Background()
-	a, _, _ := memoryApp(t)
-	if err := a.ConnectSlack(ctx, env(nil), &fakeSecrets{}); err != nil || a.Service.Chat != nil {
-		t.Fatalf("without Slack variables: err %v, chat %v; want nil, nil", err, a.Service.Chat)
-	}
-
-	sm := &fakeSecrets{secret: `{"botToken":"xoxb-1","signingSecret":"s"}`}
-	const arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:slack"
-	if err := a.ConnectSlack(ctx, env(map[string]string{EnvSlackSecretARN: arn, "SLACK_DEFAULT_CHANNEL": "C0123456"}), sm); err != nil {
-		t.Fatalf("ConnectSlack: %v", err)
-	}
-	if a.Service.Chat == nil || a.Service.DefaultSlackChannel != "C0123456" {
-		t.Errorf("chat %v, default channel %q; want a chat on C0123456", a.Service.Chat, a.Service.DefaultSlackChannel)
-	}
-	if diff := cmp.Diff([]string{arn}, sm.asked); diff != "" {
-		t.Errorf("secrets read (-want +got):\n%s", diff)
-	}
-
-	b, _, _ := memoryApp(t)
-	bad := &fakeSecrets{secret: `{"signingSecret":"s"}`}
-	if err := b.ConnectSlack(ctx, env(map[string]string{EnvSlackSecretARN: arn}), bad); err == nil || !strings.Contains(err.Error(), "botToken") {
-		t.Errorf("secret without bot token: err %v, want one naming botToken", err)
 	}
 }
 

@@ -11,14 +11,14 @@ import (
 // handler with its local API disabled and no page route (the pages are on S3).
 // It serves POST /decide (the one-time pages' form) and explains itself on GET.
 //
-// A vote is answered as soon as it is recorded and, when it closes the
+// Build the App with NewCallback (CallbackFromEnv does): its service is
+// asynchronous. A vote is answered as soon as it is recorded and, when it closes the
 // request, Step Functions is told; deleting the pages, updating Slack and
 // recording those effects finish after the answer is written but before the
 // handler returns, so that the invocation ends only when all is done. The
 // function URL streams the answer (InvokeMode RESPONSE_STREAM): the person
 // reads it while the rest runs.
 func (a *App) CallbackHandler() http.Handler {
-	a.Service.Sync = false // Idle below keeps the invocation open instead
 	h := web.New(web.Config{
 		Service:    a.Service,
 		PageURL:    a.Service.Pages.URL,

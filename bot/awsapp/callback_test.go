@@ -55,6 +55,11 @@ func TestCallbackThroughFunctionURL(t *testing.T) {
 	}
 	sent := mail.Sent()[0]
 	token := tokenFromEmail(t, a, sent)
+	// The callback's service is asynchronous (NewCallback), on the same store
+	// and pages as the notifier's.
+	a = &App{Log: a.Log, Service: &approval.Service{
+		Store: a.Service.Store, Pages: a.Service.Pages, Renderer: a.Service.Renderer, Mailer: a.Service.Mailer, Workflow: a.Service.Workflow,
+	}}
 
 	if status, _, _ := invokeURL(t, a, http.MethodGet, nil); status != http.StatusMethodNotAllowed {
 		t.Errorf("GET /decide = %d, want 405", status)

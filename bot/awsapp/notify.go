@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"approvalbot/bot/approval"
+	"approvalbot/bot/awsapp/lambdaenv"
 	"approvalbot/bot/web"
 )
 
@@ -136,7 +137,7 @@ func (a *App) Notify(ctx context.Context, raw json.RawMessage) (NotifyOutput, er
 	log := a.Log.With("task", approval.ShortHash(ev.TaskToken))
 	if a.Service.DecideURL == "" {
 		log.ErrorContext(ctx, "notify: CALLBACK_URL is not set")
-		return NotifyOutput{}, &NotifierError{Err: fmt.Errorf("%s is not set: the pages would have nowhere to post", EnvCallbackURL)}
+		return NotifyOutput{}, &NotifierError{Err: fmt.Errorf("%s is not set: the pages would have nowhere to post", lambdaenv.CallbackURL)}
 	}
 	in := ev.Request
 	nr := approval.NewRequest{

@@ -3,7 +3,9 @@ package awsapp
 import (
 	"context"
 	"fmt"
+	"net/http"
 
+	"approvalbot/bot/awsapp/lambdaenv"
 	"approvalbot/bot/slackapp"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -15,35 +17,30 @@ type secretGetter interface {
 	GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
 }
 
-// ConnectSlack gives the service a Slack chat when the environment configures
-// Slack (SLACK_SECRET_ARN, or SLACK_BOT_TOKEN; see slackapp.ConfigFromEnv): the
-// notifier then posts each request to its channel and sends each Slack approver
-// a direct message, and every vote and the close (in the callback, the slack
-// Lambda or the sweep) update those messages. Without any SLACK_ variable it
-// does nothing. The
-// secret is read through sm (nil means Secrets Manager from the App's AWS
-// configuration).
-func (a *App) ConnectSlack(ctx context.Context, getenv func(string) string, sm secretGetter) error {
-	sc, err := slackapp.ConfigFromEnv(getenv)
+var _ secretGetter = (*secretsmanager.Client)(nil)
+
+// readSlackSecret returns c with its bot token and signing secret filled from
+// the Secrets Manager secret c.SecretARN names (JSON: {"botToken": "xoxb-…",
+// "signingSecret": "…"}), read through sm; values set in the environment win.
+// Without a secret ARN, or with both values already set, it calls nothing.
+func readSlackSecret(ctx context.Context, sm secretGetter, c slackapp.Config) (slackapp.Config, error) {
+	if c.SecretARN == "" || (c.BotToken != "" && c.SigningSecret != "") {
+		return c, nil
+	}
+	out, err := sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(c.SecretARN)})
 	if err != nil {
-		return fmt.Errorf("configuration: %w", err)
+		return slackapp.Config{}, fmt.Errorf("read %s: %w", lambdaenv.SlackSecretARN, err)
 	}
-	if !sc.Enabled() {
-		return nil
+	if err := c.ApplySecret([]byte(aws.ToString(out.SecretString))); err != nil {
+		return slackapp.Config{}, fmt.Errorf("configuration: %w", err)
 	}
-	if sc.SecretARN != "" && sc.BotToken == "" {
-		if sm == nil {
-			sm = secretsmanager.NewFromConfig(a.AWS)
-		}
-		out, err := sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(sc.SecretARN)})
-		if err != nil {
-			return fmt.Errorf("read %s: %w", EnvSlackSecretARN, err)
-		}
-		if err := sc.ApplySecret([]byte(aws.ToString(out.SecretString))); err != nil {
-			return fmt.Errorf("configuration: %w", err)
-		}
-	}
-	a.Service.Chat = slackapp.NewChat(slackapp.NewClient(sc))
-	a.Service.DefaultSlackChannel = sc.DefaultChannel
-	return nil
+	return c, nil
+}
+
+// SlackHandler is the slack Lambda's HTTP handler: POST /slack/commands
+// (/approvals) and POST /slack/interactions (the buttons), verified with the
+// signing secret, voting through the App's service. The App must have Slack
+// (SlackFromEnv's has).
+func (a *App) SlackHandler() http.Handler {
+	return slackapp.NewHandler(slackapp.NewApp(a.Service, a.slack, a.Log), a.Config.Slack.SigningSecret)
 }

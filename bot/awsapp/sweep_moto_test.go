@@ -114,7 +114,7 @@ func startSweepFlow(t *testing.T) *sweepFlow {
 	}
 	cbCfg := cfg
 	cbCfg.CallbackURL = ""
-	if f.callback, err = awsapp.New(cbCfg, awsCfg, log.With("lambda", "callback")); err != nil {
+	if f.callback, err = awsapp.NewCallback(cbCfg, awsCfg, log.With("lambda", "callback")); err != nil {
 		t.Fatal(err)
 	}
 	f.notifier.Service.Now, f.callback.Service.Now = f.clock.Now, f.clock.Now

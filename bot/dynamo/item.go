@@ -9,53 +9,48 @@ import (
 	"time"
 
 	"approvalbot/bot/approval"
+	"approvalbot/bot/dynamo/schema"
 )
 
-// Item keys and the attributes that the table and its indexes are defined on.
+// The table's keys and the attributes its indexes are defined on, as
+// package schema writes them (the CDK app creates the table from there).
 // Everything else about an item's shape stays private to this package.
 const (
-	// KeyAttribute is the table's partition key (type S): "REQ#<id>" for a
-	// request; "TOK#<hex sha256 of the token>" for a token of the first
-	// version (only read, never written any more).
-	KeyAttribute = "pk"
-	// TTLAttribute holds, in epoch seconds (type N), when DynamoDB may delete
-	// the item: its expiry plus the retention period.
-	TTLAttribute = "ttl"
+	// KeyAttribute is the table's partition key (S).
+	KeyAttribute = schema.KeyAttribute
+	// TTLAttribute holds, in epoch seconds (N), when DynamoDB may delete the
+	// item.
+	TTLAttribute = schema.TTLAttribute
 	// PendingIndex is the sparse index of pending requests: partition key
-	// PendingKeyAttribute (S), sort key CreatedAtAttribute (S), keys only.
-	PendingIndex = "pending"
-	// UndeliveredIndex is the sparse index "undelivered": partition key
-	// UndeliveredKeyAttribute (S), sort key CreatedAtAttribute (S), keys
-	// only. The first version kept there, under "UNDELIVERED", its closed
-	// requests whose outcome had not reached the workflow (ListDue reads
-	// that partition until those items are upgraded). It now holds every
-	// closed request, under "CLOSED#<shard>" (the history lists), and the
-	// audit journal, under "CHANGED#<shard>" (see AuditChanged): a table
-	// can gain only one index per stack update, so the index is reused
-	// under its old name.
-	UndeliveredIndex = "undelivered"
+	// PendingKeyAttribute, sort key CreatedAtAttribute.
+	PendingIndex = schema.PendingIndex
+	// UndeliveredIndex is the sparse index of closed requests and of the
+	// audit journal: partition key UndeliveredKeyAttribute, sort key
+	// CreatedAtAttribute. The first version kept there, under "UNDELIVERED",
+	// its closed requests whose outcome had not reached the workflow
+	// (ListDue reads that partition until those items are upgraded).
+	UndeliveredIndex = schema.UndeliveredIndex
 	// DueIndex is the sparse index of requests that something is due on:
-	// partition key DueKeyAttribute (S), sort key DueAtAttribute (S), keys
-	// only.
-	DueIndex = "due"
+	// partition key DueKeyAttribute, sort key DueAtAttribute.
+	DueIndex = schema.DueIndex
 	// PendingKeyAttribute is present only on pending requests:
 	// "PENDING#<shard>" (the first version wrote "PENDING").
-	PendingKeyAttribute = "pendingPK"
+	PendingKeyAttribute = schema.PendingKeyAttribute
 	// UndeliveredKeyAttribute is "CLOSED#<shard>" on a closed request,
-	// "CHANGED#<shard>" on an item of the audit journal, and was
-	// "UNDELIVERED" on the first version's closed requests whose outcome was
-	// not delivered.
-	UndeliveredKeyAttribute = "undeliveredPK"
+	// "CHANGED#<shard>" on an item of the audit journal (see AuditChanged),
+	// and was "UNDELIVERED" on the first version's closed requests whose
+	// outcome was not delivered.
+	UndeliveredKeyAttribute = schema.UndeliveredKeyAttribute
 	// DueKeyAttribute is present, as "DUE#<shard>", only on requests whose
 	// DueAt is set.
-	DueKeyAttribute = "dueShard"
-	// DueAtAttribute is a request's DueAt (S, in the form of
+	DueKeyAttribute = schema.DueKeyAttribute
+	// DueAtAttribute is a request's DueAt (in the form of
 	// CreatedAtAttribute), present with DueKeyAttribute.
-	DueAtAttribute = "dueAt"
-	// CreatedAtAttribute is a request's creation time (S), fixed-width UTC
-	// RFC 3339 with nine fraction digits (2031-05-06T07:08:09.123000000Z), so
+	DueAtAttribute = schema.DueAtAttribute
+	// CreatedAtAttribute is a request's creation time, fixed-width UTC RFC
+	// 3339 with nine fraction digits (2031-05-06T07:08:09.123000000Z), so
 	// that byte order is time order. Every stored time has this form.
-	CreatedAtAttribute = "createdAt"
+	CreatedAtAttribute = schema.CreatedAtAttribute
 	// VersionAttribute is a request's Version (N). Items of the first
 	// version have none and read as version 0.
 	VersionAttribute = "version"

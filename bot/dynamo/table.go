@@ -5,48 +5,37 @@ import (
 	"fmt"
 	"time"
 
+	"approvalbot/bot/dynamo/schema"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
-// CreateTable creates a table of the shape the store needs, on-demand billing,
-// waits until it is active and turns on time to live on TTLAttribute. Tests
-// and the local demo use it; in AWS the CDK app creates the same table:
-//
-//	partition key  pk (S), no sort key
-//	index pending      pendingPK (S) / createdAt (S), keys only
-//	index undelivered  undeliveredPK (S) / createdAt (S), keys only (first version)
-//	index due          dueShard (S) / dueAt (S), keys only
-//	time to live   ttl
+// CreateTable creates the table that package schema describes (its key, its
+// indexes, keys only), with on-demand billing, waits until it is active and
+// turns on time to live on schema.TTLAttribute. Tests and the local demo use
+// it; in AWS the CDK app creates the same table from the same names.
 func CreateTable(ctx context.Context, client *dynamodb.Client, table string) error {
-	s := func(name string) types.AttributeDefinition {
-		return types.AttributeDefinition{AttributeName: aws.String(name), AttributeType: types.ScalarAttributeTypeS}
-	}
-	index := func(name, key, sort string) types.GlobalSecondaryIndex {
-		return types.GlobalSecondaryIndex{
-			IndexName: aws.String(name),
-			KeySchema: []types.KeySchemaElement{
-				{AttributeName: aws.String(key), KeyType: types.KeyTypeHash},
-				{AttributeName: aws.String(sort), KeyType: types.KeyTypeRange},
-			},
-			Projection: &types.Projection{ProjectionType: types.ProjectionTypeKeysOnly},
-		}
-	}
-	_, err := client.CreateTable(ctx, &dynamodb.CreateTableInput{
+	in := &dynamodb.CreateTableInput{
 		TableName:   aws.String(table),
 		BillingMode: types.BillingModePayPerRequest,
-		AttributeDefinitions: []types.AttributeDefinition{
-			s(KeyAttribute), s(PendingKeyAttribute), s(UndeliveredKeyAttribute), s(CreatedAtAttribute),
-			s(DueKeyAttribute), s(DueAtAttribute),
-		},
-		KeySchema: []types.KeySchemaElement{{AttributeName: aws.String(KeyAttribute), KeyType: types.KeyTypeHash}},
-		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{
-			index(PendingIndex, PendingKeyAttribute, CreatedAtAttribute),
-			index(UndeliveredIndex, UndeliveredKeyAttribute, CreatedAtAttribute),
-			index(DueIndex, DueKeyAttribute, DueAtAttribute),
-		},
-	})
+		KeySchema:   []types.KeySchemaElement{{AttributeName: aws.String(schema.KeyAttribute), KeyType: types.KeyTypeHash}},
+	}
+	for _, name := range schema.KeyAttributes() {
+		in.AttributeDefinitions = append(in.AttributeDefinitions, types.AttributeDefinition{AttributeName: aws.String(name), AttributeType: types.ScalarAttributeTypeS})
+	}
+	for _, ix := range schema.Indexes {
+		in.GlobalSecondaryIndexes = append(in.GlobalSecondaryIndexes, types.GlobalSecondaryIndex{
+			IndexName: aws.String(ix.Name),
+			KeySchema: []types.KeySchemaElement{
+				{AttributeName: aws.String(ix.PartitionKey), KeyType: types.KeyTypeHash},
+				{AttributeName: aws.String(ix.SortKey), KeyType: types.KeyTypeRange},
+			},
+			Projection: &types.Projection{ProjectionType: types.ProjectionTypeKeysOnly},
+		})
+	}
+	_, err := client.CreateTable(ctx, in)
 	if err != nil {
 		return fmt.Errorf("create table %s: %w", table, err)
 	}
@@ -57,7 +46,7 @@ func CreateTable(ctx context.Context, client *dynamodb.Client, table string) err
 	_, err = client.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{
 		TableName: aws.String(table),
 		TimeToLiveSpecification: &types.TimeToLiveSpecification{
-			AttributeName: aws.String(TTLAttribute),
+			AttributeName: aws.String(schema.TTLAttribute),
 			Enabled:       aws.Bool(true),
 		},
 	})

@@ -28,42 +28,9 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsstepfunctionstasks"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
-)
 
-// Names shared with the Lambdas' DynamoDB adapter (bot/dynamo, whose
-// CreateTable makes the same table for tests).
-const (
-	// TablePartitionKey is the table's string partition key.
-	TablePartitionKey = "pk"
-	// TTLAttribute holds the epoch second after which DynamoDB may delete an item.
-	TTLAttribute = "ttl"
-	// PendingIndex is the sparse global secondary index of pending requests.
-	PendingIndex = "pending"
-	// PendingPartitionKey is the pending index's string partition key, set only
-	// on pending requests and removed when they close. It is sharded
-	// ("PENDING#<n>", n a hash of the request ID modulo the adapter's shard
-	// count) so that no single key value takes every write; requests of the
-	// first version still carry "PENDING" until they are written again.
-	PendingPartitionKey = "pendingPK"
-	// UndeliveredIndex is the first version's sparse global secondary index of
-	// closed requests whose outcome had not reached their workflow. Nothing
-	// writes it any more; the sweep reads it until the first version's items
-	// are upgraded. It stays because CloudFormation can add or remove only one
-	// global secondary index per stack update.
-	UndeliveredIndex = "undelivered"
-	// UndeliveredPartitionKey is the undelivered index's string partition key.
-	UndeliveredPartitionKey = "undeliveredPK"
-	// IndexSortKey is the pending and undelivered indexes' string sort key.
-	IndexSortKey = "createdAt"
-	// DueIndex is the sparse global secondary index of requests something is
-	// due on (an expiry, an effect to run again): the sweep's one due index.
-	DueIndex = "due"
-	// DuePartitionKey is the due index's string partition key, "DUE#<n>"
-	// (sharded like PendingPartitionKey), set only while something is due.
-	DuePartitionKey = "dueShard"
-	// DueSortKey is the due index's string sort key: when the request is next
-	// due, as fixed-width UTC RFC 3339.
-	DueSortKey = "dueAt"
+	"approvalbot/bot/awsapp/lambdaenv"
+	"approvalbot/bot/dynamo/schema"
 )
 
 // Lambda names: each is built by scripts/build into <DistDir>/<name>/bootstrap.
@@ -141,9 +108,9 @@ func New(scope constructs.Construct, cfg Config, props *awscdk.StackProps) (*Sta
 
 func (s *Stack) addTable() {
 	s.Table = awsdynamodb.NewTable(s.Stack, jsii.String("Approvals"), &awsdynamodb.TableProps{
-		PartitionKey:        &awsdynamodb.Attribute{Name: jsii.String(TablePartitionKey), Type: awsdynamodb.AttributeType_STRING},
+		PartitionKey:        &awsdynamodb.Attribute{Name: jsii.String(schema.KeyAttribute), Type: awsdynamodb.AttributeType_STRING},
 		BillingMode:         awsdynamodb.BillingMode_PAY_PER_REQUEST,
-		TimeToLiveAttribute: jsii.String(TTLAttribute),
+		TimeToLiveAttribute: jsii.String(schema.TTLAttribute),
 		PointInTimeRecoverySpecification: &awsdynamodb.PointInTimeRecoverySpecification{
 			PointInTimeRecoveryEnabled: jsii.Bool(true),
 		},
@@ -152,19 +119,17 @@ func (s *Stack) addTable() {
 		// stack is destroyed.
 		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
 	})
-	// Sparse indexes: only items carrying the index's partition key appear.
+	// The table's key and indexes are those the Lambdas' store uses, named
+	// once in package schema. Sparse indexes: only items carrying the
+	// index's partition key appear.
 	// Keys only: the adapter reads each listed request from the table. Add
 	// or remove at most one index per change: CloudFormation updates only one
 	// global secondary index per stack update.
-	for _, ix := range [][3]string{
-		{PendingIndex, PendingPartitionKey, IndexSortKey},
-		{UndeliveredIndex, UndeliveredPartitionKey, IndexSortKey},
-		{DueIndex, DuePartitionKey, DueSortKey},
-	} {
+	for _, ix := range schema.Indexes {
 		s.Table.AddGlobalSecondaryIndex(&awsdynamodb.GlobalSecondaryIndexProps{
-			IndexName:      jsii.String(ix[0]),
-			PartitionKey:   &awsdynamodb.Attribute{Name: jsii.String(ix[1]), Type: awsdynamodb.AttributeType_STRING},
-			SortKey:        &awsdynamodb.Attribute{Name: jsii.String(ix[2]), Type: awsdynamodb.AttributeType_STRING},
+			IndexName:      jsii.String(ix.Name),
+			PartitionKey:   &awsdynamodb.Attribute{Name: jsii.String(ix.PartitionKey), Type: awsdynamodb.AttributeType_STRING},
+			SortKey:        &awsdynamodb.Attribute{Name: jsii.String(ix.SortKey), Type: awsdynamodb.AttributeType_STRING},
 			ProjectionType: awsdynamodb.ProjectionType_KEYS_ONLY,
 		})
 	}
@@ -396,18 +361,18 @@ func (s *Stack) function(id, name, description string, memoryMB float64, timeout
 func (s *Stack) addLambdas() {
 	env := func(extra map[string]*string) map[string]*string {
 		e := map[string]*string{
-			"APPROVALS_TABLE":  s.Table.TableName(),
-			"PAGES_BUCKET":     s.Bucket.BucketName(),
-			"PAGES_PREFIX":     jsii.String(s.Config.PagesPrefix),
-			"PAGES_BASE_URL":   s.pagesBaseURL(),
-			"MAIL_FROM":        jsii.String(s.Config.MailFrom),
-			"SLACK_SECRET_ARN": s.SlackSecret.SecretArn(),
+			lambdaenv.Table:          s.Table.TableName(),
+			lambdaenv.Bucket:         s.Bucket.BucketName(),
+			lambdaenv.PagesPrefix:    jsii.String(s.Config.PagesPrefix),
+			lambdaenv.PagesBaseURL:   s.pagesBaseURL(),
+			lambdaenv.MailFrom:       jsii.String(s.Config.MailFrom),
+			lambdaenv.SlackSecretARN: s.SlackSecret.SecretArn(),
 		}
 		if s.Config.SESConfigurationSet != "" {
-			e["SES_CONFIGURATION_SET"] = jsii.String(s.Config.SESConfigurationSet)
+			e[lambdaenv.ConfigurationSet] = jsii.String(s.Config.SESConfigurationSet)
 		}
 		if s.Config.SlackDefaultChannel != "" {
-			e["SLACK_DEFAULT_CHANNEL"] = jsii.String(s.Config.SlackDefaultChannel)
+			e[lambdaenv.SlackDefaultChannel] = jsii.String(s.Config.SlackDefaultChannel)
 		}
 		for k, v := range extra {
 			e[k] = v
@@ -440,11 +405,11 @@ func (s *Stack) addLambdas() {
 	}
 
 	s.Slack = s.function("Slack", SlackName, "approvalbot Slack: /approvals and buttons", 256, 15*time.Second, s.Config.SlackConcurrency,
-		env(map[string]*string{"CALLBACK_URL": callbackURL}))
+		env(map[string]*string{lambdaenv.CallbackURL: callbackURL}))
 	s.SlackURL = s.Slack.AddFunctionUrl(url)
 
 	s.Notifier = s.function("Notifier", NotifierName, "approvalbot notifier: publishes pages, emails approvers, posts to Slack", 256, 30*time.Second, 0,
-		env(map[string]*string{"CALLBACK_URL": callbackURL}))
+		env(map[string]*string{lambdaenv.CallbackURL: callbackURL}))
 
 	for _, fn := range []awslambda.Function{s.Notifier, s.Callback, s.Slack} {
 		s.Table.GrantReadWriteData(fn)

@@ -16,6 +16,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
 	"github.com/google/go-cmp/cmp"
+
+	"approvalbot/bot/awsapp/lambdaenv"
 )
 
 // distDir holds a dummy bootstrap for each Lambda; set by TestMain.
@@ -397,6 +399,34 @@ func TestLambdas(t *testing.T) {
 	}
 	has(t, s, "AWS::Logs::LogGroup", map[string]any{"RetentionInDays": 30})
 	count(t, s, "AWS::Logs::LogGroup", 3)
+}
+
+// Each Lambda is given only variables it reads and every one it requires, as
+// package lambdaenv (which the Lambdas' configuration is read by) lists them,
+// with and without the optional settings.
+func TestLambdaEnvironmentMatchesTheLambdas(t *testing.T) {
+	opt := baseConfig()
+	opt.SESConfigurationSet, opt.SlackDefaultChannel, opt.MailIdentity = "tracked", "#approvals", "example.com"
+	for _, s := range []*synthesized{defaultStack(t), synth(t, "optional", opt), synth(t, "domains", domainsConfig())} {
+		for name, vars := range map[string][]lambdaenv.Var{
+			NotifierName: lambdaenv.Notifier, CallbackName: lambdaenv.Callback, SlackName: lambdaenv.Slack,
+		} {
+			_, fn := s.function(t, name)
+			got := fn["Environment"].(map[string]any)["Variables"].(map[string]any)
+			reads := map[string]bool{}
+			for _, v := range vars {
+				reads[v.Name] = true
+				if _, ok := got[v.Name]; v.Required && !ok {
+					t.Errorf("%s: %s is required but not set", name, v.Name)
+				}
+			}
+			for k := range got {
+				if !reads[k] {
+					t.Errorf("%s: %s is set but the Lambda does not read it", name, k)
+				}
+			}
+		}
+	}
 }
 
 func TestOptionalEnvironment(t *testing.T) {

@@ -12,14 +12,16 @@
 // retry, outcomes to deliver, pages to delete, messages to update; see
 // awsapp.App.Sweep).
 //
-// Environment: APPROVALS_TABLE, PAGES_BUCKET, PAGES_PREFIX (default "p/"),
-// PAGES_BASE_URL, CALLBACK_URL, MAIL_FROM, SES_CONFIGURATION_SET (optional) and
-// the AWS SDK's own variables (AWS_REGION, AWS_ENDPOINT_URL…).
+// Its wiring is awsapp.NotifierFromEnv. Environment (lambdaenv.Notifier):
+// APPROVALS_TABLE, PAGES_BUCKET, PAGES_PREFIX (default "p/"), PAGES_BASE_URL,
+// CALLBACK_URL, MAIL_FROM, SES_CONFIGURATION_SET (optional), optionally
+// SLACK_SECRET_ARN (or SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET) and
+// SLACK_DEFAULT_CHANNEL, and the AWS SDK's own variables (AWS_REGION,
+// AWS_ENDPOINT_URL…).
 package main
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"os"
 
@@ -29,19 +31,11 @@ import (
 )
 
 func main() {
-	if err := run(context.Background(), os.Getenv, os.Stderr); err != nil {
-		os.Exit(1)
-	}
-}
-
-// run wires the notifier from the environment and serves Lambda invocations.
-func run(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
-	log := slog.New(slog.NewJSONHandler(stderr, nil))
-	app, err := awsapp.FromEnv(ctx, getenv, log)
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	app, err := awsapp.NotifierFromEnv(context.Background(), os.Getenv, log)
 	if err != nil {
 		log.Error("notifier: not started", "err", err)
-		return err
+		os.Exit(1)
 	}
-	lambda.StartWithOptions(app.Handle, lambda.WithContext(ctx))
-	return nil
+	lambda.Start(app.Handle)
 }

@@ -44,6 +44,7 @@ import (
 	"time"
 
 	"approvalbot/bot/awsapp"
+	"approvalbot/bot/slackapp"
 	"approvalbot/internal/testing/awsflow"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -246,23 +247,16 @@ func startStack(ctx context.Context, d time.Duration, log *slog.Logger) (st *sta
 	if err := awsflow.CreateResources(ctx, awsCfg, cfg); err != nil {
 		return st, err
 	}
-	slackEnv := map[string]string{
-		"SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_SIGNING_SECRET": "bench", "SLACK_API_URL": st.slack.URL + "/",
-		"SLACK_DEFAULT_CHANNEL": "C0BENCH001",
+	cfg.Slack = slackapp.Config{
+		BotToken: "xoxb-bench", SigningSecret: "bench", APIURL: st.slack.URL + "/", DefaultChannel: "C0BENCH001",
 	}
-	getenv := func(k string) string { return slackEnv[k] }
 	if st.notifier, err = awsapp.New(cfg, awsCfg, log.With("lambda", "notifier")); err != nil {
 		return st, err
 	}
 	cbCfg := cfg
 	cbCfg.CallbackURL = ""
-	if st.callback, err = awsapp.New(cbCfg, awsCfg, log.With("lambda", "callback")); err != nil {
+	if st.callback, err = awsapp.NewCallback(cbCfg, awsCfg, log.With("lambda", "callback")); err != nil {
 		return st, err
-	}
-	for _, a := range []*awsapp.App{st.notifier, st.callback} {
-		if err := a.ConnectSlack(ctx, getenv, nil); err != nil {
-			return st, err
-		}
 	}
 	handler := lambda.NewHandler(st.notifier.Handle)
 	st.proxy.Handle("notifier", func(ctx context.Context, payload []byte) ([]byte, error) {

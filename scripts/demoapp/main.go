@@ -112,7 +112,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	cbCfg := cfg
 	cbCfg.CallbackURL = "" // as deployed: the callback is not told its own URL
-	callback, err := awsapp.New(cbCfg, awsCfg, log.With("lambda", "callback"))
+	callback, err := awsapp.NewCallback(cbCfg, awsCfg, log.With("lambda", "callback"))
 	if err != nil {
 		return err
 	}

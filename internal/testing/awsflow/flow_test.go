@@ -87,7 +87,7 @@ func startFlow(t *testing.T) *flow {
 	// The callback runs as deployed: without CALLBACK_URL, its own address.
 	cbCfg := cfg
 	cbCfg.CallbackURL = ""
-	callback, err := awsapp.New(cbCfg, awsCfg, log.With("lambda", "callback"))
+	callback, err := awsapp.NewCallback(cbCfg, awsCfg, log.With("lambda", "callback"))
 	if err != nil {
 		t.Fatal(err)
 	}

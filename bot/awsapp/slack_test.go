@@ -1,4 +1,4 @@
-package slacksecret
+package awsapp
 
 import (
 	"context"
@@ -28,7 +28,7 @@ func (f *fakeSecrets) GetSecretValue(_ context.Context, in *secretsmanager.GetSe
 	return &secretsmanager.GetSecretValueOutput{SecretString: aws.String(f.secret)}, nil
 }
 
-func TestLoad(t *testing.T) {
+func TestReadSlackSecret(t *testing.T) {
 	const arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:slack"
 	tests := []struct {
 		name    string
@@ -81,8 +81,7 @@ func TestLoad(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := tt.cfg
-			err := Load(context.Background(), tt.sm, &c)
+			c, err := readSlackSecret(context.Background(), tt.sm, tt.cfg)
 			if diff := cmp.Diff(tt.asked, tt.sm.asked); diff != "" {
 				t.Errorf("secrets asked for (-want +got):\n%s", diff)
 			}
@@ -102,30 +101,5 @@ func TestLoad(t *testing.T) {
 				t.Errorf("config (-want +got):\n%s", diff)
 			}
 		})
-	}
-}
-
-func TestFromEnv(t *testing.T) {
-	const arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:slack"
-	sm := &fakeSecrets{secret: `{"botToken":"xoxb-9","signingSecret":"sig"}`}
-	env := map[string]string{"SLACK_SECRET_ARN": arn, "SLACK_DEFAULT_CHANNEL": "#approvals"}
-	c, err := FromEnv(context.Background(), func(k string) string { return env[k] }, sm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := slackapp.Config{SecretARN: arn, DefaultChannel: "#approvals", BotToken: "xoxb-9", SigningSecret: "sig"}
-	if diff := cmp.Diff(want, c); diff != "" {
-		t.Errorf("config (-want +got):\n%s", diff)
-	}
-
-	off := &fakeSecrets{err: errors.New("must not be called")}
-	c, err = FromEnv(context.Background(), func(string) string { return "" }, off)
-	if err != nil || c.Enabled() || len(off.asked) != 0 {
-		t.Errorf("without Slack variables: got %+v, %v, %d calls; want a disabled config, no error, no call", c, err, len(off.asked))
-	}
-
-	bad := map[string]string{"SLACK_BOT_TOKEN": "xoxb-1"}
-	if _, err := FromEnv(context.Background(), func(k string) string { return bad[k] }, off); err == nil || !strings.Contains(err.Error(), "SLACK_SIGNING_SECRET") {
-		t.Errorf("bot token alone: got error %v, want one naming SLACK_SIGNING_SECRET", err)
 	}
 }
