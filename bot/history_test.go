@@ -16,6 +16,7 @@ import (
 	"approvalbot/bot/approval"
 	"approvalbot/bot/dynamo"
 	"approvalbot/bot/web"
+	"approvalbot/internal/testing/dynamotest"
 	"approvalbot/internal/testing/memory"
 	"approvalbot/internal/testing/mototest"
 	"approvalbot/pages"
@@ -254,7 +255,7 @@ func TestAuditExportFromAWSTable(t *testing.T) {
 	srv := mototest.Start(t)
 	client := dynamodb.NewFromConfig(srv.Config(t))
 	table := mototest.UniqueName("approvals-")
-	if err := dynamo.CreateTable(ctx, client, table); err != nil {
+	if err := dynamotest.CreateTable(ctx, client, table); err != nil {
 		t.Fatal(err)
 	}
 	p := memory.NewPages("https://pages.example.com")

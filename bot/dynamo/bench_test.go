@@ -16,6 +16,7 @@ import (
 	"approvalbot/bot/approval"
 	"approvalbot/bot/approval/storetest"
 	"approvalbot/bot/dynamo"
+	"approvalbot/internal/testing/dynamotest"
 	"approvalbot/internal/testing/mototest"
 )
 
@@ -187,7 +188,7 @@ func newBenchTable(b *testing.B) (*dynamodb.Client, string) {
 	srv := mototest.Start(b)
 	client := dynamodb.NewFromConfig(srv.Config(b))
 	name := mototest.UniqueName("approvals-bench-")
-	if err := dynamo.CreateTable(context.Background(), client, name); err != nil {
+	if err := dynamotest.CreateTable(context.Background(), client, name); err != nil {
 		b.Fatalf("CreateTable: %v", err)
 	}
 	return client, name

@@ -43,8 +43,8 @@
 // again they sit in the first version's index partitions ("PENDING" in
 // pending, "UNDELIVERED" in the index "undelivered"), which ListPending and
 // ListDue read as well; their first write (a vote, the sweep) rewrites them in
-// the current form and takes them out of those partitions. CreateTable makes
-// a table of this shape.
+// the current form and takes them out of those partitions. Package schema
+// names the table's key and indexes; the CDK app creates the table from it.
 package dynamo
 
 import (

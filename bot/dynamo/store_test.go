@@ -10,6 +10,7 @@ import (
 	"approvalbot/bot/approval"
 	"approvalbot/bot/approval/storetest"
 	"approvalbot/bot/dynamo"
+	"approvalbot/internal/testing/dynamotest"
 	"approvalbot/internal/testing/mototest"
 )
 
@@ -21,7 +22,7 @@ func newTable(t *testing.T) (*dynamodb.Client, string) {
 	srv := mototest.Start(t)
 	client := dynamodb.NewFromConfig(srv.Config(t))
 	name := mototest.UniqueName("approvals-")
-	if err := dynamo.CreateTable(context.Background(), client, name); err != nil {
+	if err := dynamotest.CreateTable(context.Background(), client, name); err != nil {
 		t.Fatalf("CreateTable: %v", err)
 	}
 	return client, name

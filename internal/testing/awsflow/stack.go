@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"approvalbot/bot/awsapp"
-	"approvalbot/bot/dynamo"
+	"approvalbot/internal/testing/dynamotest"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -17,7 +17,7 @@ import (
 // DynamoDB table, the pages bucket and the sender's SES identity (moto refuses
 // to send from an address that is not one).
 func CreateResources(ctx context.Context, awsCfg aws.Config, cfg awsapp.Config) error {
-	if err := dynamo.CreateTable(ctx, dynamodb.NewFromConfig(awsCfg), cfg.Table); err != nil {
+	if err := dynamotest.CreateTable(ctx, dynamodb.NewFromConfig(awsCfg), cfg.Table); err != nil {
 		return err
 	}
 	s3c := s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = true })

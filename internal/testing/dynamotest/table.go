@@ -1,4 +1,7 @@
-package dynamo
+// Package dynamotest creates the DynamoDB table package schema describes, on
+// moto, for the tests, the benchmarks and the local demo of the AWS form. In
+// AWS the CDK app creates the same table from the same names.
+package dynamotest
 
 import (
 	"context"
@@ -14,8 +17,7 @@ import (
 
 // CreateTable creates the table that package schema describes (its key, its
 // indexes, keys only), with on-demand billing, waits until it is active and
-// turns on time to live on schema.TTLAttribute. Tests and the local demo use
-// it; in AWS the CDK app creates the same table from the same names.
+// turns on time to live on schema.TTLAttribute.
 func CreateTable(ctx context.Context, client *dynamodb.Client, table string) error {
 	in := &dynamodb.CreateTableInput{
 		TableName:   aws.String(table),
