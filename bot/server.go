@@ -78,7 +78,8 @@ type Main struct {
 	service *approval.Service
 	store   *sqlite.Store
 	pages   *sqlite.Pages
-	legacy  *legacyPages // nil when the data folder holds no page of the first version
+	legacy  *legacyPages  // nil when the data folder holds no page of the first version
+	slack   *slack.Client // nil when Slack is off
 	srv     *http.Server
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -186,6 +187,43 @@ func (m *Main) stdout() io.Writer {
 // files, page files of the first version whose request is closed), listens,
 // and serves in the background along with the sweep.
 func (m *Main) Start(ctx context.Context) (err error) {
+	if err := m.prepare(); err != nil {
+		return err
+	}
+	ln, err := m.listen()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			ln.Close()
+		}
+	}()
+	if err := m.openStore(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			m.store.Close()
+		}
+	}()
+	mailer, mailDesc, err := m.mailer()
+	if err != nil {
+		return err
+	}
+	if err := m.newService(mailer); err != nil {
+		return err
+	}
+	ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	handler, slackDesc := m.handler(ctx)
+	m.serveOn(ctx, ln, handler)
+	m.wg.Go(func() { m.sweepLoop(ctx) })
+	m.printStarted(ln.Addr(), mailDesc, slackDesc)
+	return nil
+}
+
+// prepare fills in the defaults and makes the data folder.
+func (m *Main) prepare() (err error) {
 	if m.Log == nil {
 		m.Log = slog.New(slog.DiscardHandler)
 	}
@@ -204,23 +242,30 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	if err := os.MkdirAll(m.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data folder: %w", err)
 	}
+	return nil
+}
 
+// listen opens the listener and settles the links' base URL: the base URL
+// given, or the address listened on.
+func (m *Main) listen() (net.Listener, error) {
 	ln, err := net.Listen("tcp", m.Addr)
 	if err != nil {
-		return &exitError{code: exitNotOK, err: fmt.Errorf("listen on %s: %w", m.Addr, err)}
+		return nil, &exitError{code: exitNotOK, err: fmt.Errorf("listen on %s: %w", m.Addr, err)}
 	}
-	defer func() {
-		if err != nil {
-			ln.Close()
-		}
-	}()
 	m.url = strings.TrimRight(m.BaseURL, "/")
 	if m.url == "" {
 		m.url = "http://" + linkHost(ln.Addr())
 	} else if u, perr := url.Parse(m.url); perr != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.User != nil || u.Fragment != "" {
-		return usageErr("base URL %q is not an absolute http(s) URL without user, query or fragment", m.BaseURL)
+		ln.Close()
+		return nil, usageErr("base URL %q is not an absolute http(s) URL without user, query or fragment", m.BaseURL)
 	}
+	return ln, nil
+}
 
+// openStore opens the database and its pages, and removes what an earlier
+// run left behind: pages of no request or of a closed one, page files of the
+// first version whose request is closed. The store is closed again on error.
+func (m *Main) openStore(ctx context.Context) (err error) {
 	m.store, err = sqlite.Open(ctx, filepath.Join(m.DataDir, "approvalbot.db"))
 	if err != nil {
 		return err
@@ -243,34 +288,39 @@ func (m *Main) Start(ctx context.Context) (err error) {
 		m.Log.Info("removed pages left by an earlier run", "pages", pruned)
 	}
 	m.legacy, err = openLegacyPages(ctx, filepath.Join(m.DataDir, "pages"), m.url, m.store, m.now(), m.Log)
-	if err != nil {
-		return err
-	}
-	var mailer approval.Mailer
-	mailDesc := ""
+	return err
+}
+
+// mailer is the SMTP mailer when an SMTP server is set, else the outbox, with
+// the line that says so at start.
+func (m *Main) mailer() (approval.Mailer, string, error) {
 	if m.SMTP.Addr != "" {
 		smtp, err := local.NewSMTP(m.SMTP, m.Now)
 		if err != nil {
-			return usageErr("APPROVALBOT_SMTP_ADDR: %v", err)
+			return nil, "", usageErr("APPROVALBOT_SMTP_ADDR: %v", err)
 		}
-		mailer, mailDesc = smtp, "mail:      SMTP via "+m.SMTP.Addr
+		desc := "mail:      SMTP via " + m.SMTP.Addr
 		if m.SMTP.Insecure {
-			mailDesc += " (APPROVALBOT_SMTP_INSECURE: clear text allowed)"
+			desc += " (APPROVALBOT_SMTP_INSECURE: clear text allowed)"
 		}
-	} else {
-		outbox, err := local.NewOutbox(filepath.Join(m.DataDir, "outbox"), m.MailFrom, m.Now)
-		if err != nil {
-			return err
-		}
-		mailer, mailDesc = outbox, "outbox:    "+outbox.Dir()+" (set APPROVALBOT_SMTP_ADDR to send mail)"
+		return smtp, desc, nil
 	}
+	outbox, err := local.NewOutbox(filepath.Join(m.DataDir, "outbox"), m.MailFrom, m.Now)
+	if err != nil {
+		return nil, "", err
+	}
+	return outbox, "outbox:    " + outbox.Dir() + " (set APPROVALBOT_SMTP_ADDR to send mail)", nil
+}
+
+// newService builds the service over the store, the pages, mailer, the
+// webhook workflow and, when it is on, Slack.
+func (m *Main) newService(mailer approval.Mailer) (err error) {
 	webhook := local.NewWebhook(nil, m.WebhookSecret)
 	webhook.Now = m.Now
 	var chat approval.Chat
-	var slackClient *slack.Client
 	if m.Slack.Enabled() {
-		slackClient = slackapp.NewClient(m.Slack)
-		chat = slackapp.NewChat(slackClient)
+		m.slack = slackapp.NewClient(m.Slack)
+		chat = slackapp.NewChat(m.slack)
 	}
 	m.service, err = approval.NewService(approval.Deps{
 		Store:               m.store,
@@ -287,9 +337,13 @@ func (m *Main) Start(ctx context.Context) (err error) {
 		// emails, pages, Slack and webhooks finish in the background, and
 		// Close waits for them (Service.Idle).
 	})
-	if err != nil {
-		return err
-	}
+	return err
+}
+
+// handler is the bot's HTTP surface: pages, /decide, /api, /mcp and, unless
+// it runs over Socket Mode (started here, until ctx ends), /slack; with the
+// line that says how Slack is reached.
+func (m *Main) handler(ctx context.Context) (http.Handler, string) {
 	cfg := web.Config{
 		Service:  m.service,
 		Pages:    pageSource{db: m.pages, legacy: m.legacy, now: m.now},
@@ -298,15 +352,13 @@ func (m *Main) Start(ctx context.Context) (err error) {
 		APIName:  m.APIName,
 		Log:      m.Log,
 	}
-
-	ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	slackDesc := "slack:     off (set SLACK_BOT_TOKEN to post requests to Slack)"
-	if m.Slack.Enabled() {
-		app := slackapp.NewApp(m.service, slackClient, m.Log)
+	if m.slack != nil {
+		app := slackapp.NewApp(m.service, m.slack, m.Log)
 		if m.Slack.SocketMode() {
 			slackDesc = "slack:     Socket Mode"
 			m.wg.Go(func() {
-				if err := app.RunSocketMode(ctx, slackClient); err != nil && ctx.Err() == nil {
+				if err := app.RunSocketMode(ctx, m.slack); err != nil && ctx.Err() == nil {
 					m.Log.Error("slack socket mode stopped", "err", err)
 				}
 			})
@@ -328,7 +380,12 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	}))
 	cfg.MCP = mcpserver.NewHandler(mcpserver.Config{API: self, Requester: m.MCPRequester, Log: m.Log})
 	handler = web.New(cfg)
+	return handler, slackDesc
+}
 
+// serveOn serves handler on ln in the background; a failure of Serve reaches
+// Wait.
+func (m *Main) serveOn(ctx context.Context, ln net.Listener, handler http.Handler) {
 	m.srv = &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -344,12 +401,15 @@ func (m *Main) Start(ctx context.Context) (err error) {
 			m.serve <- err
 		}
 	}()
-	m.wg.Go(func() { m.sweepLoop(ctx) })
+}
 
+// printStarted tells the operator where the bot listens, where its links
+// point, and where mail, Slack, the API and MCP stand.
+func (m *Main) printStarted(addr net.Addr, mailDesc, slackDesc string) {
 	out := m.stdout()
-	fmt.Fprintf(out, "approvalbot listening on %s\n", ln.Addr())
+	fmt.Fprintf(out, "approvalbot listening on %s\n", addr)
 	fmt.Fprintf(out, "links:     %s\n", m.url)
-	if m.BaseURL == "" && linkHost(ln.Addr()) != ln.Addr().String() {
+	if m.BaseURL == "" && linkHost(addr) != addr.String() {
 		fmt.Fprintln(out, "           (listening on all interfaces: set -base-url to the address people open)")
 	}
 	fmt.Fprintf(out, "data:      %s\n", m.DataDir)
@@ -359,8 +419,7 @@ func (m *Main) Start(ctx context.Context) (err error) {
 		fmt.Fprintln(out, "api:       open to anyone who can reach it (set APPROVALBOT_API_TOKEN to require a token)")
 	}
 	fmt.Fprintf(out, "mcp:       %s/mcp (streamable HTTP; over stdio: go run ./bot mcp)\n", m.url)
-	m.Log.Info("started", "addr", ln.Addr().String(), "base_url", m.url, "data", m.DataDir)
-	return nil
+	m.Log.Info("started", "addr", addr.String(), "base_url", m.url, "data", m.DataDir)
 }
 
 // linkHost is the host:port of links when no base URL is set: the listen
