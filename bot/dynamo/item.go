@@ -396,44 +396,8 @@ func (it *requestItem) request() (*approval.Request, error) {
 	for _, m := range it.DirectMessages {
 		r.DirectMessages = append(r.DirectMessages, approval.ChatMessage{Channel: m.Channel, TS: m.TS})
 	}
-	if it.DecidedAt != "" {
-		at, err := parseTime("decidedAt", it.DecidedAt)
-		if err != nil {
-			return nil, err
-		}
-		r.Decision = &approval.Decision{
-			Choice:  approval.Choice(it.DecisionChoice),
-			By:      it.DecidedBy,
-			Channel: approval.Channel(it.DecisionChannel),
-			Comment: it.DecisionComment,
-			At:      at,
-		}
-	}
-	for _, v := range it.Votes {
-		at, err := parseTime("votes.at", v.At)
-		if err != nil {
-			return nil, err
-		}
-		r.Votes = append(r.Votes, approval.Vote{
-			By: v.By, Email: v.Email, Channel: approval.Channel(v.Channel), Choice: approval.Choice(v.Choice),
-			Comment: v.Comment, At: at, Groups: v.Groups,
-		})
-	}
-	for _, e := range it.Effects {
-		ef := approval.Effect{
-			Kind: approval.EffectKind(e.Kind), Target: e.Target, State: approval.EffectState(e.State),
-			Attempts: e.Attempts, Lease: e.Lease, Error: e.Error,
-		}
-		if ef.LeaseUntil, err = parseTime("effects.leaseUntil", e.LeaseUntil); err != nil {
-			return nil, err
-		}
-		if ef.NextAt, err = parseTime("effects.nextAt", e.NextAt); err != nil {
-			return nil, err
-		}
-		if ef.At, err = parseTime("effects.at", e.At); err != nil {
-			return nil, err
-		}
-		r.Effects = append(r.Effects, ef)
+	if err := it.setOutcome(r); err != nil {
+		return nil, err
 	}
 	if it.DecidedByToken != "" || slices.ContainsFunc(it.Votes, func(v voteItem) bool { return v.TokenHash != "" }) {
 		it.nameQuickVoter(r)
@@ -451,6 +415,51 @@ func (it *requestItem) request() (*approval.Request, error) {
 		}
 	}
 	return r, nil
+}
+
+// setOutcome decodes the item's votes, decision and effects into r.
+func (it *requestItem) setOutcome(r *approval.Request) error {
+	if it.DecidedAt != "" {
+		at, err := parseTime("decidedAt", it.DecidedAt)
+		if err != nil {
+			return err
+		}
+		r.Decision = &approval.Decision{
+			Choice:  approval.Choice(it.DecisionChoice),
+			By:      it.DecidedBy,
+			Channel: approval.Channel(it.DecisionChannel),
+			Comment: it.DecisionComment,
+			At:      at,
+		}
+	}
+	for _, v := range it.Votes {
+		at, err := parseTime("votes.at", v.At)
+		if err != nil {
+			return err
+		}
+		r.Votes = append(r.Votes, approval.Vote{
+			By: v.By, Email: v.Email, Channel: approval.Channel(v.Channel), Choice: approval.Choice(v.Choice),
+			Comment: v.Comment, At: at, Groups: v.Groups,
+		})
+	}
+	for _, e := range it.Effects {
+		ef := approval.Effect{
+			Kind: approval.EffectKind(e.Kind), Target: e.Target, State: approval.EffectState(e.State),
+			Attempts: e.Attempts, Lease: e.Lease, Error: e.Error,
+		}
+		var err error
+		if ef.LeaseUntil, err = parseTime("effects.leaseUntil", e.LeaseUntil); err != nil {
+			return err
+		}
+		if ef.NextAt, err = parseTime("effects.nextAt", e.NextAt); err != nil {
+			return err
+		}
+		if ef.At, err = parseTime("effects.at", e.At); err != nil {
+			return err
+		}
+		r.Effects = append(r.Effects, ef)
+	}
+	return nil
 }
 
 // nameQuickVoter fills in who cast a quick vote, which names its voter by the
