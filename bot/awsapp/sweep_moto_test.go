@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -64,8 +63,9 @@ type invocation struct {
 	err error
 }
 
-// sweepFlow is the notifier and the callback on moto, with Step Functions
-// invoking the notifier's real handler (awsapp.App.Handle) through the proxy.
+// sweepFlow is the notifier and the callback on moto (awsflow.Start), with
+// Step Functions invoking the notifier's real handler (awsapp.App.Handle)
+// through the proxy.
 type sweepFlow struct {
 	proxy    *awsflow.Proxy
 	notifier *awsapp.App
@@ -79,51 +79,27 @@ type sweepFlow struct {
 
 func startSweepFlow(t *testing.T) *sweepFlow {
 	t.Helper()
-	ctx := context.Background()
-	proxy, err := awsflow.NewProxy()
+	notified := make(chan invocation, 4)
+	st, err := awsflow.Start(context.Background(), awsflow.StackConfig{
+		Table: mototest.UniqueName("approvals"), Bucket: mototest.UniqueName("pages"),
+		Log:        slog.New(slog.NewJSONHandler(t.Output(), nil)),
+		HTTPClient: mototest.HTTPClient(),
+		OnNotify:   func(inv awsflow.Invocation) { notified <- invocation{inv.Out, inv.Err} },
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { proxy.Close() })
-	srv := mototest.StartWith(t, mototest.Options{Env: []string{"MOTO_PORT=" + strconv.Itoa(proxy.Port())}})
-	if err := proxy.SetBackend(srv.URL); err != nil {
-		t.Fatal(err)
-	}
-	srv.EnableStepFunctionsExecution(t)
-	proxy.Record(successTarget)
-	proxy.Record(failureTarget)
-
-	awsCfg := srv.Config(t)
-	awsCfg.BaseEndpoint = aws.String(proxy.URL())
-	cfg := awsapp.Config{
-		Table: mototest.UniqueName("approvals"), Bucket: mototest.UniqueName("pages"), PagesPrefix: "p/",
-		PagesBaseURL: "https://pages.example.net", CallbackURL: "https://cb.example.net", MailFrom: "approvals@example.com",
-	}
-	if err := awsflow.CreateResources(ctx, awsCfg, cfg); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewJSONHandler(t.Output(), nil))
+	t.Cleanup(st.Close)
+	st.Proxy.Record(successTarget)
+	st.Proxy.Record(failureTarget)
 	f := &sweepFlow{
-		proxy: proxy, clock: &motoClock{now: time.Now().UTC()},
-		sfn:      sfn.NewFromConfig(awsCfg),
-		s3:       s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = true }),
-		notified: make(chan invocation, 4),
-	}
-	if f.notifier, err = awsapp.New(cfg, awsCfg, log.With("lambda", "notifier")); err != nil {
-		t.Fatal(err)
-	}
-	cbCfg := cfg
-	cbCfg.CallbackURL = ""
-	if f.callback, err = awsapp.NewCallback(cbCfg, awsCfg, log.With("lambda", "callback")); err != nil {
-		t.Fatal(err)
+		proxy: st.Proxy, notifier: st.Notifier, callback: st.Callback, clock: &motoClock{now: time.Now().UTC()},
+		sfn: st.SFN, s3: st.S3, notified: notified,
+		// The notifier's handler as Step Functions invokes it, for the
+		// scheduled sweep.
+		handler: lambda.NewHandler(st.Notifier.Handle),
 	}
 	f.notifier.Service.Now, f.callback.Service.Now = f.clock.Now, f.clock.Now
-	f.handler = lambda.NewHandler(f.notifier.Handle)
-	proxy.Handle("notifier", func(ctx context.Context, payload []byte) ([]byte, error) {
-		out, err := f.handler.Invoke(ctx, payload)
-		f.notified <- invocation{out, err}
-		return out, err
-	})
 	return f
 }
 
@@ -132,7 +108,7 @@ func startSweepFlow(t *testing.T) *sweepFlow {
 // machine's and the created request.
 func (f *sweepFlow) start(t *testing.T, ctx context.Context, timeoutSeconds int) (sm, exec string, r *approval.Request) {
 	t.Helper()
-	sm, err := awsflow.CreateStateMachine(ctx, f.sfn, mototest.UniqueName("approval"), awsflow.FunctionARN(mototest.Region, "notifier"), 10*time.Minute)
+	sm, err := awsflow.CreateStateMachine(ctx, f.sfn, mototest.UniqueName("approval"), awsflow.FunctionARN(awsflow.Region, awsflow.NotifierName), 10*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}

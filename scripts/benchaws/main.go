@@ -38,19 +38,14 @@ import (
 	"os/signal"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
-	"approvalbot/bot/awsapp"
 	"approvalbot/bot/slackapp"
 	"approvalbot/internal/testing/awsflow"
 
-	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
 )
@@ -140,39 +135,52 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "AWS form on moto 5.2.1 with D = %s added to every AWS and Slack call; medians of %d rounds, in units of D [target]\n", cfg.D, cfg.Rounds)
 	failed := false
 	for _, sync := range modes {
-		// As deployed: the notifier is synchronous; the callback streams its
-		// answer once the vote is recorded and the workflow told, and
-		// finishes the rest before its invocation ends (CallbackHandler).
-		st.notifier.Service.Sync = sync
-		mode := "as in Lambda: the notifier answers once its effects are done and recorded; the callback streams its answer first and ends its invocation once the rest is recorded"
-		if !sync {
-			mode = "asynchronous, as a long-running process: answers wait only for the workflow; the rest finishes in the background"
+		ok, err := st.runMode(ctx, cfg, sync, stdout, stderr)
+		if err != nil {
+			return err
 		}
-		fmt.Fprintf(stdout, "\n== service %s\n", mode)
-		for _, sc := range scenarios {
-			var rounds []*measure
-			for i := 0; i < cfg.Rounds; i++ {
-				m, err := st.runScenario(ctx, sc)
-				if err != nil {
-					fmt.Fprintf(stderr, "benchaws: %s, round %d: %v\n", sc.name, i+1, err)
-					failed = true
-					if ctx.Err() != nil {
-						return err
-					}
-					continue
-				}
-				rounds = append(rounds, m)
-			}
-			if len(rounds) == 0 {
-				continue
-			}
-			report(stdout, sc, rounds, cfg.D, cfg.Timeline)
-		}
+		failed = failed || !ok
 	}
 	if failed {
 		return errors.New("some rounds failed")
 	}
 	return nil
+}
+
+// runMode runs every scenario's rounds with the service synchronous or not
+// and reports them; ok is false when a round failed, err set when the
+// deadline passed.
+func (st *stack) runMode(ctx context.Context, cfg config, sync bool, stdout, stderr io.Writer) (ok bool, err error) {
+	// As deployed: the notifier is synchronous; the callback streams its
+	// answer once the vote is recorded and the workflow told, and
+	// finishes the rest before its invocation ends (CallbackHandler).
+	st.Notifier.Service.Sync = sync
+	mode := "as in Lambda: the notifier answers once its effects are done and recorded; the callback streams its answer first and ends its invocation once the rest is recorded"
+	if !sync {
+		mode = "asynchronous, as a long-running process: answers wait only for the workflow; the rest finishes in the background"
+	}
+	fmt.Fprintf(stdout, "\n== service %s\n", mode)
+	ok = true
+	for _, sc := range scenarios {
+		var rounds []*measure
+		for i := 0; i < cfg.Rounds; i++ {
+			m, err := st.runScenario(ctx, sc)
+			if err != nil {
+				fmt.Fprintf(stderr, "benchaws: %s, round %d: %v\n", sc.name, i+1, err)
+				ok = false
+				if ctx.Err() != nil {
+					return false, err
+				}
+				continue
+			}
+			rounds = append(rounds, m)
+		}
+		if len(rounds) == 0 {
+			continue
+		}
+		report(stdout, sc, rounds, cfg.D, cfg.Timeline)
+	}
+	return ok, nil
 }
 
 // scenario is one request and the votes cast on it.
@@ -190,103 +198,45 @@ var scenarios = []scenario{
 		votes: []string{"carol@example.com", "dave@example.com"}},
 }
 
-// stack is the AWS form on moto, with the latency proxy and the fake Slack.
+// stack is the AWS form on moto (awsflow.Stack), with the latency proxy and
+// the fake Slack.
 type stack struct {
-	d        time.Duration
-	proxy    *awsflow.Proxy
-	moto     *awsflow.Moto
-	site     *awsflow.Site
+	*awsflow.Stack
 	slack    *awsflow.SlackAPI
 	timeline *awsflow.Timeline
-	notifier *awsapp.App
-	callback *awsapp.App
-	sfn      *sfn.Client
 	web      *http.Client
-	invoked  chan invocation
+	invoked  chan awsflow.Invocation
 	n        int
 }
 
-// invocation is one run of the notifier as Step Functions invoked it.
-type invocation struct {
-	start, end time.Time
-	out        []byte
-	err        error
-}
-
-func startStack(ctx context.Context, d time.Duration, log *slog.Logger) (st *stack, err error) {
-	st = &stack{d: d, timeline: &awsflow.Timeline{}, web: &http.Client{Timeout: time.Minute}, invoked: make(chan invocation, 1)}
-	defer func() {
-		if err != nil {
-			st.close()
-		}
-	}()
-	if st.proxy, err = awsflow.NewProxy(); err != nil {
-		return st, err
-	}
-	if st.moto, err = awsflow.StartMoto(ctx, []string{"MOTO_PORT=" + strconv.Itoa(st.proxy.Port())}); err != nil {
-		return st, err
-	}
-	if err := st.proxy.SetBackend(st.moto.URL); err != nil {
-		return st, err
-	}
-	if st.site, err = awsflow.NewSite(""); err != nil {
-		return st, err
-	}
+// startStack starts the fake Slack and the AWS form, then adds d to every
+// call through the proxy and records the calls on the timeline.
+func startStack(ctx context.Context, d time.Duration, log *slog.Logger) (*stack, error) {
+	st := &stack{timeline: &awsflow.Timeline{}, web: &http.Client{Timeout: time.Minute}, invoked: make(chan awsflow.Invocation, 1)}
+	var err error
 	if st.slack, err = awsflow.StartSlackAPI(d, st.timeline); err != nil {
-		return st, err
+		return nil, err
 	}
-	awsCfg := aws.Config{
-		Region:       "us-east-1",
-		Credentials:  credentials.NewStaticCredentialsProvider("bench", "bench", ""),
-		BaseEndpoint: aws.String(st.proxy.URL()),
-	}
-	cfg := awsapp.Config{
-		Table: "bench-approvals", Bucket: "bench-pages", PagesPrefix: "p/",
-		PagesBaseURL: st.site.URL(), CallbackURL: st.site.URL(), MailFrom: "approvals@example.com",
-	}
-	if err := awsflow.CreateResources(ctx, awsCfg, cfg); err != nil {
-		return st, err
-	}
-	cfg.Slack = slackapp.Config{
-		BotToken: "xoxb-bench", SigningSecret: "bench", APIURL: st.slack.URL + "/", DefaultChannel: "C0BENCH001",
-	}
-	if st.notifier, err = awsapp.New(cfg, awsCfg, log.With("lambda", "notifier")); err != nil {
-		return st, err
-	}
-	cbCfg := cfg
-	cbCfg.CallbackURL = ""
-	if st.callback, err = awsapp.NewCallback(cbCfg, awsCfg, log.With("lambda", "callback")); err != nil {
-		return st, err
-	}
-	handler := lambda.NewHandler(st.notifier.Handle)
-	st.proxy.Handle("notifier", func(ctx context.Context, payload []byte) ([]byte, error) {
-		inv := invocation{start: time.Now()}
-		inv.out, inv.err = handler.Invoke(ctx, payload)
-		inv.end = time.Now()
-		st.invoked <- inv
-		return inv.out, inv.err
+	st.Stack, err = awsflow.Start(ctx, awsflow.StackConfig{
+		Table: "bench-approvals", Bucket: "bench-pages",
+		Slack: slackapp.Config{
+			BotToken: "xoxb-bench", SigningSecret: "bench", APIURL: st.slack.URL + "/", DefaultChannel: "C0BENCH001",
+		},
+		Log:      log,
+		OnNotify: func(inv awsflow.Invocation) { st.invoked <- inv },
 	})
-	s3c := s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = true })
-	st.site.Serve(cfg.PagesPrefix, awsflow.BucketPages(s3c, cfg.Bucket), awsflow.FunctionURL(st.callback.CallbackHandler()))
-	st.sfn = sfn.NewFromConfig(awsCfg)
-	st.proxy.SetTimeline(st.timeline)
-	st.proxy.SetDelay(d)
+	if err != nil {
+		st.slack.Close()
+		return nil, err
+	}
+	st.Proxy.SetTimeline(st.timeline)
+	st.Proxy.SetDelay(d)
 	return st, nil
 }
 
 func (st *stack) close() {
-	if st.site != nil {
-		st.site.Close()
-	}
-	if st.slack != nil {
-		st.slack.Close()
-	}
-	if st.moto != nil {
-		st.moto.Stop()
-	}
-	if st.proxy != nil {
-		st.proxy.Close()
-	}
+	st.Stack.Close()
+	st.slack.Close()
 }
 
 // measure is what one round of a scenario took.
@@ -321,44 +271,27 @@ const (
 // runScenario runs one round of sc: a fresh state machine and execution, the
 // notifier's invocation, then each vote.
 func (st *stack) runScenario(ctx context.Context, sc scenario) (*measure, error) {
-	st.n++
-	sm, err := awsflow.CreateStateMachine(ctx, st.sfn, fmt.Sprintf("bench-%d", st.n), awsflow.FunctionARN("us-east-1", "notifier"), 10*time.Minute)
+	sm, exec, seen, err := st.startRound(ctx, sc)
 	if err != nil {
 		return nil, err
 	}
-	in, _ := json.Marshal(map[string]any{"request": map[string]any{
-		"title": "Deploy v2.4 (" + sc.name + ")", "requester": "ci@example.com", "approvers": sc.approvers,
-		"policy": sc.policy, "timeoutSeconds": 3600,
-	}})
-	sentBefore, err := st.moto.SentMail(ctx)
-	if err != nil {
-		return nil, err
-	}
-	st.timeline.Reset()
-	out, err := st.sfn.StartExecution(ctx, &sfn.StartExecutionInput{
-		StateMachineArn: aws.String(sm), Name: aws.String(fmt.Sprintf("run-%d", st.n)), Input: aws.String(string(in)),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("start execution: %w", err)
-	}
-	exec := aws.ToString(out.ExecutionArn)
-	defer awsflow.Discard(context.WithoutCancel(ctx), st.sfn, sm, exec)
+	defer awsflow.Discard(context.WithoutCancel(ctx), st.SFN, sm, exec)
 
-	var inv invocation
+	var inv awsflow.Invocation
 	select {
 	case inv = <-st.invoked:
 	case <-ctx.Done():
 		return nil, fmt.Errorf("the notifier was not invoked: %w", ctx.Err())
 	}
-	if inv.err != nil {
-		return nil, fmt.Errorf("notifier: %w", inv.err)
+	if inv.Err != nil {
+		return nil, fmt.Errorf("notifier: %w", inv.Err)
 	}
-	if err := st.notifier.Service.Idle(ctx); err != nil {
+	if err := st.Notifier.Service.Idle(ctx); err != nil {
 		return nil, err
 	}
 	m := &measure{notify: notifyPhase(inv, st.timeline.Calls())}
 
-	links, err := st.mailedLinks(ctx, len(sentBefore))
+	links, err := st.mailedLinks(ctx, seen)
 	if err != nil {
 		return nil, err
 	}
@@ -373,7 +306,7 @@ func (st *stack) runScenario(ctx context.Context, sc scenario) (*measure, error)
 		}
 		m.votes = append(m.votes, p)
 	}
-	d, err := awsflow.WaitExecution(ctx, st.sfn, exec)
+	d, err := awsflow.WaitExecution(ctx, st.SFN, exec)
 	if err != nil {
 		return nil, err
 	}
@@ -383,17 +316,43 @@ func (st *stack) runScenario(ctx context.Context, sc scenario) (*measure, error)
 	return m, nil
 }
 
+// startRound creates a fresh state machine and starts its execution on sc's
+// request, the timeline reset; seen is how many emails moto had sent before.
+func (st *stack) startRound(ctx context.Context, sc scenario) (sm, exec string, seen int, err error) {
+	st.n++
+	sm, err = awsflow.CreateStateMachine(ctx, st.SFN, fmt.Sprintf("bench-%d", st.n), st.NotifierARN(), 10*time.Minute)
+	if err != nil {
+		return "", "", 0, err
+	}
+	in, _ := json.Marshal(map[string]any{"request": map[string]any{
+		"title": "Deploy v2.4 (" + sc.name + ")", "requester": "ci@example.com", "approvers": sc.approvers,
+		"policy": sc.policy, "timeoutSeconds": 3600,
+	}})
+	sentBefore, err := st.Moto.SentMail(ctx)
+	if err != nil {
+		return "", "", 0, err
+	}
+	st.timeline.Reset()
+	out, err := st.SFN.StartExecution(ctx, &sfn.StartExecutionInput{
+		StateMachineArn: aws.String(sm), Name: aws.String(fmt.Sprintf("run-%d", st.n)), Input: aws.String(string(in)),
+	})
+	if err != nil {
+		return "", "", 0, fmt.Errorf("start execution: %w", err)
+	}
+	return sm, aws.ToString(out.ExecutionArn), len(sentBefore), nil
+}
+
 // notifyPhase reads the notifier's milestones from the calls.
-func notifyPhase(inv invocation, calls []awsflow.Call) phase {
-	p := phase{t0: inv.start, calls: since(calls, inv.start), milestones: map[string]time.Duration{}}
-	p.milestones[mPagesUp] = lastEnd(p.calls, inv.start, "s3.PutObject")
-	p.milestones[mEmailsSent] = lastEnd(p.calls, inv.start, "ses.SendEmail")
-	p.milestones[mPosted] = lastEnd(p.calls, inv.start, "slack.chat.postMessage")
+func notifyPhase(inv awsflow.Invocation, calls []awsflow.Call) phase {
+	p := phase{t0: inv.Start, calls: since(calls, inv.Start), milestones: map[string]time.Duration{}}
+	p.milestones[mPagesUp] = lastEnd(p.calls, inv.Start, "s3.PutObject")
+	p.milestones[mEmailsSent] = lastEnd(p.calls, inv.Start, "ses.SendEmail")
+	p.milestones[mPosted] = lastEnd(p.calls, inv.Start, "slack.chat.postMessage")
 	p.milestones[mNotified] = max(p.milestones[mPagesUp], p.milestones[mEmailsSent], p.milestones[mPosted])
-	p.milestones[mAnswered] = inv.end.Sub(inv.start)
+	p.milestones[mAnswered] = inv.End.Sub(inv.Start)
 	all := p.milestones[mAnswered]
 	for _, c := range p.calls {
-		all = max(all, c.End.Sub(inv.start))
+		all = max(all, c.End.Sub(inv.Start))
 	}
 	p.milestones[mAll] = all
 	return p
@@ -434,7 +393,7 @@ func (st *stack) vote(ctx context.Context, link string) (phase, error) {
 	if status != http.StatusOK {
 		return phase{}, fmt.Errorf("answer: status %d:\n%s", status, body)
 	}
-	if err := st.callback.Service.Idle(ctx); err != nil {
+	if err := st.Callback.Service.Idle(ctx); err != nil {
 		return phase{}, err
 	}
 	return decidePhase(t0, answered, st.timeline.Calls()), nil
@@ -523,7 +482,7 @@ var pageLink = regexp.MustCompile(`https?://[^\s"<>]+/p/[A-Za-z0-9_-]+`)
 // mailedLinks returns the page link mailed to each approver, from the
 // messages moto sent after the first seen.
 func (st *stack) mailedLinks(ctx context.Context, seen int) (map[string]string, error) {
-	mail, err := st.moto.SentMail(ctx)
+	mail, err := st.Moto.SentMail(ctx)
 	if err != nil {
 		return nil, err
 	}

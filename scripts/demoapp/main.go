@@ -22,17 +22,12 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
-	"strconv"
 	"syscall"
 	"time"
 
-	"approvalbot/bot/awsapp"
 	"approvalbot/internal/testing/awsflow"
 
-	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
 )
@@ -47,154 +42,166 @@ func main() {
 	}
 }
 
-const region = "us-east-1"
+// failureTarget is the call whose body the proxy keeps: moto drops the cause
+// of SendTaskFailure.
+const failureTarget = "AWSStepFunctions.SendTaskFailure"
+
+// options are what the flags set.
+type options struct {
+	decide, addr, approver, title string
+	timeout                       time.Duration
+	verbose                       bool
+}
 
 // run is the demo; it returns an error when something failed or, with
 // --decide, when the execution did not end as the decision says it should.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	decide := fs.String("decide", "", `decide by itself: "approve" or "reject" (default: wait for a person)`)
-	addr := fs.String("addr", "127.0.0.1:0", "loopback address serving the pages and the callback")
-	approver := fs.String("approver", "approver@example.com", "approver's email address")
-	title := fs.String("title", "Deploy approvalbot demo to production", "title of the request")
-	timeout := fs.Duration("timeout", time.Hour, "how long the approver has")
-	verbose := fs.Bool("v", false, "show the Lambdas' JSON logs")
-	if err := fs.Parse(args); err != nil {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
 		return err
 	}
-	if *decide != "" && *decide != "approve" && *decide != "reject" {
-		return fmt.Errorf(`--decide must be "approve" or "reject", not %q`, *decide)
-	}
+	say := func(format string, a ...any) { fmt.Fprintf(stdout, format+"\n", a...) }
 	logOut := io.Discard
-	if *verbose {
+	if o.verbose {
 		logOut = stderr
 	}
-	log := slog.New(slog.NewJSONHandler(logOut, nil))
-	say := func(format string, a ...any) { fmt.Fprintf(stdout, format+"\n", a...) }
-
-	proxy, err := awsflow.NewProxy()
-	if err != nil {
-		return err
-	}
-	defer proxy.Close()
-	say("starting moto_server…")
-	moto, err := awsflow.StartMoto(ctx, []string{"MOTO_PORT=" + strconv.Itoa(proxy.Port())})
-	if err != nil {
-		return err
-	}
-	defer func() { moto.Stop(); say("stopped moto_server") }()
-	if err := proxy.SetBackend(moto.URL); err != nil {
-		return err
-	}
-	proxy.Record("AWSStepFunctions.SendTaskFailure") // moto drops the cause
-	site, err := awsflow.NewSite(*addr)
-	if err != nil {
-		return err
-	}
-	defer site.Close()
-
-	awsCfg := aws.Config{
-		Region:       region,
-		Credentials:  credentials.NewStaticCredentialsProvider("demo", "demo", ""),
-		BaseEndpoint: aws.String(proxy.URL()),
-	}
-	cfg := awsapp.Config{
-		Table: "approvals", Bucket: "approval-pages", PagesPrefix: "p/",
-		PagesBaseURL: site.URL(), CallbackURL: site.URL(), MailFrom: "approvals@example.com",
-	}
-	if err := awsflow.CreateResources(ctx, awsCfg, cfg); err != nil {
-		return err
-	}
-	app, err := awsapp.New(cfg, awsCfg, log.With("lambda", "notifier"))
-	if err != nil {
-		return err
-	}
-	cbCfg := cfg
-	cbCfg.CallbackURL = "" // as deployed: the callback is not told its own URL
-	callback, err := awsapp.NewCallback(cbCfg, awsCfg, log.With("lambda", "callback"))
-	if err != nil {
-		return err
-	}
 	notified := make(chan error, 1)
-	notify := lambda.NewHandler(app.Notify)
-	proxy.Handle("notifier", func(ctx context.Context, payload []byte) ([]byte, error) {
-		out, err := notify.Invoke(ctx, payload)
-		notified <- err
-		return out, err
+	say("starting moto_server…")
+	st, err := awsflow.Start(ctx, awsflow.StackConfig{
+		Addr:     o.addr,
+		Log:      slog.New(slog.NewJSONHandler(logOut, nil)),
+		OnNotify: func(inv awsflow.Invocation) { notified <- inv.Err },
 	})
-	s3c := s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = true })
-	site.Serve(cfg.PagesPrefix, awsflow.BucketPages(s3c, cfg.Bucket), awsflow.FunctionURL(callback.CallbackHandler()))
-	say("moto at %s; pages and callback at %s", moto.URL, site.URL())
-
-	sfnc := sfn.NewFromConfig(awsCfg)
-	sm, err := awsflow.CreateStateMachine(ctx, sfnc, "approval-demo", awsflow.FunctionARN(region, "notifier"), *timeout+time.Minute)
 	if err != nil {
 		return err
+	}
+	defer func() { st.Close(); say("stopped moto_server") }()
+	st.Proxy.Record(failureTarget)
+	say("moto at %s; pages and callback at %s", st.Moto.URL, st.Site.URL())
+
+	sm, execARN, err := startExecution(ctx, st, o)
+	if err != nil {
+		return err
+	}
+	say("started execution %s", execARN)
+	defer awsflow.Discard(context.Background(), st.SFN, sm, execARN)
+	link, err := awaitLink(ctx, st, notified, o.approver)
+	if err != nil {
+		return err
+	}
+	say("\nThe email to %s links to the one-time page:\n\n    %s\n", o.approver, link)
+	if err := decideOrPrompt(ctx, o.decide, link, say); err != nil {
+		return err
+	}
+	done, err := waitEnd(ctx, st.SFN, execARN, o.timeout+2*time.Minute)
+	if err != nil {
+		return err
+	}
+	report(ctx, st, done, say)
+	return check(ctx, st.SFN, o.decide, o.approver, done)
+}
+
+// parseFlags reads the flags in args.
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.decide, "decide", "", `decide by itself: "approve" or "reject" (default: wait for a person)`)
+	fs.StringVar(&o.addr, "addr", "127.0.0.1:0", "loopback address serving the pages and the callback")
+	fs.StringVar(&o.approver, "approver", "approver@example.com", "approver's email address")
+	fs.StringVar(&o.title, "title", "Deploy approvalbot demo to production", "title of the request")
+	fs.DurationVar(&o.timeout, "timeout", time.Hour, "how long the approver has")
+	fs.BoolVar(&o.verbose, "v", false, "show the Lambdas' JSON logs")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if o.decide != "" && o.decide != "approve" && o.decide != "reject" {
+		return o, fmt.Errorf(`--decide must be "approve" or "reject", not %q`, o.decide)
+	}
+	return o, nil
+}
+
+// startExecution creates the approval state machine and starts an execution
+// asking the approver; it returns their ARNs.
+func startExecution(ctx context.Context, st *awsflow.Stack, o options) (sm, execARN string, err error) {
+	sm, err = awsflow.CreateStateMachine(ctx, st.SFN, "approval-demo", st.NotifierARN(), o.timeout+time.Minute)
+	if err != nil {
+		return "", "", err
 	}
 	input, _ := json.Marshal(map[string]any{"request": map[string]any{
-		"title": *title, "details": "Started by scripts/demo against moto.", "requester": "scripts/demo",
-		"approvers": []string{*approver}, "timeoutSeconds": int(timeout.Seconds()),
+		"title": o.title, "details": "Started by scripts/demo against moto.", "requester": "scripts/demo",
+		"approvers": []string{o.approver}, "timeoutSeconds": int(o.timeout.Seconds()),
 	}})
 	name := "demo-" + time.Now().UTC().Format("20060102-150405")
-	started, err := sfnc.StartExecution(ctx, &sfn.StartExecutionInput{StateMachineArn: aws.String(sm), Name: aws.String(name), Input: aws.String(string(input))})
+	started, err := st.SFN.StartExecution(ctx, &sfn.StartExecutionInput{StateMachineArn: aws.String(sm), Name: aws.String(name), Input: aws.String(string(input))})
 	if err != nil {
-		return fmt.Errorf("start execution: %w", err)
+		return "", "", fmt.Errorf("start execution: %w", err)
 	}
-	execARN := aws.ToString(started.ExecutionArn)
-	say("started execution %s", execARN)
-	defer awsflow.Discard(context.Background(), sfnc, sm, execARN)
+	return sm, aws.ToString(started.ExecutionArn), nil
+}
 
+// awaitLink waits for the notifier's invocation and returns the page link it
+// mailed to approver.
+func awaitLink(ctx context.Context, st *awsflow.Stack, notified <-chan error, approver string) (string, error) {
 	select {
 	case err := <-notified:
 		if err != nil {
-			return fmt.Errorf("notifier: %w", err)
+			return "", fmt.Errorf("notifier: %w", err)
 		}
 	case <-ctx.Done():
-		return ctx.Err()
+		return "", ctx.Err()
 	case <-time.After(60 * time.Second):
-		return errors.New("moto did not invoke the notifier within 60s")
+		return "", errors.New("moto did not invoke the notifier within 60s")
 	}
-	link, err := mailedLink(ctx, moto, site.URL(), *approver)
-	if err != nil {
-		return err
-	}
-	say("\nThe email to %s links to the one-time page:\n\n    %s\n", *approver, link)
+	return mailedLink(ctx, st.Moto, st.Site.URL(), approver)
+}
 
-	if *decide != "" {
-		web := &http.Client{Timeout: 30 * time.Second}
-		result, err := awsflow.Decide(ctx, web, link, *decide, "Decided by scripts/demo --decide "+*decide)
-		if err != nil {
-			return fmt.Errorf("decide through the page: %w", err)
-		}
-		say("submitted %q through the page's form (no JavaScript): the callback answered %d %q", *decide, result.Status, pageTitle(result.Body))
-	} else {
+// decideOrPrompt submits decide through the page at link, as a browser
+// without JavaScript would, or, when decide is empty, asks a person to.
+func decideOrPrompt(ctx context.Context, decide, link string, say func(string, ...any)) error {
+	if decide == "" {
 		say("Open it in a browser and decide. Waiting for the decision (Ctrl-C stops the demo)…")
+		return nil
 	}
+	web := &http.Client{Timeout: 30 * time.Second}
+	result, err := awsflow.Decide(ctx, web, link, decide, "Decided by scripts/demo --decide "+decide)
+	if err != nil {
+		return fmt.Errorf("decide through the page: %w", err)
+	}
+	say("submitted %q through the page's form (no JavaScript): the callback answered %d %q", decide, result.Status, pageTitle(result.Body))
+	return nil
+}
 
-	wait, cancel := context.WithTimeout(ctx, *timeout+2*time.Minute)
+// waitEnd waits, at most timeout, for the execution to end.
+func waitEnd(ctx context.Context, c *sfn.Client, execARN string, timeout time.Duration) (*sfn.DescribeExecutionOutput, error) {
+	wait, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	done, err := awsflow.WaitExecution(wait, sfnc, execARN)
+	done, err := awsflow.WaitExecution(wait, c, execARN)
 	if err != nil {
 		if ctx.Err() != nil {
-			return errors.New("interrupted while the execution was still running; stopping it")
+			return nil, errors.New("interrupted while the execution was still running; stopping it")
 		}
-		return err
+		return nil, err
 	}
+	return done, nil
+}
+
+// report says how the execution ended: its output, or its error and cause
+// (the cause as sent, since moto drops it).
+func report(ctx context.Context, st *awsflow.Stack, done *sfn.DescribeExecutionOutput, say func(string, ...any)) {
 	say("\nexecution %s", done.Status)
 	switch done.Status {
 	case types.ExecutionStatusSucceeded:
 		say("output: %s", aws.ToString(done.Output))
 	case types.ExecutionStatusFailed:
-		errName, cause, _ := awsflow.Failure(ctx, sfnc, done)
-		if sent := proxy.Recorded("AWSStepFunctions.SendTaskFailure"); cause == "" && len(sent) > 0 {
+		errName, cause, _ := awsflow.Failure(ctx, st.SFN, done)
+		if sent := st.Proxy.Recorded(failureTarget); cause == "" && len(sent) > 0 {
 			var in struct{ Cause string }
 			json.Unmarshal(sent[len(sent)-1], &in)
 			cause = in.Cause
 		}
 		say("error: %s\ncause: %s", errName, cause)
 	}
-	return check(ctx, sfnc, *decide, *approver, done)
 }
 
 // check reports whether the execution ended as the decision says it should:

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -17,7 +16,6 @@ import (
 	"approvalbot/internal/testing/awsflow"
 	"approvalbot/internal/testing/mototest"
 
-	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
@@ -48,64 +46,25 @@ const (
 
 func startFlow(t *testing.T) *flow {
 	t.Helper()
-	ctx := context.Background()
-	proxy, err := awsflow.NewProxy()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { proxy.Close() })
-	srv := mototest.StartWith(t, mototest.Options{Env: []string{"MOTO_PORT=" + strconv.Itoa(proxy.Port())}})
-	if err := proxy.SetBackend(srv.URL); err != nil {
-		t.Fatal(err)
-	}
-	srv.EnableStepFunctionsExecution(t)
-	proxy.Record(successTarget)
-	proxy.Record(failureTarget)
-
-	site, err := awsflow.NewSite("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { site.Close() })
-
+	notified := make(chan error, 4)
 	// Every AWS call of this process goes through the proxy, which forwards it to
 	// moto and keeps the Step Functions calls for the assertions.
-	awsCfg := srv.Config(t)
-	awsCfg.BaseEndpoint = aws.String(proxy.URL())
-	cfg := awsapp.Config{
-		Table: mototest.UniqueName("approvals"), Bucket: mototest.UniqueName("pages"), PagesPrefix: "p/",
-		PagesBaseURL: site.URL(), CallbackURL: site.URL(), MailFrom: "approvals@example.com",
-	}
-	if err := awsflow.CreateResources(ctx, awsCfg, cfg); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewJSONHandler(t.Output(), nil))
-	app, err := awsapp.New(cfg, awsCfg, log.With("lambda", "notifier"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The callback runs as deployed: without CALLBACK_URL, its own address.
-	cbCfg := cfg
-	cbCfg.CallbackURL = ""
-	callback, err := awsapp.NewCallback(cbCfg, awsCfg, log.With("lambda", "callback"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &flow{
-		moto: srv, proxy: proxy, site: site, app: app,
-		sfn:      sfn.NewFromConfig(awsCfg),
-		s3:       s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = true }),
-		web:      &http.Client{Timeout: 30 * time.Second},
-		notified: make(chan error, 4),
-	}
-	notify := lambda.NewHandler(app.Notify)
-	proxy.Handle("notifier", func(ctx context.Context, payload []byte) ([]byte, error) {
-		out, err := notify.Invoke(ctx, payload)
-		f.notified <- err
-		return out, err
+	st, err := awsflow.Start(context.Background(), awsflow.StackConfig{
+		Table: mototest.UniqueName("approvals"), Bucket: mototest.UniqueName("pages"),
+		Log:        slog.New(slog.NewJSONHandler(t.Output(), nil)),
+		HTTPClient: mototest.HTTPClient(),
+		OnNotify:   func(inv awsflow.Invocation) { notified <- inv.Err },
 	})
-	site.Serve(cfg.PagesPrefix, awsflow.BucketPages(f.s3, cfg.Bucket), awsflow.FunctionURL(callback.CallbackHandler()))
-	return f
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	st.Proxy.Record(successTarget)
+	st.Proxy.Record(failureTarget)
+	return &flow{
+		moto: &mototest.Server{URL: st.Moto.URL}, proxy: st.Proxy, site: st.Site, app: st.Notifier,
+		sfn: st.SFN, s3: st.S3, web: &http.Client{Timeout: 30 * time.Second}, notified: notified,
+	}
 }
 
 // execution is one run of a fresh approval state machine.
@@ -117,7 +76,7 @@ type execution struct {
 // has answered; it returns the notifier's error.
 func (f *flow) start(t *testing.T, ctx context.Context, input string) (execution, error) {
 	t.Helper()
-	sm, err := awsflow.CreateStateMachine(ctx, f.sfn, mototest.UniqueName("approval"), awsflow.FunctionARN(mototest.Region, "notifier"), 10*time.Minute)
+	sm, err := awsflow.CreateStateMachine(ctx, f.sfn, mototest.UniqueName("approval"), awsflow.FunctionARN(awsflow.Region, awsflow.NotifierName), 10*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}

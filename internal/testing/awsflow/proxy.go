@@ -2,8 +2,10 @@
 // in front of moto that answers Step Functions' Lambda invocations with Go
 // handlers in this process, the creation of the table, bucket, sender identity and
 // state machine the Lambdas need, and a loopback web server that serves the pages
-// (as CloudFront would) and the callback (as its function URL would). The
-// end-to-end tests and the local demo (scripts/demoapp) are built on it.
+// (as CloudFront would) and the callback (as its function URL would). Start
+// puts them together with the two Lambdas (a Stack); the end-to-end tests, the
+// sweep tests of package awsapp, the local demo (scripts/demoapp) and the AWS
+// benchmark (scripts/benchaws) are built on it.
 package awsflow
 
 import (

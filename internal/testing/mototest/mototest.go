@@ -189,6 +189,12 @@ func (s *Server) Config(t testing.TB) aws.Config {
 
 var httpClient = &http.Client{Transport: serialDynamoDB{next: newTransport()}}
 
+// HTTPClient returns the HTTP client of Config's configurations, for SDK
+// configurations of a moto server that this package did not start (such as
+// awsflow.Start's): it sends one DynamoDB request at a time (see
+// serialDynamoDB).
+func HTTPClient() *http.Client { return httpClient }
+
 func newTransport() *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = 64
