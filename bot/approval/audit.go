@@ -504,6 +504,18 @@ func (s *Service) createRequest(ctx context.Context, r *Request) error {
 	return s.Store.CreateRequest(ctx, r)
 }
 
+// createRequestWithPages is createRequest where the page host stores the
+// pages with the request (PagesWithRequest): one write for both. ok is
+// false, with nothing done, where it does not.
+func (s *Service) createRequestWithPages(ctx context.Context, r *Request, pages map[string][]byte) (ok bool, err error) {
+	pw, ok := s.Pages.(PagesWithRequest)
+	if !ok || !pw.InStore(s.Store) {
+		return false, nil
+	}
+	r.seal(s.now(), true)
+	return true, pw.CreateWithPages(ctx, r, pages)
+}
+
 // updateRequest seals the trail of a changed request and writes it (see
 // Store.UpdateRequest). Every change of a request in the core is written
 // through it.

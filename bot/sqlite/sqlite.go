@@ -118,11 +118,11 @@ func open(ctx context.Context, path string, steps []string) (*Store, error) {
 	return s, nil
 }
 
-// prepared are the queries run on every vote, prepared once at Open rather
-// than parsed on every call (the parse of the request update, with its
-// triggers, costs as much as running it).
+// prepared are the queries run on every vote and creation, prepared once at
+// Open rather than parsed on every call (the parse of the request update,
+// with its triggers, costs as much as running it).
 var prepared = []string{
-	insertRequest, updateRequest, getRequest, getVersion, getLegacyToken, putPage, getPage,
+	insertRequest, updateRequest, getRequest, getVersion, getLegacyToken, putPage, importPage, getPage,
 }
 
 func (s *Store) prepare(ctx context.Context) error {
