@@ -271,10 +271,16 @@ func (e *AuditEntry) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// ParseAuditEntry reads one line of an audit export.
+// ParseAuditEntry reads one line of an audit export. It decodes the line
+// once, into the exported form (UnmarshalJSON called by json.Unmarshal would
+// have it scanned twice): stores read every entry of a request on each read.
 func ParseAuditEntry(line []byte) (AuditEntry, error) {
-	var e AuditEntry
-	if err := json.Unmarshal(line, &e); err != nil {
+	var j entryJSON
+	if err := json.Unmarshal(line, &j); err != nil {
+		return AuditEntry{}, fmt.Errorf("not an audit entry: %w", err)
+	}
+	e, err := j.entry()
+	if err != nil {
 		return AuditEntry{}, fmt.Errorf("not an audit entry: %w", err)
 	}
 	return e, nil
