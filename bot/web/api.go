@@ -639,11 +639,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	if err != nil {
 		status, b = http.StatusInternalServerError, []byte(`{"error":"internal error"}`)
 	}
-	b = append(b, '\n')
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b))) // not chunked (see writeHTML)
 	w.WriteHeader(status)
-	w.Write(b)
+	w.Write(append(b, '\n'))
 }
 
 func writeJSONError(w http.ResponseWriter, status int, field, msg string) {

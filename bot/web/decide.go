@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strconv"
 	"unicode/utf8"
 
 	"approvalbot/bot/approval"
@@ -205,10 +204,6 @@ func (s *server) writeResult(w http.ResponseWriter, r *http.Request, status int,
 
 func writeHTML(w http.ResponseWriter, status int, b []byte) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	// With its length known the body goes out as it is, not chunked: one
-	// write to the connection fewer (a one-time page is larger than what
-	// net/http buffers before it chunks).
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
 	w.Write(b)
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -520,24 +519,6 @@ func TestLaterAttemptAfterWorkflowGone(t *testing.T) {
 		body := readBody(t, resp)
 		if resp.StatusCode != http.StatusGone || !strings.Contains(body, "no longer waiting") || strings.Contains(body, "without a decision") {
 			t.Errorf("confirmed=%q: status %d, want 410 with the no-longer-waiting page\n%s", confirmed, resp.StatusCode, body)
-		}
-	}
-}
-
-// Pages, result pages and API answers state their length, so that they go
-// out whole rather than chunked.
-func TestAnswersStateTheirLength(t *testing.T) {
-	f := newFixture(t)
-	r, tokens := f.create()
-	for _, tc := range []struct{ method, target, body string }{
-		{"GET", "/p/" + r.Recipients[0].PageKey, ""},
-		{"GET", "/api/requests/" + r.ID, ""},
-		{"POST", "/decide", url.Values{"token": {tokens["alice@example.com"]}, "decision": {"approve"}, "confirmed": {"1"}}.Encode()},
-	} {
-		resp := f.do(tc.method, tc.target, strings.NewReader(tc.body), "Content-Type", "application/x-www-form-urlencoded")
-		body := readBody(t, resp)
-		if got, want := resp.Header.Get("Content-Length"), fmt.Sprint(len(body)); got != want || len(body) == 0 {
-			t.Errorf("%s %s: Content-Length %q, body of %d bytes", tc.method, tc.target, got, len(body))
 		}
 	}
 }
