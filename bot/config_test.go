@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"net"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -88,6 +89,24 @@ func TestLinkHost(t *testing.T) {
 	} {
 		if got := linkHost(tc.addr); got != tc.want {
 			t.Errorf("linkHost(%v) = %q, want %q", tc.addr, got, tc.want)
+		}
+	}
+}
+
+// The server collects garbage at GOGC 200 unless GOGC says otherwise.
+func TestServerGCPercent(t *testing.T) {
+	orig := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(orig)
+	for _, tc := range []struct {
+		gogc string
+		want int
+	}{{"", defaultGCPercent}, {"50", 100}} {
+		debug.SetGCPercent(100)
+		if _, err := newMain(nil, env(map[string]string{"GOGC": tc.gogc}), io.Discard, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		if got := debug.SetGCPercent(100); got != tc.want {
+			t.Errorf("GOGC %q: GC percent %d after newMain, want %d", tc.gogc, got, tc.want)
 		}
 	}
 }

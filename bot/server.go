@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -41,6 +42,11 @@ const (
 	// the audit trail (when any trail grew).
 	defaultCheckpointEvery = time.Minute
 	shutdownGrace          = 10 * time.Second
+	// defaultGCPercent is the garbage collector's GOGC when the environment
+	// sets none. The server's live heap is small, so at Go's default (100)
+	// it collects very often; at 200 a decision costs about a tenth less CPU
+	// for some 15-20 MiB more peak RSS under load (scripts/bench).
+	defaultGCPercent = 200
 )
 
 // Main is the embedded server: its configuration, and once started, what it
@@ -137,6 +143,9 @@ func newMain(args []string, getenv func(string) string, stdout, stderr io.Writer
 		}
 	}
 	m.Log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(defaultGCPercent)
+	}
 	return m, nil
 }
 

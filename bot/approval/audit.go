@@ -271,10 +271,16 @@ func (e *AuditEntry) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// ParseAuditEntry reads one line of an audit export.
+// ParseAuditEntry reads one line of an audit export. It decodes the line
+// once, into the exported form (UnmarshalJSON called by json.Unmarshal would
+// have it scanned twice): stores read every entry of a request on each read.
 func ParseAuditEntry(line []byte) (AuditEntry, error) {
-	var e AuditEntry
-	if err := json.Unmarshal(line, &e); err != nil {
+	var j entryJSON
+	if err := json.Unmarshal(line, &j); err != nil {
+		return AuditEntry{}, fmt.Errorf("not an audit entry: %w", err)
+	}
+	e, err := j.entry()
+	if err != nil {
 		return AuditEntry{}, fmt.Errorf("not an audit entry: %w", err)
 	}
 	return e, nil
@@ -533,6 +539,18 @@ func (r *Request) closeFact(st auditedState, now time.Time) AuditEntry {
 func (s *Service) createRequest(ctx context.Context, r *Request) error {
 	r.seal(s.now(), true)
 	return s.Store.CreateRequest(ctx, r)
+}
+
+// createRequestWithPages is createRequest where the page host stores the
+// pages with the request (PagesWithRequest): one write for both. ok is
+// false, with nothing done, where it does not.
+func (s *Service) createRequestWithPages(ctx context.Context, r *Request, pages map[string][]byte) (ok bool, err error) {
+	pw, ok := s.Pages.(PagesWithRequest)
+	if !ok || !pw.InStore(s.Store) {
+		return false, nil
+	}
+	r.seal(s.now(), true)
+	return true, pw.CreateWithPages(ctx, r, pages)
 }
 
 // updateRequest seals the trail of a changed request and writes it (see

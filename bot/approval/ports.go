@@ -83,6 +83,21 @@ type RetiringPages interface {
 	RetiresPages()
 }
 
+// PagesWithRequest is implemented by page hosts that keep the pages in the
+// database of a Store (the embedded mode's SQLite): a new request and its
+// pages are then stored in one atomic write, so that no page is ever stored
+// without its request, and a creation takes one write instead of two.
+type PagesWithRequest interface {
+	Pages
+	// InStore reports whether the pages live in st's database, where
+	// CreateWithPages stores them together with a request of st.
+	InStore(st Store) bool
+	// CreateWithPages stores r at version 1, as Store.CreateRequest does,
+	// and in the same write the pages (by key) as r's. It returns ErrConflict,
+	// having stored nothing, if a request with the same ID exists.
+	CreateWithPages(ctx context.Context, r *Request, pages map[string][]byte) error
+}
+
 // Email is one rendered message to one recipient.
 type Email struct {
 	To      string

@@ -44,8 +44,8 @@ func NewOutbox(dir, from string, now func() time.Time) (*Outbox, error) {
 // Dir is the outbox folder.
 func (o *Outbox) Dir() string { return o.dir }
 
-// Send writes m to a new file <time>-<random>.eml in the outbox, atomically
-// (see writeFileAtomic).
+// Send writes m to a new file <time>-<random>.eml in the outbox, which
+// appears whole or not at all (see writeNewFile).
 func (o *Outbox) Send(ctx context.Context, m approval.Email) error {
 	now := o.now()
 	msg, _, err := Compose(o.from, m, now)
@@ -53,7 +53,7 @@ func (o *Outbox) Send(ctx context.Context, m approval.Email) error {
 		return fmt.Errorf("outbox: %w", err)
 	}
 	name := now.UTC().Format("20060102T150405.000000000Z") + "-" + randomHex(4) + ".eml"
-	if err := writeFileAtomic(filepath.Join(o.dir, name), msg); err != nil {
+	if err := writeNewFile(filepath.Join(o.dir, name), msg); err != nil {
 		return fmt.Errorf("outbox: %w", err)
 	}
 	return nil

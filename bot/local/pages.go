@@ -164,10 +164,8 @@ func writeFileAtomic(path string, data []byte) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Chmod(tmp, 0o600)
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
+		err = os.Rename(tmp, path) // CreateTemp made it 0600
+
 	}
 	if err != nil {
 		os.Remove(tmp)

@@ -15,10 +15,12 @@ import (
 // Pages is the approval.Pages of the embedded mode: the one-time pages in the
 // pages table of the Store's database, served at <baseURL>/p/<key>. Storing a
 // page is one write through the Store's queue, with no file and no fsync of
-// its own.
+// its own; the pages of a new request go in the same write as the request
+// (CreateWithPages).
 //
 // A page is linked to its request by the write that stores the request with
-// the page's key among its recipients (a trigger of the schema), and Get
+// the page's key among its recipients (a trigger of the schema, for pages put
+// before), or that stores the page as the request's (CreateWithPages), and Get
 // serves it only while that request exists and is pending. So a page whose
 // request was never stored (a creation that failed or crashed) and a page of
 // a closed request are never served, even before they are deleted. A page
@@ -42,6 +44,9 @@ var pageKey = regexp.MustCompile(`^[A-Za-z0-9_-]{16,64}$`)
 const (
 	putPage = `INSERT INTO pages (key, html, created_at) VALUES (?, ?, ?)
 		ON CONFLICT (key) DO UPDATE SET html = excluded.html`
+	// importPage stores a page as a page of a stored request.
+	importPage = `INSERT INTO pages (key, request_id, html, created_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (key) DO UPDATE SET request_id = excluded.request_id, html = excluded.html`
 	// getPage reads a page, its request, the request's status (NULL when
 	// the request is not stored) and expiry.
 	getPage = `SELECT p.html, coalesce(p.request_id, ''), r.status, coalesce(r.expires_at, 0) FROM pages p
@@ -91,12 +96,48 @@ func (p *Pages) Import(ctx context.Context, requestID, key string, html []byte) 
 	if html == nil {
 		html = []byte{}
 	}
-	_, err := p.store.exec(ctx, `INSERT INTO pages (key, request_id, html, created_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (key) DO UPDATE SET request_id = excluded.request_id, html = excluded.html`,
-		key, requestID, html, p.now().UnixMilli())
+	_, err := p.store.exec(ctx, importPage, key, requestID, html, p.now().UnixMilli())
 	if err != nil {
 		return fmt.Errorf("import page: %w", err)
 	}
+	return nil
+}
+
+var _ approval.PagesWithRequest = (*Pages)(nil)
+
+// InStore reports whether st is the Store that holds the pages.
+func (p *Pages) InStore(st approval.Store) bool {
+	s, ok := st.(*Store)
+	return ok && s == p.store
+}
+
+// CreateWithPages stores r at version 1 and its pages (by key) in one write:
+// the request, and when it is stored (its ID was free), the pages as its own.
+// It returns approval.ErrConflict, having stored nothing, if the ID is taken.
+func (p *Pages) CreateWithPages(ctx context.Context, r *approval.Request, pages map[string][]byte) error {
+	row, err := encodeRequest(r)
+	if err != nil {
+		return fmt.Errorf("create request %s: %w", r.ID, err)
+	}
+	stmts := []stmt{{insertRequest, append([]any{r.ID}, row.values()...)}}
+	now := p.now().UnixMilli()
+	for key, html := range pages {
+		if !pageKey.MatchString(key) {
+			return fmt.Errorf("create request %s: page key of %d characters is not a page key", r.ID, len(key))
+		}
+		if html == nil {
+			html = []byte{}
+		}
+		stmts = append(stmts, stmt{importPage, []any{key, r.ID, html, now}})
+	}
+	n, err := p.store.execGroup(ctx, stmts...)
+	if err != nil {
+		return fmt.Errorf("create request %s: %w", r.ID, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("create request %s: %w", r.ID, approval.ErrConflict)
+	}
+	r.Version = 1
 	return nil
 }
 

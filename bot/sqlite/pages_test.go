@@ -234,3 +234,46 @@ func TestPagesThroughService(t *testing.T) {
 		t.Errorf("Prune after the close: %d, %v; want the %d pages the close retired", n, err, len(r.Recipients)-1)
 	}
 }
+
+// TestCreateWithPages: a request and its pages stored in one write are served
+// at once; a request whose ID is taken stores neither, and the pages of the
+// request that holds the ID stay as they were.
+func TestCreateWithPages(t *testing.T) {
+	ctx := t.Context()
+	s := open(t, filepath.Join(t.TempDir(), "approvalbot.db"))
+	p := sqlite.NewPages(s, "http://127.0.0.1:8080")
+	if !p.InStore(s) || p.InStore(memory.NewStore()) || p.InStore(open(t, ":memory:")) {
+		t.Errorf("InStore is true only for the store the pages live in")
+	}
+	r := pendingWithPages(storetest.Base)
+	pages := map[string][]byte{}
+	for _, rc := range r.Recipients {
+		pages[rc.PageKey] = []byte("<p>" + rc.Address + "</p>")
+	}
+	if err := p.CreateWithPages(ctx, r, pages); err != nil {
+		t.Fatal(err)
+	}
+	if r.Version != 1 {
+		t.Errorf("Version = %d after CreateWithPages, want 1", r.Version)
+	}
+	for _, rc := range r.Recipients {
+		wantPage(t, p, rc.PageKey, "<p>"+rc.Address+"</p>")
+	}
+	got, err := s.GetRequest(ctx, r.ID)
+	if err != nil || got.Title != r.Title {
+		t.Fatalf("GetRequest = %v, %v; want the request stored", got, err)
+	}
+
+	again := pendingWithPages(storetest.Base)
+	again.ID = r.ID
+	stray := approval.NewPageKey()
+	err = p.CreateWithPages(ctx, again, map[string][]byte{stray: []byte("stray"), r.Recipients[0].PageKey: []byte("overwritten")})
+	if !errors.Is(err, approval.ErrConflict) {
+		t.Errorf("CreateWithPages of a taken ID: %v, want ErrConflict", err)
+	}
+	wantNoPage(t, p, stray, "a page of a request that was not stored")
+	wantPage(t, p, r.Recipients[0].PageKey, "<p>"+r.Recipients[0].Address+"</p>")
+	if err := p.CreateWithPages(ctx, pendingWithPages(storetest.Base), map[string][]byte{"../bad": nil}); err == nil {
+		t.Errorf("CreateWithPages with a bad page key succeeded, want an error")
+	}
+}

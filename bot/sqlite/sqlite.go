@@ -83,8 +83,10 @@ func open(ctx context.Context, path string, steps []string) (*Store, error) {
 	}
 	// Every transaction begins IMMEDIATE: it takes the write lock up front, so two
 	// writers never both read and then fail to upgrade (which busy_timeout
-	// cannot retry). WAL lets readers run while one writes.
-	dsn := path + fmt.Sprintf("?_txlock=immediate&_busy_timeout=%d&_foreign_keys=1&_journal_mode=WAL&_synchronous=NORMAL",
+	// cannot retry). WAL lets readers run while one writes. Temporary
+	// storage is in memory: the statement journal of each write of a group
+	// commit (see exec) would otherwise be a file, written page by page.
+	dsn := path + fmt.Sprintf("?_txlock=immediate&_busy_timeout=%d&_foreign_keys=1&_journal_mode=WAL&_synchronous=NORMAL&_pragma=temp_store(memory)",
 		busyTimeout.Milliseconds())
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -116,11 +118,11 @@ func open(ctx context.Context, path string, steps []string) (*Store, error) {
 	return s, nil
 }
 
-// prepared are the queries run on every vote, prepared once at Open rather
-// than parsed on every call (the parse of the request update, with its
-// triggers, costs as much as running it).
+// prepared are the queries run on every vote and creation, prepared once at
+// Open rather than parsed on every call (the parse of the request update,
+// with its triggers, costs as much as running it).
 var prepared = []string{
-	insertRequest, updateRequest, getRequest, getVersion, getLegacyToken, putPage, getPage,
+	insertRequest, updateRequest, getRequest, getVersion, getLegacyToken, putPage, importPage, getPage,
 }
 
 func (s *Store) prepare(ctx context.Context) error {

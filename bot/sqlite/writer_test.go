@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -144,5 +145,54 @@ func TestWriteWithdrawn(t *testing.T) {
 	}
 	if n := pageCount(t, s); n != 1 {
 		t.Errorf("%d pages stored, want only the write made after", n)
+	}
+}
+
+// TestGroupAtomic: the statements of a group are written all or none, alone
+// or in a batch with other writes, and those after the first only when the
+// first changed a row.
+func TestGroupAtomic(t *testing.T) {
+	page := func(key string) stmt { return stmt{putPage, []any{key, []byte("x"), 1}} }
+	broken := stmt{"INSERT INTO pages (key, html, created_at) VALUES (?, ?, ?)", []any{"page-key-broken00000", nil, 1}}
+	none := stmt{"DELETE FROM pages WHERE key = ?", []any{"no-such-key-000000"}}
+	for _, batched := range []bool{false, true} {
+		s := openTest(t)
+		ctx := t.Context()
+		if batched {
+			s.writer <- struct{}{} // busy: the writes below queue, and go as one batch
+		}
+		var wg sync.WaitGroup
+		var errFailed, errSkipped, errOK, errSingle error
+		var nSkipped, nOK int64
+		wg.Go(func() { _, errFailed = s.execGroup(ctx, page("page-key-group-a0000"), broken) })
+		wg.Go(func() { nSkipped, errSkipped = s.execGroup(ctx, none, page("page-key-group-b0000")) })
+		wg.Go(func() { nOK, errOK = s.execGroup(ctx, page("page-key-group-c0000"), page("page-key-group-d0000")) })
+		wg.Go(func() { _, errSingle = s.exec(ctx, putPage, "page-key-single00000", []byte("x"), 1) })
+		if batched {
+			waitQueued(t, s, 4)
+			s.unlock()
+		}
+		wg.Wait()
+		if errFailed == nil {
+			t.Errorf("batched %v: a group with a failing statement: nil error, want one", batched)
+		}
+		if errSkipped != nil || nSkipped != 0 || errOK != nil || nOK != 1 || errSingle != nil {
+			t.Errorf("batched %v: skipped group %d, %v; whole group %d, %v; single %v; want 0, nil; 1, nil; nil",
+				batched, nSkipped, errSkipped, nOK, errOK, errSingle)
+		}
+		var keys []string
+		rows, err := s.db.Query("SELECT key FROM pages ORDER BY key")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var k string
+			rows.Scan(&k)
+			keys = append(keys, k)
+		}
+		rows.Close()
+		if want := []string{"page-key-group-c0000", "page-key-group-d0000", "page-key-single00000"}; !slices.Equal(keys, want) {
+			t.Errorf("batched %v: pages %v, want %v", batched, keys, want)
+		}
 	}
 }

@@ -22,14 +22,14 @@ import (
 )
 
 // The benchmarks serve the handler wired as the embedded bot wires it (SQLite
-// on disk, pages on disk, the outbox) on 127.0.0.1 through httptest, and call
-// it over loopback HTTP. scripts/bench measures the whole bot process.
+// on disk with the pages in it, the outbox) on 127.0.0.1 through httptest, and
+// call it over loopback HTTP. scripts/bench measures the whole bot process.
 
 // benchBot is the handler over SQLite and the local adapters, served on
 // 127.0.0.1.
 type benchBot struct {
 	svc    *approval.Service
-	pages  *local.Pages
+	pages  *sqlite.Pages
 	url    string
 	client *http.Client
 }
@@ -46,10 +46,7 @@ func newBenchBot(b *testing.B) *benchBot {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { store.Close() })
-	pg, err := local.NewPages(filepath.Join(dir, "pages"), srv.URL)
-	if err != nil {
-		b.Fatal(err)
-	}
+	pg := sqlite.NewPages(store, srv.URL)
 	outbox, err := local.NewOutbox(filepath.Join(dir, "outbox"), "", nil)
 	if err != nil {
 		b.Fatal(err)
@@ -132,7 +129,8 @@ func decideForm(token, choice string) string {
 const formType = "application/x-www-form-urlencoded"
 
 // BenchmarkCreate is POST /api/requests with two approvers: validation, two
-// pages and two emails rendered and written, one SQLite transaction.
+// pages rendered and stored with the request in one SQLite write; the two
+// emails are rendered, written to the outbox and recorded in the background.
 func BenchmarkCreate(b *testing.B) {
 	bb := newBenchBot(b)
 	body := `{"title": "Deploy v1.2 to prod", "details": "Release notes", "requester": "ci",
@@ -144,7 +142,7 @@ func BenchmarkCreate(b *testing.B) {
 	}
 }
 
-// BenchmarkPage is GET /p/{page}: one page read from disk.
+// BenchmarkPage is GET /p/{page}: one page read from the database.
 func BenchmarkPage(b *testing.B) {
 	bb := newBenchBot(b)
 	r, _, err := bb.svc.Create(context.Background(), approval.NewRequest{
@@ -162,7 +160,7 @@ func BenchmarkPage(b *testing.B) {
 }
 
 // BenchmarkDecide is a confirmed POST /decide that decides (policy any): the
-// vote written, the result page; the pages are deleted in the background.
+// vote written (which also retires the pages), the result page.
 func BenchmarkDecide(b *testing.B) {
 	bb := newBenchBot(b)
 	bb.svc.Mailer = nil // setup speed; deciding sends no mail

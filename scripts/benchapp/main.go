@@ -2,6 +2,8 @@
 // starts the real bot (the binary built from ./bot) as a child process on a free
 // 127.0.0.1 port over a temporary data folder, drives it over loopback HTTP the
 // way pipelines and people do, and prints latency percentiles, throughput, the
+// bot's CPU time per call (on Linux; the measure to compare builds by on a
+// machine shared with other work, where throughput varies with the load), the
 // outcome of a contention round, the process's peak resident memory and the
 // SQLite file size per request. Every loop is bounded in count and in time.
 // scripts/bench builds the bot and runs it; "benchapp -h" lists the flags.
@@ -294,6 +296,28 @@ func (r *runner) problem(format string, args ...any) {
 	r.rep.Problems = append(r.rep.Problems, fmt.Sprintf(format, args...))
 }
 
+// cpuMark is the bot's CPU time at the start of a phase; ok is false where
+// it cannot be read.
+type cpuMark struct {
+	at time.Duration
+	ok bool
+}
+
+func (r *runner) cpuMark() cpuMark {
+	at, ok := r.bot.cpu()
+	return cpuMark{at, ok}
+}
+
+// cpuSince sets the last phase's BotCPU: the bot's CPU time since m over
+// the phase's successful calls.
+func (r *runner) cpuSince(m cpuMark) {
+	now, ok := r.bot.cpu()
+	p := &r.rep.Phases[len(r.rep.Phases)-1]
+	if ok && m.ok && p.Ops > 0 {
+		p.BotCPU = ms(now-m.at) / Millis(p.Ops)
+	}
+}
+
 // report adds a phase's numbers, and its failures as problems.
 func (r *runner) report(name, call string, t *timings, errs *problems, wall time.Duration) {
 	r.rep.Phases = append(r.rep.Phases, summarize(name, call, t.succeeded(), errs.n(), wall))
@@ -308,9 +332,11 @@ func (r *runner) phases(ctx context.Context) {
 
 	// 1. create
 	errs := &problems{}
+	cpu := r.cpuMark()
 	ids, t, wall := r.c.createBatch(ctx, "r", cfg.N, cfg.Approvers, cfg.C, errs)
 	r.created += len(t.succeeded())
 	r.report("create", "POST /api/requests", t, errs, wall)
+	r.cpuSince(cpu)
 	if ctx.Err() != nil {
 		return
 	}
@@ -331,6 +357,7 @@ func (r *runner) phases(ctx context.Context) {
 	}
 	pageT, decideT := newTimings(cfg.N), newTimings(cfg.N)
 	pageErrs, decideErrs := &problems{}, &problems{}
+	cpu = r.cpuMark()
 	wall = parallel(ctx, cfg.N, cfg.C, func(i int) {
 		if ids[i] == "" {
 			return
@@ -356,6 +383,7 @@ func (r *runner) phases(ctx context.Context) {
 	r.decided += len(decideT.succeeded())
 	r.report("page", "GET /p/{page}", pageT, pageErrs, wall)
 	r.report("decide", "POST /decide confirmed=1", decideT, decideErrs, wall)
+	r.cpuSince(cpu)
 	if ctx.Err() != nil {
 		return
 	}
@@ -378,6 +406,7 @@ func (r *runner) phases(ctx context.Context) {
 	want := r.created - r.decided
 	r.rep.List.Pending = want
 	errs, t = &problems{}, newTimings(cfg.Lists)
+	cpu = r.cpuMark()
 	start := time.Now()
 	for i := range cfg.Lists {
 		if ctx.Err() != nil {
@@ -396,6 +425,7 @@ func (r *runner) phases(ctx context.Context) {
 		t.set(i, d)
 	}
 	r.report("list", fmt.Sprintf("GET /api/requests?status=pending&limit=%d, every page (%d)", listLimit, want), t, errs, time.Since(start))
+	r.cpuSince(cpu)
 }
 
 // listLimit is the page size of the list phase.
@@ -542,9 +572,13 @@ func printReport(w io.Writer, rep *Report) {
 	for _, p := range rep.Phases {
 		width = max(width, len(p.Name)+1+len(p.Call))
 	}
-	fmt.Fprintf(tw, "%-*s\tok\terrors\tops/s\tp50 ms\tp95 ms\tp99 ms\tmax ms\t\n", width, "phase")
+	fmt.Fprintf(tw, "%-*s\tok\terrors\tops/s\tp50 ms\tp95 ms\tp99 ms\tmax ms\tbot cpu ms/op\t\n", width, "phase")
 	for _, p := range rep.Phases {
-		fmt.Fprintf(tw, "%-*s\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t\n", width, p.Name+" "+p.Call, p.Ops, p.Errors, p.PerSec, p.P50, p.P95, p.P99, p.Max)
+		cpu := "-"
+		if p.BotCPU > 0 {
+			cpu = fmt.Sprintf("%.2f", float64(p.BotCPU))
+		}
+		fmt.Fprintf(tw, "%-*s\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t\n", width, p.Name+" "+p.Call, p.Ops, p.Errors, p.PerSec, p.P50, p.P95, p.P99, p.Max, cpu)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nmail:       the create phase's last emails reached the outbox %s ms after its last answer\n", rep.MailDrain)

@@ -19,6 +19,11 @@ type Latency struct {
 	P99     Millis  `json:"p99Ms"`
 	Max     Millis  `json:"maxMs"`
 	Mean    Millis  `json:"meanMs"`
+	// BotCPU is the CPU time (user and system) the bot used during the
+	// phase, per successful call; 0 where it was not measured (not Linux, or
+	// a row that shares its phase with another: the decide row's covers the
+	// page GET before each decision).
+	BotCPU Millis `json:"botCpuMsPerOp"`
 }
 
 // Millis is a duration reported in milliseconds.
