@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"approvalbot/bot/approval"
-	"approvalbot/bot/memory"
+	"approvalbot/internal/testing/memory"
 )
 
 // pagesInStore is a page host that keeps its pages in a store's database
