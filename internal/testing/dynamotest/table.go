@@ -5,6 +5,7 @@ package dynamotest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -17,7 +18,8 @@ import (
 
 // CreateTable creates the table that package schema describes (its key, its
 // indexes, keys only), with on-demand billing, waits until it is active and
-// turns on time to live on schema.TTLAttribute.
+// turns on time to live on schema.TTLAttribute. table should be a fresh
+// name: a table of that name that exists already is taken as the one made.
 func CreateTable(ctx context.Context, client *dynamodb.Client, table string) error {
 	in := &dynamodb.CreateTableInput{
 		TableName:   aws.String(table),
@@ -38,6 +40,12 @@ func CreateTable(ctx context.Context, client *dynamodb.Client, table string) err
 		})
 	}
 	_, err := client.CreateTable(ctx, in)
+	var inUse *types.ResourceInUseException
+	if errors.As(err, &inUse) {
+		// The SDK retried a call whose first attempt created the table but
+		// whose answer was lost (a loaded machine): the table is ours.
+		err = nil
+	}
 	if err != nil {
 		return fmt.Errorf("create table %s: %w", table, err)
 	}
