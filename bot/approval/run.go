@@ -72,9 +72,9 @@ func (s *Service) runEffects(ctx context.Context, r *Request, lease string, wait
 			outs[i].apply(answer)
 		}
 	}
-	s.background.Add(1)
+	s.background.add()
 	go func() {
-		defer s.background.Done()
+		defer s.background.finish()
 		finish()
 	}()
 	return answer

@@ -41,7 +41,7 @@ type Service struct {
 	watchMu  sync.Mutex
 	watchers map[string][]chan struct{}
 
-	background sync.WaitGroup
+	background inFlight
 }
 
 func (s *Service) now() time.Time {
@@ -61,14 +61,50 @@ func (s *Service) log() *slog.Logger {
 // Idle waits until the effects running in the background are done and
 // recorded, or ctx is done.
 func (s *Service) Idle(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() { s.background.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-s.background.idle():
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// inFlight counts the work running in the background. Unlike a
+// sync.WaitGroup, it may be waited on while new work starts (a callback
+// waiting for its effects while another call on the service starts its own).
+type inFlight struct {
+	mu   sync.Mutex
+	n    int
+	done chan struct{} // closed when n falls back to 0
+}
+
+func (f *inFlight) add() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n == 0 {
+		f.done = make(chan struct{})
+	}
+	f.n++
+}
+
+func (f *inFlight) finish() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n--; f.n == 0 {
+		close(f.done)
+	}
+}
+
+// idle is closed once nothing runs.
+func (f *inFlight) idle() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n == 0 {
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	return f.done
 }
 
 // Create validates in, mints one personal token per email approver, publishes
