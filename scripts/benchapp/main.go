@@ -34,7 +34,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -44,6 +43,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"approvalbot/internal/testing/botproc"
 )
 
 func main() {
@@ -204,11 +205,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		os.RemoveAll(tmp)
 	}()
 	if cfg.Bot == "" {
-		cfg.Bot = filepath.Join(tmp, "approvalbot")
-		build := exec.CommandContext(ctx, "go", "build", "-o", cfg.Bot, "./bot")
-		build.Stdout, build.Stderr = stderr, stderr
-		if err := build.Run(); err != nil {
-			return fmt.Errorf("go build ./bot (run from the repository root, or pass -bot): %w", err)
+		if cfg.Bot, err = botproc.Build(ctx, tmp); err != nil {
+			return fmt.Errorf("build the bot (run inside the repository, or pass -bot): %w", err)
 		}
 	}
 
@@ -219,26 +217,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	start := time.Now()
 	data := filepath.Join(tmp, "data")
-	b, err := startBot(ctx, cfg.Bot, data, filepath.Join(tmp, "bot.log"), cfg.LogLevel)
+	logPath := filepath.Join(tmp, "bot.log")
+	b, err := startBot(ctx, cfg.Bot, data, logPath, cfg.LogLevel)
 	if err != nil {
 		keep = true
 		return err
 	}
-	_, rep.Memory.IdleRSS, _ = b.memory()
-	cl, err := newClient(b.url, cfg.C+cfg.M)
+	_, rep.Memory.IdleRSS, _ = b.Memory()
+	cl, err := newClient(b.URL(), cfg.C+cfg.M)
 	if err != nil {
-		b.stop()
+		b.Stop()
 		return err
 	}
-	r := &runner{cfg: cfg, c: cl, bot: b, rep: rep}
+	r := &runner{cfg: cfg, c: cl, bot: b, data: data, rep: rep}
 	r.phases(ctx)
 	if ctx.Err() != nil {
 		rep.Problems = append(rep.Problems, fmt.Sprintf("stopped early: %v (-timeout %s)", context.Cause(ctx), cfg.Timeout))
 	}
 
-	rep.Memory.PeakRSS, rep.Memory.EndRSS, _ = b.memory()
+	rep.Memory.PeakRSS, rep.Memory.EndRSS, _ = b.Memory()
 	rep.Memory.WALBytes = fileSize(filepath.Join(data, "approvalbot.db-wal"))
-	if err := b.stop(); err != nil {
+	if err := b.Stop(); err != nil {
 		rep.Problems = append(rep.Problems, err.Error())
 	}
 	rep.Memory.Requests = r.created
@@ -265,7 +264,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		for _, p := range rep.Problems {
 			fmt.Fprintln(stderr, "benchapp: problem:", p)
 		}
-		return fmt.Errorf("%d problem(s); the bot's log is in %s", len(rep.Problems), filepath.Join(tmp, "bot.log"))
+		return fmt.Errorf("%d problem(s); the bot's log is in %s", len(rep.Problems), logPath)
 	}
 	return nil
 }
@@ -286,7 +285,8 @@ func dirSize(dir string) (n int, size int64) {
 type runner struct {
 	cfg     config
 	c       *client
-	bot     *bot
+	bot     *botproc.Proc
+	data    string // the bot's data folder
 	rep     *Report
 	created int // requests created
 	decided int // requests decided
@@ -304,14 +304,14 @@ type cpuMark struct {
 }
 
 func (r *runner) cpuMark() cpuMark {
-	at, ok := r.bot.cpu()
+	at, ok := r.bot.CPU()
 	return cpuMark{at, ok}
 }
 
 // cpuSince sets the last phase's BotCPU: the bot's CPU time since m over
 // the phase's successful calls.
 func (r *runner) cpuSince(m cpuMark) {
-	now, ok := r.bot.cpu()
+	now, ok := r.bot.CPU()
 	p := &r.rep.Phases[len(r.rep.Phases)-1]
 	if ok && m.ok && p.Ops > 0 {
 		p.BotCPU = ms(now-m.at) / Millis(p.Ops)
@@ -327,7 +327,7 @@ func (r *runner) report(name, call string, t *timings, errs *problems, wall time
 }
 
 func (r *runner) phases(ctx context.Context) {
-	outbox := filepath.Join(r.bot.data, "outbox")
+	outbox := filepath.Join(r.data, "outbox")
 	cfg := r.cfg
 
 	// 1. create

@@ -10,6 +10,7 @@ package botproc
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -41,7 +42,7 @@ func Build(ctx context.Context, dir string) (string, error) {
 	bin := filepath.Join(dir, "approvalbot")
 	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, Package).CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("go build %s: %w\n%s", Package, err, out)
+		return "", fmt.Errorf("go build %s: %w\n%s", Package, err, bytes.TrimSpace(out))
 	}
 	return bin, nil
 }
