@@ -34,36 +34,19 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
+	"approvalbot/internal/cmdmain"
 	"approvalbot/internal/testing/botproc"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	var u usageError
-	switch {
-	case err == nil:
-	case errors.As(err, &u):
-		fmt.Fprintln(os.Stderr, "benchapp:", err)
-		os.Exit(2)
-	default:
-		fmt.Fprintln(os.Stderr, "benchapp:", err)
-		os.Exit(1)
-	}
-}
-
-type usageError struct{ error }
+func main() { cmdmain.Main("benchapp", run) }
 
 // config is what the flags set.
 type config struct {
@@ -100,14 +83,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "the bot's APPROVALBOT_LOG_LEVEL (its log goes to a file)")
 	fs.BoolVar(&c.JSON, "json", false, "print the report as JSON")
 	fs.BoolVar(&c.Keep, "keep", false, "keep the data folder (database, pages, outbox, bot log)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return c, err
-		}
-		return c, usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return c, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	if err := cmdmain.Parse(fs, args); err != nil {
+		return c, err
 	}
 	for _, b := range []struct {
 		name     string
@@ -118,11 +95,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		{"-p", c.P, 0, 10_000}, {"-lists", c.Lists, 0, 10_000},
 	} {
 		if b.v < b.lo || b.v > b.h {
-			return c, usageError{fmt.Errorf("%s %d: want %d to %d", b.name, b.v, b.lo, b.h)}
+			return c, cmdmain.UsageError{Err: fmt.Errorf("%s %d: want %d to %d", b.name, b.v, b.lo, b.h)}
 		}
 	}
 	if c.Timeout <= 0 || c.Timeout > 30*time.Minute {
-		return c, usageError{fmt.Errorf("-timeout %s: want more than 0 and at most 30m", c.Timeout)}
+		return c, cmdmain.UsageError{Err: fmt.Errorf("-timeout %s: want more than 0 and at most 30m", c.Timeout)}
 	}
 	c.TimeoutString = c.Timeout.String()
 	return c, nil
