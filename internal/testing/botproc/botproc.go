@@ -9,7 +9,6 @@
 package botproc
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -21,7 +20,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -57,8 +55,9 @@ type Options struct {
 	Args []string
 	// Env are more NAME=value variables, after the clean environment.
 	Env []string
-	// Stdout gets what the server prints on stdout after the listening
-	// line; Stderr gets its log. Nil discards. They may be the same writer.
+	// Stdout gets what the server prints on stdout; Stderr gets its log.
+	// Nil discards. They may be the same writer, which then gets no
+	// concurrent writes.
 	Stdout, Stderr io.Writer
 }
 
@@ -84,34 +83,22 @@ func Start(ctx context.Context, bin string, opts Options) (*Proc, error) {
 		cmd.Env = append(cmd.Env, "APPROVALBOT_LOG_LEVEL="+opts.LogLevel)
 	}
 	cmd.Env = append(cmd.Env, opts.Env...)
-	stdout, stderr := opts.Stdout, opts.Stderr
-	if stdout == nil {
-		stdout = io.Discard
+	addr := make(chan string, 1)
+	stdout := &watcher{w: opts.Stdout, addr: addr}
+	if stdout.w == nil {
+		stdout.w = io.Discard
 	}
-	if stderr != nil && same(stdout, stderr) {
-		w := &lockedWriter{w: stdout}
-		stdout, stderr = w, w
-	}
-	cmd.Stderr = stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, fmt.Errorf("start bot: %w", err)
+	cmd.Stdout, cmd.Stderr = stdout, opts.Stderr
+	if opts.Stderr != nil && same(opts.Stdout, opts.Stderr) {
+		// One writer for both: exec then copies both streams in one
+		// goroutine, never writing to it concurrently.
+		cmd.Stderr = stdout
 	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start bot %s: %w", bin, err)
 	}
 	p := &Proc{cmd: cmd, exited: make(chan struct{})}
-
-	addr := make(chan string, 1)
 	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if a, ok := strings.CutPrefix(sc.Text(), listening); ok {
-				addr <- strings.TrimSpace(a)
-				break
-			}
-		}
-		io.Copy(stdout, out)
 		p.err = cmd.Wait()
 		close(p.exited)
 	}()
@@ -185,15 +172,29 @@ func same(a, b io.Writer) bool {
 	return reflect.TypeOf(a) == reflect.TypeOf(b) && reflect.TypeOf(a).Comparable() && a == b
 }
 
-// lockedWriter serializes writes from the stdout copier and the stderr one
-// into one writer.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+// watcher passes what the server prints on to w, and sends the address of
+// the first listening line to addr.
+type watcher struct {
+	w    io.Writer
+	addr chan<- string // nil once sent
+	line []byte        // the start of a line not yet ended, until then
 }
 
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
+func (w *watcher) Write(b []byte) (int, error) {
+	if w.addr != nil {
+		w.line = append(w.line, b...)
+		for {
+			i := bytes.IndexByte(w.line, '\n')
+			if i < 0 {
+				break
+			}
+			if a, ok := strings.CutPrefix(string(w.line[:i]), listening); ok {
+				w.addr <- strings.TrimSpace(a)
+				w.addr, w.line = nil, nil
+				break
+			}
+			w.line = w.line[i+1:]
+		}
+	}
+	return w.w.Write(b)
 }

@@ -8,30 +8,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 
 	"approvalbot/internal/testing/botproc"
 )
-
-// syncBuffer is a bytes.Buffer safe for the test to read while the process
-// writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestStartStopKill builds the bot, runs it twice over one data folder (a
 // clean stop, then a kill) and checks what the package promises: a loopback
@@ -49,7 +29,7 @@ func TestStartStopKill(t *testing.T) {
 	// A setting in the caller's environment must not reach the bot: with
 	// this token its API would answer 401 to the anonymous call below.
 	t.Setenv("APPROVALBOT_API_TOKEN", "from-the-caller")
-	var logs syncBuffer
+	var logs bytes.Buffer // read once the bot has exited
 	p, err := botproc.Start(ctx, bin, botproc.Options{Data: data, LogLevel: "warn", Stdout: &logs, Stderr: &logs})
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package botproc
 import (
 	"os"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,5 +55,28 @@ func TestCleanEnvDropsBotSettings(t *testing.T) {
 	got := cleanEnv([]string{"PATH=/bin", "APPROVALBOT_SMTP_ADDR=mail:25", "SLACK_BOT_TOKEN=x", "HOME=/root"})
 	if diff := cmp.Diff([]string{"PATH=/bin", "HOME=/root"}, got); diff != "" {
 		t.Errorf("cleanEnv (-want +got):\n%s", diff)
+	}
+}
+
+func TestWatcherFindsTheListeningLine(t *testing.T) {
+	addr := make(chan string, 1)
+	var out strings.Builder
+	w := &watcher{w: &out, addr: addr}
+	// The line comes after another, split over writes, and is said once.
+	for _, part := range []string{"time=x level=WARN msg=slow\nappro", "valbot listening on 127.0.0.1:4242 \n", "approvalbot listening on 127.0.0.1:1\n"} {
+		if _, err := w.Write([]byte(part)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case got := <-addr:
+		if got != "127.0.0.1:4242" {
+			t.Errorf("address %q, want 127.0.0.1:4242", got)
+		}
+	default:
+		t.Fatal("no address sent")
+	}
+	if want := "time=x level=WARN msg=slow\napprovalbot listening on 127.0.0.1:4242 \napprovalbot listening on 127.0.0.1:1\n"; out.String() != want {
+		t.Errorf("passed on %q, want %q", out.String(), want)
 	}
 }
