@@ -70,7 +70,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("benchapp", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.Bot, "bot", "", "the bot binary (default: go build ./bot into the temporary folder; run from the repository root)")
+	fs.StringVar(&c.Bot, "bot", "", "the bot binary (default: go build ./bot into the temporary folder; run inside the repository)")
 	fs.IntVar(&c.N, "n", 500, "requests created, then decided through their pages")
 	fs.IntVar(&c.C, "c", 16, "concurrent clients")
 	fs.IntVar(&c.Approvers, "approvers", 1, "email approvers per request (one email each)")
