@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -9,17 +8,16 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"approvalbot/bot/approval"
 	"approvalbot/bot/sqlite"
+	"approvalbot/internal/testing/botproc"
 )
 
 // TestRestartRemovesDebris: what a process killed in the middle of a creation
@@ -75,9 +73,9 @@ func TestKillDuring(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the bot and kills it; skipped under -short")
 	}
-	bin := filepath.Join(t.TempDir(), "approvalbot")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	bin, err := botproc.Build(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, phase := range []string{"creation", "decisions"} {
 		t.Run(phase, func(t *testing.T) {
@@ -242,47 +240,12 @@ func TestKillDuring(t *testing.T) {
 // URL and a function that kills it with SIGKILL.
 func startChild(t *testing.T, bin, data string) (string, func()) {
 	t.Helper()
-	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-data", data)
-	cmd.Env = append(cleanEnv(os.Environ()), "APPROVALBOT_LOG_LEVEL=warn")
-	out, err := cmd.StdoutPipe()
+	p, err := botproc.Start(context.Background(), bin, botproc.Options{Data: data, LogLevel: "warn"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	killed := false
-	kill := func() {
-		if !killed {
-			killed = true
-			cmd.Process.Signal(syscall.SIGKILL)
-			cmd.Wait()
-		}
-	}
-	t.Cleanup(kill)
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		if a, ok := strings.CutPrefix(sc.Text(), "approvalbot listening on "); ok {
-			go func() {
-				for sc.Scan() {
-				}
-			}()
-			return "http://" + strings.TrimSpace(a), kill
-		}
-	}
-	t.Fatal("the bot did not say where it listens")
-	return "", nil
-}
-
-// cleanEnv drops the bot's own settings from env.
-func cleanEnv(env []string) []string {
-	var out []string
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, "APPROVALBOT_") && !strings.HasPrefix(kv, "SLACK_") {
-			out = append(out, kv)
-		}
-	}
-	return out
+	t.Cleanup(p.Kill)
+	return p.URL(), p.Kill
 }
 
 // childCreate creates request i of the decisions phase through the API.

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"approvalbot/bot/mcpserver"
+	"approvalbot/internal/testing/botproc"
 )
 
 // mcpFlow is what an agent does through any transport: list the tools, ask
@@ -149,9 +149,9 @@ func TestMCPOverStdio(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the bot; skipped under -short (TestMCPStdioInProcess covers the same code)")
 	}
-	bin := filepath.Join(t.TempDir(), "approvalbot")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	bin, err := botproc.Build(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
 	}
 	s := startServer(t, t.TempDir(), func(m *Main) { m.APIToken = "let-me-in" })
 	cmd := exec.Command(bin, "mcp")

@@ -4,16 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
+	"approvalbot/internal/testing/botproc"
 	"approvalbot/internal/testing/mailtest"
 )
 
@@ -24,65 +22,39 @@ type realBot struct {
 	data   string
 }
 
-// startRealBot builds ./bot, starts it and waits until /healthz answers.
+// startRealBot builds ./bot, starts it and checks that /healthz answers. Its
+// output is logged if the test fails.
 func startRealBot(t *testing.T) *realBot {
 	t.Helper()
-	root := moduleRoot(t)
-	bin := filepath.Join(t.TempDir(), "approvalbot")
-	build := exec.Command("go", "build", "-o", bin, "./bot")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./bot: %v\n%s", err, out)
-	}
-
-	// A free port, chosen here so that the base URL is known before start.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ctx := context.Background()
+	bin, err := botproc.Build(ctx, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	l.Close()
-
-	b := &realBot{origin: "http://" + addr, data: t.TempDir()}
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "-addr", addr, "-data", b.data, "-base-url", b.origin)
-	cmd.Env = botEnv() // outbox mail, open API, no Slack, whatever the caller's environment
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	cmd.WaitDelay = 10 * time.Second
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("start bot: %v", err)
+	b := &realBot{data: t.TempDir()}
+	var logs bytes.Buffer // botproc serializes the two streams into it
+	p, err := botproc.Start(ctx, bin, botproc.Options{Data: b.data, Stdout: &logs, Stderr: &logs})
+	if err != nil {
+		t.Fatalf("start bot: %v\n%s", err, logs.String())
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
-		cancel()
-		<-exited
+		if err := p.Stop(); err != nil {
+			t.Errorf("stop bot: %v", err)
+		}
 		if t.Failed() {
 			t.Logf("bot output:\n%s", logs.String())
 		}
 	})
-
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		res, err := http.Get(b.origin + "/healthz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return b
-			}
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("bot exited before answering /healthz: %v\n%s", err, logs.String())
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("bot did not answer %s/healthz within 60 s:\n%s", b.origin, logs.String())
-		}
+	b.origin = p.URL()
+	res, err := http.Get(b.origin + "/healthz")
+	if err != nil {
+		t.Fatal(err)
 	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s/healthz: status %d, want 200", b.origin, res.StatusCode)
+	}
+	return b
 }
 
 func (b *realBot) Origin() string { return b.origin }
@@ -135,26 +107,4 @@ func emlLink(raw []byte, origin string) (to, link string, err error) {
 		return "", "", fmt.Errorf("no link to %s/p/... in the text part", origin)
 	}
 	return m.To, link, nil
-}
-
-// moduleRoot is the folder of the approvalbot go.mod.
-func moduleRoot(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		t.Fatalf("go env GOMOD: %v", err)
-	}
-	return filepath.Dir(strings.TrimSpace(string(out)))
-}
-
-// botEnv is the environment without any approvalbot or Slack setting, so that
-// the bot runs in its default embedded form.
-func botEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "APPROVALBOT_") && !strings.HasPrefix(kv, "SLACK_") {
-			env = append(env, kv)
-		}
-	}
-	return env
 }

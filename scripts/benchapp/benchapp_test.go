@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -21,6 +20,7 @@ import (
 
 	"approvalbot/bot/approval"
 	"approvalbot/bot/local"
+	"approvalbot/internal/testing/botproc"
 )
 
 func TestPercentile(t *testing.T) {
@@ -61,30 +61,6 @@ func TestSummarize(t *testing.T) {
 	}
 }
 
-func TestProcStatCPU(t *testing.T) {
-	// Fields 14 and 15 (utime, stime) are 250 and 50 ticks; the command
-	// name holds a space and a parenthesis.
-	stat := "4242 (app (x) y) S 1 4242 4242 0 -1 4194560 1234 0 0 0 250 50 0 0 20 0 9 0 12345 1000000 500 18446744073709551615"
-	got, ok := procStatCPU(stat)
-	if !ok || got != 3*time.Second {
-		t.Errorf("procStatCPU = %v, %v; want 3s, true", got, ok)
-	}
-	for _, bad := range []string{"", "4242 (app", "4242 (app) S 1 2", "4242 (app) S 1 2 3 4 5 6 7 8 9 x y"} {
-		if got, ok := procStatCPU(bad); ok {
-			t.Errorf("procStatCPU(%q) = %v, true; want false", bad, got)
-		}
-	}
-	if runtime.GOOS == "linux" {
-		raw, err := os.ReadFile("/proc/self/stat")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, ok := procStatCPU(string(raw)); !ok {
-			t.Errorf("procStatCPU cannot read this process's /proc/self/stat: %q", raw)
-		}
-	}
-}
-
 func TestMailLink(t *testing.T) {
 	link := "http://127.0.0.1:4242/p/AbC-123_xyz"
 	raw, _, err := local.Compose("bot@localhost", approval.Email{
@@ -107,23 +83,6 @@ func TestMailLink(t *testing.T) {
 	}
 }
 
-func TestProcStatusKB(t *testing.T) {
-	status := "Name:\tapprovalbot\nVmPeak:\t  999 kB\nVmHWM:\t   25600 kB\nVmRSS:\t   20480 kB\n"
-	tests := []struct {
-		key  string
-		want int64
-	}{
-		{"VmHWM", 25600 << 10},
-		{"VmRSS", 20480 << 10},
-		{"VmSwap", 0},
-	}
-	for _, tt := range tests {
-		if got := procStatusKB(status, tt.key); got != tt.want {
-			t.Errorf("procStatusKB(%s) = %d, want %d", tt.key, got, tt.want)
-		}
-	}
-}
-
 func TestParseFlagsRefusesUnbounded(t *testing.T) {
 	for _, args := range [][]string{
 		{"-n", "0"}, {"-n", "1000000"}, {"-c", "0"}, {"-m", "1"}, {"-timeout", "0s"}, {"-timeout", "2h"}, {"extra"},
@@ -138,13 +97,6 @@ func TestParseFlagsRefusesUnbounded(t *testing.T) {
 	}
 	if c.N != 500 || c.C != 16 || c.Timeout != 2*time.Minute {
 		t.Errorf("defaults: n=%d c=%d timeout=%s, want 500, 16, 2m", c.N, c.C, c.Timeout)
-	}
-}
-
-func TestCleanEnvDropsBotSettings(t *testing.T) {
-	got := cleanEnv([]string{"PATH=/bin", "APPROVALBOT_SMTP_ADDR=mail:25", "SLACK_BOT_TOKEN=x", "HOME=/root"})
-	if diff := cmp.Diff([]string{"PATH=/bin", "HOME=/root"}, got); diff != "" {
-		t.Errorf("cleanEnv (-want +got):\n%s", diff)
 	}
 }
 
@@ -192,7 +144,7 @@ func TestContentionReportsSeveralWinners(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := config{C: 8, K: 3, M: 4, KApprovers: 2}
-	r := &runner{cfg: cfg, c: cl, bot: &bot{data: data}, rep: &Report{Problems: []string{}}}
+	r := &runner{cfg: cfg, c: cl, data: data, rep: &Report{Problems: []string{}}}
 	r.contention(context.Background(), outbox)
 
 	got := r.rep.Contention
@@ -219,9 +171,9 @@ func TestRunAgainstTheBot(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the real bot; skipped under -short")
 	}
-	bin := filepath.Join(t.TempDir(), "approvalbot")
-	if out, err := exec.Command("go", "build", "-o", bin, "approvalbot/bot").CombinedOutput(); err != nil {
-		t.Fatalf("go build approvalbot/bot: %v\n%s", err, out)
+	bin, err := botproc.Build(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
 	}
 	var stdout, stderr bytes.Buffer
 	args := []string{"-bot", bin, "-n", "20", "-c", "4", "-k", "4", "-m", "6", "-p", "5", "-lists", "3", "-timeout", "60s", "-json"}

@@ -34,35 +34,19 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"approvalbot/internal/cmdmain"
+	"approvalbot/internal/testing/botproc"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	var u usageError
-	switch {
-	case err == nil:
-	case errors.As(err, &u):
-		fmt.Fprintln(os.Stderr, "benchapp:", err)
-		os.Exit(2)
-	default:
-		fmt.Fprintln(os.Stderr, "benchapp:", err)
-		os.Exit(1)
-	}
-}
-
-type usageError struct{ error }
+func main() { cmdmain.Main("benchapp", run) }
 
 // config is what the flags set.
 type config struct {
@@ -86,7 +70,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("benchapp", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.Bot, "bot", "", "the bot binary (default: go build ./bot into the temporary folder; run from the repository root)")
+	fs.StringVar(&c.Bot, "bot", "", "the bot binary (default: go build ./bot into the temporary folder; run inside the repository)")
 	fs.IntVar(&c.N, "n", 500, "requests created, then decided through their pages")
 	fs.IntVar(&c.C, "c", 16, "concurrent clients")
 	fs.IntVar(&c.Approvers, "approvers", 1, "email approvers per request (one email each)")
@@ -99,14 +83,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "the bot's APPROVALBOT_LOG_LEVEL (its log goes to a file)")
 	fs.BoolVar(&c.JSON, "json", false, "print the report as JSON")
 	fs.BoolVar(&c.Keep, "keep", false, "keep the data folder (database, pages, outbox, bot log)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return c, err
-		}
-		return c, usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return c, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	if err := cmdmain.Parse(fs, args); err != nil {
+		return c, err
 	}
 	for _, b := range []struct {
 		name     string
@@ -117,11 +95,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		{"-p", c.P, 0, 10_000}, {"-lists", c.Lists, 0, 10_000},
 	} {
 		if b.v < b.lo || b.v > b.h {
-			return c, usageError{fmt.Errorf("%s %d: want %d to %d", b.name, b.v, b.lo, b.h)}
+			return c, cmdmain.UsageError{Err: fmt.Errorf("%s %d: want %d to %d", b.name, b.v, b.lo, b.h)}
 		}
 	}
 	if c.Timeout <= 0 || c.Timeout > 30*time.Minute {
-		return c, usageError{fmt.Errorf("-timeout %s: want more than 0 and at most 30m", c.Timeout)}
+		return c, cmdmain.UsageError{Err: fmt.Errorf("-timeout %s: want more than 0 and at most 30m", c.Timeout)}
 	}
 	c.TimeoutString = c.Timeout.String()
 	return c, nil
@@ -204,11 +182,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		os.RemoveAll(tmp)
 	}()
 	if cfg.Bot == "" {
-		cfg.Bot = filepath.Join(tmp, "approvalbot")
-		build := exec.CommandContext(ctx, "go", "build", "-o", cfg.Bot, "./bot")
-		build.Stdout, build.Stderr = stderr, stderr
-		if err := build.Run(); err != nil {
-			return fmt.Errorf("go build ./bot (run from the repository root, or pass -bot): %w", err)
+		if cfg.Bot, err = botproc.Build(ctx, tmp); err != nil {
+			return fmt.Errorf("build the bot (run inside the repository, or pass -bot): %w", err)
 		}
 	}
 
@@ -219,26 +194,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	start := time.Now()
 	data := filepath.Join(tmp, "data")
-	b, err := startBot(ctx, cfg.Bot, data, filepath.Join(tmp, "bot.log"), cfg.LogLevel)
+	logPath := filepath.Join(tmp, "bot.log")
+	b, err := startBot(ctx, cfg.Bot, data, logPath, cfg.LogLevel)
 	if err != nil {
 		keep = true
 		return err
 	}
-	_, rep.Memory.IdleRSS, _ = b.memory()
-	cl, err := newClient(b.url, cfg.C+cfg.M)
+	_, rep.Memory.IdleRSS, _ = b.Memory()
+	cl, err := newClient(b.URL(), cfg.C+cfg.M)
 	if err != nil {
-		b.stop()
+		b.Stop()
 		return err
 	}
-	r := &runner{cfg: cfg, c: cl, bot: b, rep: rep}
+	r := &runner{cfg: cfg, c: cl, bot: b, data: data, rep: rep}
 	r.phases(ctx)
 	if ctx.Err() != nil {
 		rep.Problems = append(rep.Problems, fmt.Sprintf("stopped early: %v (-timeout %s)", context.Cause(ctx), cfg.Timeout))
 	}
 
-	rep.Memory.PeakRSS, rep.Memory.EndRSS, _ = b.memory()
+	rep.Memory.PeakRSS, rep.Memory.EndRSS, _ = b.Memory()
 	rep.Memory.WALBytes = fileSize(filepath.Join(data, "approvalbot.db-wal"))
-	if err := b.stop(); err != nil {
+	if err := b.Stop(); err != nil {
 		rep.Problems = append(rep.Problems, err.Error())
 	}
 	rep.Memory.Requests = r.created
@@ -265,7 +241,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		for _, p := range rep.Problems {
 			fmt.Fprintln(stderr, "benchapp: problem:", p)
 		}
-		return fmt.Errorf("%d problem(s); the bot's log is in %s", len(rep.Problems), filepath.Join(tmp, "bot.log"))
+		return fmt.Errorf("%d problem(s); the bot's log is in %s", len(rep.Problems), logPath)
 	}
 	return nil
 }
@@ -286,7 +262,8 @@ func dirSize(dir string) (n int, size int64) {
 type runner struct {
 	cfg     config
 	c       *client
-	bot     *bot
+	bot     *botproc.Proc
+	data    string // the bot's data folder
 	rep     *Report
 	created int // requests created
 	decided int // requests decided
@@ -304,14 +281,14 @@ type cpuMark struct {
 }
 
 func (r *runner) cpuMark() cpuMark {
-	at, ok := r.bot.cpu()
+	at, ok := r.bot.CPU()
 	return cpuMark{at, ok}
 }
 
 // cpuSince sets the last phase's BotCPU: the bot's CPU time since m over
 // the phase's successful calls.
 func (r *runner) cpuSince(m cpuMark) {
-	now, ok := r.bot.cpu()
+	now, ok := r.bot.CPU()
 	p := &r.rep.Phases[len(r.rep.Phases)-1]
 	if ok && m.ok && p.Ops > 0 {
 		p.BotCPU = ms(now-m.at) / Millis(p.Ops)
@@ -327,7 +304,7 @@ func (r *runner) report(name, call string, t *timings, errs *problems, wall time
 }
 
 func (r *runner) phases(ctx context.Context) {
-	outbox := filepath.Join(r.bot.data, "outbox")
+	outbox := filepath.Join(r.data, "outbox")
 	cfg := r.cfg
 
 	// 1. create

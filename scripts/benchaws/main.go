@@ -34,15 +34,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
-	"os/signal"
 	"regexp"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"approvalbot/bot/slackapp"
+	"approvalbot/internal/cmdmain"
 	"approvalbot/internal/testing/awsflow"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -50,23 +48,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	var u usageError
-	switch {
-	case err == nil:
-	case errors.As(err, &u):
-		fmt.Fprintln(os.Stderr, "benchaws:", err)
-		os.Exit(2)
-	default:
-		fmt.Fprintln(os.Stderr, "benchaws:", err)
-		os.Exit(1)
-	}
-}
-
-type usageError struct{ error }
+func main() { cmdmain.Main("benchaws", run) }
 
 // config is what the flags set.
 type config struct {
@@ -88,21 +70,16 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.Timeline, "timeline", true, "print the timeline of calls of each scenario's last round")
 	fs.BoolVar(&c.Verbose, "v", false, "print the Lambdas' JSON logs to stderr")
 	fs.DurationVar(&c.Timeout, "timeout", 5*time.Minute, "stop everything after this long")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return c, err
-		}
-		return c, usageError{err}
+	if err := cmdmain.Parse(fs, args); err != nil {
+		return c, err
 	}
 	switch {
-	case fs.NArg() > 0:
-		return c, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	case c.D < time.Millisecond || c.D > 2*time.Second:
-		return c, usageError{fmt.Errorf("-d %s: want 1ms to 2s", c.D)}
+		return c, cmdmain.UsageError{Err: fmt.Errorf("-d %s: want 1ms to 2s", c.D)}
 	case c.Rounds < 1 || c.Rounds > 50:
-		return c, usageError{fmt.Errorf("-rounds %d: want 1 to 50", c.Rounds)}
+		return c, cmdmain.UsageError{Err: fmt.Errorf("-rounds %d: want 1 to 50", c.Rounds)}
 	case c.Timeout <= 0:
-		return c, usageError{fmt.Errorf("-timeout %s: want more than 0", c.Timeout)}
+		return c, cmdmain.UsageError{Err: fmt.Errorf("-timeout %s: want more than 0", c.Timeout)}
 	}
 	return c, nil
 }

@@ -19,12 +19,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
-	"os/signal"
 	"regexp"
-	"syscall"
 	"time"
 
+	"approvalbot/internal/cmdmain"
 	"approvalbot/internal/testing/awsflow"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -32,15 +30,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "demo:", err)
-		os.Exit(1)
-	}
-}
+func main() { cmdmain.Main("demo", run) }
 
 // failureTarget is the call whose body the proxy keeps: moto drops the cause
 // of SendTaskFailure.
@@ -112,11 +102,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.title, "title", "Deploy approvalbot demo to production", "title of the request")
 	fs.DurationVar(&o.timeout, "timeout", time.Hour, "how long the approver has")
 	fs.BoolVar(&o.verbose, "v", false, "show the Lambdas' JSON logs")
-	if err := fs.Parse(args); err != nil {
+	if err := cmdmain.Parse(fs, args); err != nil {
 		return o, err
 	}
 	if o.decide != "" && o.decide != "approve" && o.decide != "reject" {
-		return o, fmt.Errorf(`--decide must be "approve" or "reject", not %q`, o.decide)
+		return o, cmdmain.UsageError{Err: fmt.Errorf(`--decide must be "approve" or "reject", not %q`, o.decide)}
 	}
 	return o, nil
 }
