@@ -448,14 +448,17 @@ func (s *Stack) addLambdas() {
 		Resources: &[]*string{s.stateMachineARN()},
 	}))
 
-	// Callback: a vote handed on through the page's "Delegate to…" form
-	// emails the delegate their link (its page is put under the pages
-	// statement below, which the Slack Lambda's personal links use too).
-	s.Callback.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:       jsii.String("SendMail"),
-		Actions:   jsii.Strings("ses:SendEmail"),
-		Resources: &mailResources,
-	}))
+	// Callback and Slack: a vote handed on to an email address (the page's
+	// "Delegate to…" form, Slack's delegate picker) emails the delegate
+	// their link (its page is put under the pages statement below, which
+	// the Slack Lambda's personal links use too).
+	for _, fn := range []awslambda.Function{s.Callback, s.Slack} {
+		fn.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String("SendMail"),
+			Actions:   jsii.Strings("ses:SendEmail"),
+			Resources: &mailResources,
+		}))
+	}
 
 	// Callback and Slack: decide (report the outcome to the waiting task of
 	// this stack's state machine only) and take the pages down (each is
