@@ -208,7 +208,7 @@ func (s *Service) Extend(ctx context.Context, id, by string, timeout time.Durati
 		next := r.Clone()
 		next.Extensions = append(next.Extensions, Extension{By: by, At: now, From: r.ExpiresAt, To: to})
 		next.ExpiresAt = to
-		pages, err := s.remint(next)
+		pages, err := s.remint(next, s.decideURL(ctx))
 		if err != nil {
 			return nil, fmt.Errorf("extend %s: %w", id, err)
 		}
@@ -237,7 +237,7 @@ func (s *Service) Extend(ctx context.Context, id, by string, timeout time.Durati
 // remint gives every recipient whose page is still in use a new token (the
 // old one kept as PrevHash) and renders their page again, for r as it now
 // stands. It returns the pages by key.
-func (s *Service) remint(r *Request) (map[string][]byte, error) {
+func (s *Service) remint(r *Request, decideURL string) (map[string][]byte, error) {
 	pages := map[string][]byte{}
 	dead := map[string]bool{}
 	for _, k := range r.deadPageKeys() {
@@ -250,7 +250,7 @@ func (s *Service) remint(r *Request) (map[string][]byte, error) {
 		}
 		tok := NewRequestToken(r.ID)
 		rc.PrevHash, rc.TokenHash = rc.TokenHash, HashToken(tok)
-		html, err := s.Renderer.Page(PageView{Request: r, Recipient: *rc, Token: tok, DecideURL: s.DecideURL})
+		html, err := s.Renderer.Page(PageView{Request: r, Recipient: *rc, Token: tok, DecideURL: decideURL})
 		if err != nil {
 			return nil, fmt.Errorf("render page: %w", err)
 		}
@@ -354,7 +354,7 @@ func (s *Service) delegate(ctx context.Context, id, to string, who func(*Request
 		if IsSlackUserID(to) {
 			next.want(EffectDM, to, lease, now)
 		} else {
-			rc, html, err := s.mint(next, to, ChannelEmail)
+			rc, html, err := s.mint(next, to, ChannelEmail, s.decideURL(ctx))
 			if err != nil {
 				return nil, fmt.Errorf("delegate on %s: %w", id, err)
 			}

@@ -58,6 +58,25 @@ func (s *Service) log() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
+// decideURLKey is the context key of WithDecideURL.
+type decideURLKey struct{}
+
+// WithDecideURL returns a copy of ctx under which the pages a call mints
+// (a delegate's, a personal link's) post to decideURL instead of the
+// service's DecideURL. The callback Lambda, which cannot be told its own
+// address, learns it from the request it serves.
+func WithDecideURL(ctx context.Context, decideURL string) context.Context {
+	return context.WithValue(ctx, decideURLKey{}, decideURL)
+}
+
+// decideURL is where the pages minted under ctx post to.
+func (s *Service) decideURL(ctx context.Context) string {
+	if u, ok := ctx.Value(decideURLKey{}).(string); ok && u != "" {
+		return u
+	}
+	return s.DecideURL
+}
+
 // Idle waits until the effects running in the background are done and
 // recorded, or ctx is done.
 func (s *Service) Idle(ctx context.Context) error {
@@ -138,7 +157,7 @@ func (s *Service) Create(ctx context.Context, in NewRequest) (r *Request, create
 		return nil, false, err
 	}
 
-	pages, err := s.mintEmailLinks(r, r.Approvers)
+	pages, err := s.mintEmailLinks(r, r.Approvers, s.decideURL(ctx))
 	if err != nil {
 		return nil, false, fmt.Errorf("create request: %w", err)
 	}
@@ -207,14 +226,14 @@ func (s *Service) createFailed(ctx context.Context, r *Request, lease string, er
 }
 
 // mintEmailLinks gives each email approver among approvers a personal token
-// and page on r, and returns the rendered pages by key.
-func (s *Service) mintEmailLinks(r *Request, approvers []string) (map[string][]byte, error) {
+// and page on r, posting to decideURL, and returns the rendered pages by key.
+func (s *Service) mintEmailLinks(r *Request, approvers []string, decideURL string) (map[string][]byte, error) {
 	pages := map[string][]byte{}
 	for _, a := range approvers {
 		if IsSlackUserID(a) {
 			continue // reached through Slack, where they ask for a personal link
 		}
-		rc, html, err := s.mint(r, a, ChannelEmail)
+		rc, html, err := s.mint(r, a, ChannelEmail, decideURL)
 		if err != nil {
 			return nil, err
 		}
@@ -224,11 +243,12 @@ func (s *Service) mintEmailLinks(r *Request, approvers []string) (map[string][]b
 	return pages, nil
 }
 
-// mint makes a personal token and page for approver a of r.
-func (s *Service) mint(r *Request, a string, c Channel) (Recipient, []byte, error) {
+// mint makes a personal token and page for approver a of r; the page posts
+// to decideURL.
+func (s *Service) mint(r *Request, a string, c Channel, decideURL string) (Recipient, []byte, error) {
 	tok := NewRequestToken(r.ID)
 	rc := Recipient{Address: a, Channel: c, TokenHash: HashToken(tok), PageKey: NewPageKey()}
-	html, err := s.Renderer.Page(PageView{Request: r, Recipient: rc, Token: tok, DecideURL: s.DecideURL})
+	html, err := s.Renderer.Page(PageView{Request: r, Recipient: rc, Token: tok, DecideURL: decideURL})
 	if err != nil {
 		return Recipient{}, nil, fmt.Errorf("render page: %w", err)
 	}

@@ -164,7 +164,7 @@ func (s *Service) fireTimers(r *Request, lease string, now time.Time) (bool, map
 	if escalate {
 		added := s.escalate(next, lease, now)
 		var err error
-		if pages, err = s.mintEmailLinks(next, added); err != nil {
+		if pages, err = s.mintEmailLinks(next, added, s.DecideURL); err != nil {
 			return false, nil, fmt.Errorf("escalate %s: %w", r.ID, err)
 		}
 	}

@@ -323,7 +323,7 @@ func (s *Service) PersonalLink(ctx context.Context, id string, voter Identity) (
 			return r, "", err
 		}
 		next := r.Clone()
-		rc, html, err := s.mint(next, a, ChannelSlack) // the approver they are: their vote is theirs
+		rc, html, err := s.mint(next, a, ChannelSlack, s.decideURL(ctx)) // the approver they are: their vote is theirs
 		rc.Email = voter.Email
 		if err != nil {
 			return nil, "", fmt.Errorf("personal link: %w", err)

@@ -3,7 +3,9 @@ package awsapp
 import (
 	"context"
 	"net/http"
+	"strings"
 
+	"approvalbot/bot/approval"
 	"approvalbot/bot/web"
 )
 
@@ -26,7 +28,11 @@ func (a *App) CallbackHandler() http.Handler {
 		DisableAPI: true,
 		Log:        a.Log,
 	})
+	relative := !strings.Contains(a.Config.DecideURL(), "://")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if relative {
+			r = r.WithContext(approval.WithDecideURL(r.Context(), ownDecideURL(r)))
+		}
 		h.ServeHTTP(w, r)
 		if f, ok := w.(http.Flusher); ok {
 			f.Flush()
@@ -35,4 +41,18 @@ func (a *App) CallbackHandler() http.Handler {
 			a.Log.Error("callback: effects left to the sweep", "err", err)
 		}
 	})
+}
+
+// ownDecideURL is the decide address of the function URL r came to, for the
+// pages the callback mints (a delegate's), which are served from the pages'
+// address and so cannot post to a relative /decide: Lambda sets
+// X-Forwarded-Proto to https, and the request's host is the function URL's
+// domain (also behind a CloudFront distribution, which does not forward the
+// viewer's Host). Anywhere else (no X-Forwarded-Proto: https) it is "", and
+// the service's own decide address holds.
+func ownDecideURL(r *http.Request) string {
+	if r.Header.Get("X-Forwarded-Proto") != "https" || r.Host == "" {
+		return ""
+	}
+	return "https://" + r.Host + DecidePath
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"strings"
@@ -21,6 +22,12 @@ import (
 // with method and the base64-encoded form, to the callback as lambdaurl does.
 func invokeURL(t *testing.T, a *App, method string, form url.Values) (int, http.Header, string) {
 	t.Helper()
+	return invokeURLPath(t, a, method, "/decide", form)
+}
+
+// invokeURLPath is invokeURL on another path of the function URL.
+func invokeURLPath(t *testing.T, a *App, method, path string, form url.Values) (int, http.Header, string) {
+	t.Helper()
 	raw, err := os.ReadFile("testdata/function-url-post.json")
 	if err != nil {
 		t.Fatal(err)
@@ -30,6 +37,7 @@ func invokeURL(t *testing.T, a *App, method string, form url.Values) (int, http.
 		t.Fatal(err)
 	}
 	ev.RequestContext.HTTP.Method = method
+	ev.RawPath, ev.RequestContext.HTTP.Path = path, path
 	ev.Body = base64.StdEncoding.EncodeToString([]byte(form.Encode()))
 	if method == http.MethodGet {
 		ev.Body, ev.IsBase64Encoded = "", false
@@ -88,9 +96,43 @@ func TestCallbackThroughFunctionURL(t *testing.T) {
 	}
 }
 
-// tokenFromEmail follows the email's page link (on the in-memory pages) to the
-// token in the page's form.
-func tokenFromEmail(t *testing.T, a *App, e approval.Email) string {
+// A delegate's page, minted by the callback (the page's "Delegate to…"
+// form), is served from the pages' address: its form posts to the function
+// URL the delegation came to, not to a relative /decide there.
+func TestCallbackDelegatePagePostsToItsFunctionURL(t *testing.T) {
+	a, _, mail := memoryApp(t)
+	if _, err := a.Notify(context.Background(), json.RawMessage(goodEvent)); err != nil {
+		t.Fatal(err)
+	}
+	token := tokenFromEmail(t, a, mail.Sent()[0])
+	a = &App{Log: a.Log, Service: &approval.Service{
+		Store: a.Service.Store, Pages: a.Service.Pages, Renderer: a.Service.Renderer, Mailer: a.Service.Mailer, Workflow: a.Service.Workflow,
+		Sync: true,
+	}}
+	status, _, body := invokeURLPath(t, a, http.MethodPost, "/delegate", url.Values{"token": {token}, "to": {"dave@example.com"}})
+	if status != http.StatusOK {
+		t.Fatalf("POST /delegate = %d:\n%s", status, body)
+	}
+	sent := mail.Sent()
+	last := sent[len(sent)-1]
+	if last.To != "dave@example.com" {
+		t.Fatalf("last email to %s, want the delegate", last.To)
+	}
+	const want = `action="https://abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.on.aws/decide"`
+	if page := pageFromEmail(t, a, last); !strings.Contains(page, want) {
+		t.Errorf("the delegate's page does not post to the function URL (%s):\n%s", want, page)
+	}
+	// Anywhere but a function URL (no X-Forwarded-Proto: https), the
+	// service's decide address holds.
+	r := httptest.NewRequest(http.MethodPost, "http://127.0.0.1:8080/delegate", nil)
+	if got := ownDecideURL(r); got != "" {
+		t.Errorf("ownDecideURL without X-Forwarded-Proto = %q, want empty", got)
+	}
+}
+
+// pageFromEmail follows the email's page link to the page (on the in-memory
+// pages).
+func pageFromEmail(t *testing.T, a *App, e approval.Email) string {
 	t.Helper()
 	const marker = "https://pages.example.net/p/"
 	i := strings.Index(e.Text, marker)
@@ -107,8 +149,15 @@ func tokenFromEmail(t *testing.T, a *App, e approval.Email) string {
 	if !ok {
 		t.Fatalf("no page %s", key)
 	}
+	return string(page)
+}
+
+// tokenFromEmail follows the email's page link (on the in-memory pages) to the
+// token in the page's form.
+func tokenFromEmail(t *testing.T, a *App, e approval.Email) string {
+	t.Helper()
 	const field = `name="token" value="`
-	s := string(page)
+	s := pageFromEmail(t, a, e)
 	k := strings.Index(s, field)
 	if k < 0 {
 		t.Fatalf("no token in the page:\n%s", s)
