@@ -131,14 +131,7 @@ func (p *Pages) CreateWithPages(ctx context.Context, r *approval.Request, pages 
 		stmts = append(stmts, stmt{importPage, []any{key, r.ID, html, now}})
 	}
 	n, err := p.store.execGroup(ctx, stmts...)
-	if err != nil {
-		return fmt.Errorf("create request %s: %w", r.ID, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("create request %s: %w", r.ID, approval.ErrConflict)
-	}
-	r.Version = 1
-	return nil
+	return created(r, n, err)
 }
 
 // Delete takes the pages down: a page of a stored request keeps its row (the

@@ -378,6 +378,12 @@ func (s *Store) CreateRequest(ctx context.Context, r *approval.Request) error {
 		return fmt.Errorf("create request %s: %w", r.ID, err)
 	}
 	n, err := s.exec(ctx, insertRequest, append([]any{r.ID}, row.values()...)...)
+	return created(r, n, err)
+}
+
+// created ends the create of r, whose insert gave err or touched n rows (none
+// when its ID is taken): r is at version 1 once stored.
+func created(r *approval.Request, n int64, err error) error {
 	if err != nil {
 		return fmt.Errorf("create request %s: %w", r.ID, err)
 	}
