@@ -259,11 +259,7 @@ func (e AuditEntry) MarshalJSON() ([]byte, error) { return marshal(e.toJSON()), 
 
 // UnmarshalJSON reads an entry in its exported form.
 func (e *AuditEntry) UnmarshalJSON(b []byte) error {
-	var j entryJSON
-	if err := json.Unmarshal(b, &j); err != nil {
-		return err
-	}
-	got, err := j.entry()
+	got, err := decodeEntry(b)
 	if err != nil {
 		return err
 	}
@@ -272,18 +268,24 @@ func (e *AuditEntry) UnmarshalJSON(b []byte) error {
 }
 
 // ParseAuditEntry reads one line of an audit export. It decodes the line
-// once, into the exported form (UnmarshalJSON called by json.Unmarshal would
-// have it scanned twice): stores read every entry of a request on each read.
+// once (json.Unmarshal into an AuditEntry would scan it twice, once to find
+// its end and once in UnmarshalJSON): stores read every entry of a request on
+// each read.
 func ParseAuditEntry(line []byte) (AuditEntry, error) {
-	var j entryJSON
-	if err := json.Unmarshal(line, &j); err != nil {
-		return AuditEntry{}, fmt.Errorf("not an audit entry: %w", err)
-	}
-	e, err := j.entry()
+	e, err := decodeEntry(line)
 	if err != nil {
 		return AuditEntry{}, fmt.Errorf("not an audit entry: %w", err)
 	}
 	return e, nil
+}
+
+// decodeEntry reads an entry in its exported form.
+func decodeEntry(b []byte) (AuditEntry, error) {
+	var j entryJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return AuditEntry{}, err
+	}
+	return j.entry()
 }
 
 // ComputeHash is the hash the entry must carry: hex SHA-256 of its Prev (32
