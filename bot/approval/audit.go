@@ -537,22 +537,23 @@ func (r *Request) closeFact(st auditedState, now time.Time) AuditEntry {
 	return e
 }
 
-// createRequest seals the trail of a new request and stores it.
-func (s *Service) createRequest(ctx context.Context, r *Request) error {
+// createRequest seals the trail of a new request and stores it; with
+// withPages (see Service.pagesWithRequest), in the same write as its pages.
+func (s *Service) createRequest(ctx context.Context, r *Request, withPages PagesWithRequest, pages map[string][]byte) error {
 	r.seal(s.now(), true)
+	if withPages != nil {
+		return withPages.CreateWithPages(ctx, r, pages)
+	}
 	return s.Store.CreateRequest(ctx, r)
 }
 
-// createRequestWithPages is createRequest where the page host stores the
-// pages with the request (PagesWithRequest): one write for both. ok is
-// false, with nothing done, where it does not.
-func (s *Service) createRequestWithPages(ctx context.Context, r *Request, pages map[string][]byte) (ok bool, err error) {
-	pw, ok := s.Pages.(PagesWithRequest)
-	if !ok || !pw.InStore(s.Store) {
-		return false, nil
+// pagesWithRequest is the page host when it stores pages in the same write as
+// a request of the store (PagesWithRequest), or nil.
+func (s *Service) pagesWithRequest() PagesWithRequest {
+	if pw, ok := s.Pages.(PagesWithRequest); ok && pw.InStore(s.Store) {
+		return pw
 	}
-	r.seal(s.now(), true)
-	return true, pw.CreateWithPages(ctx, r, pages)
+	return nil
 }
 
 // updateRequest seals the trail of a changed request and writes it (see

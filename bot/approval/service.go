@@ -179,20 +179,19 @@ func (s *Service) Create(ctx context.Context, in NewRequest) (r *Request, create
 		}
 	}
 
-	// The request and its pages in one write where the page host allows it.
-	// Otherwise pages first: nobody has their links until the notifications
-	// run, after the request is stored; if storing fails they are removed
-	// again.
-	if together, err := s.createRequestWithPages(ctx, r, pages); together && err != nil {
-		return s.createFailed(ctx, r, lease, err)
-	} else if !together {
+	// The request and its pages in one write where the page host keeps them
+	// in the store's database. Otherwise pages first: nobody has their links
+	// until the notifications run, after the request is stored; if storing
+	// fails they are removed again.
+	withPages := s.pagesWithRequest()
+	if withPages == nil {
 		if err := s.putPages(ctx, pages); err != nil {
 			s.deletePages(context.WithoutCancel(ctx), r.PageKeys())
 			return nil, false, fmt.Errorf("create request %s: %w", r.ID, err)
 		}
-		if err := s.createRequest(ctx, r); err != nil {
-			return s.createFailed(ctx, r, lease, err)
-		}
+	}
+	if err := s.createRequest(ctx, r, withPages, pages); err != nil {
+		return s.createFailed(ctx, r, lease, err)
 	}
 	s.log().Info("request created", "request_id", r.ID, "approvers", len(r.Approvers), "rule", r.Rule.Describe(len(r.Approvers)), "expires_at", r.ExpiresAt)
 	r = s.runEffects(ctx, r, lease, false)
