@@ -72,17 +72,27 @@ func (p *Pages) URL(key string) string { return p.baseURL + "/p/" + key }
 // Put stores the page under key, replacing any page there. A page is
 // published once a request that names its key is stored.
 func (p *Pages) Put(ctx context.Context, key string, html []byte) error {
-	if !pageKey.MatchString(key) {
-		return fmt.Errorf("put page: key of %d characters is not a page key", len(key))
+	html, err := pageHTML(key, html)
+	if err != nil {
+		return fmt.Errorf("put page: %w", err)
 	}
-	if html == nil {
-		html = []byte{}
-	}
-	_, err := p.store.exec(ctx, putPage, key, html, p.now().UnixMilli())
+	_, err = p.store.exec(ctx, putPage, key, html, p.now().UnixMilli())
 	if err != nil {
 		return fmt.Errorf("put page: %w", err)
 	}
 	return nil
+}
+
+// pageHTML checks that key is a page key and returns html as a page is
+// stored (never NULL).
+func pageHTML(key string, html []byte) ([]byte, error) {
+	if !pageKey.MatchString(key) {
+		return nil, fmt.Errorf("key of %d characters is not a page key", len(key))
+	}
+	if html == nil {
+		return []byte{}, nil
+	}
+	return html, nil
 }
 
 // Import stores the page under key as a page of request requestID, served
@@ -90,13 +100,11 @@ func (p *Pages) Put(ctx context.Context, key string, html []byte) error {
 // their pages lived here (the page files of the first version), which no
 // later write of their request would link.
 func (p *Pages) Import(ctx context.Context, requestID, key string, html []byte) error {
-	if !pageKey.MatchString(key) {
-		return fmt.Errorf("import page: key of %d characters is not a page key", len(key))
+	html, err := pageHTML(key, html)
+	if err != nil {
+		return fmt.Errorf("import page: %w", err)
 	}
-	if html == nil {
-		html = []byte{}
-	}
-	_, err := p.store.exec(ctx, importPage, key, requestID, html, p.now().UnixMilli())
+	_, err = p.store.exec(ctx, importPage, key, requestID, html, p.now().UnixMilli())
 	if err != nil {
 		return fmt.Errorf("import page: %w", err)
 	}
@@ -122,11 +130,9 @@ func (p *Pages) CreateWithPages(ctx context.Context, r *approval.Request, pages 
 	stmts := []stmt{{insertRequest, append([]any{r.ID}, row.values()...)}}
 	now := p.now().UnixMilli()
 	for key, html := range pages {
-		if !pageKey.MatchString(key) {
-			return fmt.Errorf("create request %s: page key of %d characters is not a page key", r.ID, len(key))
-		}
-		if html == nil {
-			html = []byte{}
+		html, err := pageHTML(key, html)
+		if err != nil {
+			return fmt.Errorf("create request %s: %w", r.ID, err)
 		}
 		stmts = append(stmts, stmt{importPage, []any{key, r.ID, html, now}})
 	}
