@@ -10,23 +10,23 @@ import (
 // (where it does, the write fails or replaces it), so that the file appears under its name whole or not at all. Where the file
 // system allows it (Linux, see newfile_linux.go) the file is written unnamed
 // and then linked in: three system calls, no temporary name, and nothing left
-// behind by a process that dies midway. Elsewhere it is writeNewFileRename.
-// The file is readable by its owner only. Like writeFileAtomic it does not
-// fsync.
+// behind by a process that dies midway. Elsewhere it is writeFileAtomic.
+// The file is readable by its owner only. It does not fsync.
 func writeNewFile(path string, data []byte) error {
 	if done, err := writeUnnamed(path, data); done {
 		return err
 	}
-	return writeNewFileRename(path, data)
+	return writeFileAtomic(path, data)
 }
 
-// writeNewFileRename writes data to a new temporary file next to path, which
-// must not exist yet, and renames it into place: the way of writeFileAtomic
-// with fewer system calls (the temporary file is created 0600 with a name
-// of our own, so it needs no chmod, and the rename needs no check that path is
-// not a folder). A process that dies midway leaves only the temporary file
-// (see RemoveTemp).
-func writeNewFileRename(path string, data []byte) error {
+// writeFileAtomic writes data to a new temporary file next to path and
+// renames it into place (replacing a file there), so that nobody ever reads
+// a partial file, and a process that dies midway leaves only the temporary
+// file (see RemoveTemp). The temporary file is created 0600 under a name of
+// our own (no chmod). It does not fsync: the file survives the process, not
+// a crash of the machine, as the database does (SQLite in WAL mode with
+// synchronous=NORMAL).
+func writeFileAtomic(path string, data []byte) error {
 	tmp := filepath.Join(filepath.Dir(path), tempPrefix+randomHex(8))
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {

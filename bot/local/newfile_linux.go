@@ -12,7 +12,7 @@ import (
 
 // noUnnamed is set once the outbox's file system (or a missing /proc) has
 // shown that it cannot make unnamed files: writeUnnamed then leaves every
-// write to writeNewFileRename.
+// write to writeFileAtomic.
 var noUnnamed atomic.Bool
 
 // writeUnnamed writes data to an unnamed file in path's folder (O_TMPFILE)

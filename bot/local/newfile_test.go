@@ -12,8 +12,8 @@ import (
 // its owner only, and nothing else in the folder.
 func TestWriteNewFile(t *testing.T) {
 	for name, write := range map[string]func(string, []byte) error{
-		"writeNewFile":       writeNewFile,
-		"writeNewFileRename": writeNewFileRename,
+		"writeNewFile":    writeNewFile,
+		"writeFileAtomic": writeFileAtomic,
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()

@@ -147,29 +147,3 @@ func RemoveTemp(dir string) (int, error) {
 	}
 	return n, nil
 }
-
-// writeFileAtomic writes data to a temporary file next to path and renames it into
-// place, so that nobody ever reads a partial file, and a process that dies
-// midway leaves only a temporary file (see RemoveTemp). It does not fsync: the
-// file survives the process, not a crash of the machine, as the database
-// does (SQLite in WAL mode with synchronous=NORMAL).
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), tempPrefix+"*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path) // CreateTemp made it 0600
-
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
-}
