@@ -3,6 +3,7 @@ package approval_test
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -74,6 +75,48 @@ func TestAuditTrailOfAVote(t *testing.T) {
 		}
 	}
 	if rep := approval.VerifyAudit(lines(h.log(t)), start); !rep.OK() || rep.Requests != 1 {
+		t.Errorf("the log: %+v", rep)
+	}
+}
+
+// The vote that meets a quorum is recorded by the store's one-write quick
+// vote, with no read before it; the write that records its effects seals
+// both votes, the close and the delivery into the trail, in order.
+func TestAuditTrailOfAQuorumClosedByAQuickVote(t *testing.T) {
+	h := newHarness(t, true)
+	f := &faults{failAt: -1}
+	h.svc.Store = quickFaultStore{faultStore{h.store, f}}
+	in := validInput()
+	in.Policy = "quorum:2"
+	r := h.create(t, in)
+	if _, err := h.decide(t, r, "alice@example.com", approval.Approve); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	f.names = nil
+	f.mu.Unlock()
+	got, err := h.decide(t, r, "bob@example.com", approval.Approve)
+	if err != nil || got.Status != approval.StatusApproved || len(got.Votes) != 2 || got.Decision.By != "bob@example.com" {
+		t.Fatalf("bob's vote: %+v, %v; want approved by bob after alice", got, err)
+	}
+	f.mu.Lock()
+	calls := slices.Clone(f.names)
+	f.mu.Unlock()
+	if len(calls) == 0 || calls[0] != "store.QuickVote" || slices.Contains(calls, "store.GetRequest") {
+		t.Errorf("store calls of the vote that meets the quorum: %v; want the quick vote first and no read", calls)
+	}
+	stored := h.get(t, r.ID)
+	want := []approval.AuditKind{
+		approval.AuditCreated, approval.AuditNotified, approval.AuditNotified, approval.AuditNotified,
+		approval.AuditVote, approval.AuditVote, approval.AuditClosed, approval.AuditDelivered,
+	}
+	if diff := cmp.Diff(want, kindsOf(stored.Audit)); diff != "" {
+		t.Errorf("trail (-want +got):\n%s", diff)
+	}
+	if n := len(stored.Audit); n >= 3 && (stored.Audit[n-3].By != "bob@example.com" || stored.Audit[n-2].By != "bob@example.com" || stored.Audit[n-2].Status != approval.StatusApproved) {
+		t.Errorf("bob's vote and the close: %+v, %+v", stored.Audit[n-3], stored.Audit[n-2])
+	}
+	if rep := approval.VerifyAudit(lines(h.log(t)), start); !rep.OK() {
 		t.Errorf("the log: %+v", rep)
 	}
 }

@@ -1,6 +1,7 @@
 package approval
 
 import (
+	"slices"
 	"time"
 )
 
@@ -95,6 +96,23 @@ func (r *Request) effect(k EffectKind, target string) *Effect {
 		}
 	}
 	return nil
+}
+
+// SupersedeEffects folds each effect into the earlier one of the same kind
+// and target, which it replaces in place: the request as a store that appends
+// a change's effects (a quick vote) must read it back, and as want would have
+// recorded it.
+func (r *Request) SupersedeEffects() {
+	out := r.Effects[:0]
+	for _, e := range r.Effects {
+		if i := slices.IndexFunc(out, func(o Effect) bool { return o.Kind == e.Kind && o.Target == e.Target }); i >= 0 {
+			out[i] = e
+			continue
+		}
+		out = append(out, e)
+	}
+	clear(r.Effects[len(out):])
+	r.Effects = out
 }
 
 // want records that effect (k, target) must run (again), leased to lease until

@@ -344,36 +344,64 @@ func (r Rule) OneVoteDecides() bool {
 		(r.RejectPolicy == RejectAny || r.RejectPolicy == "")
 }
 
-// QuickTokens are the hashes of the tokens whose next vote alone closes the
-// request (see QuickVoter): every recipient's who may still vote may reject,
-// and approve unless they are the requester (and self-approval is not
-// allowed). Both are
-// empty unless the request is pending, one vote decides it and it has no vote
-// yet. Stores that implement QuickVoter keep them with the request.
+// QuickTokens are the hashes of the tokens whose holder's next vote alone
+// closes the request (see QuickVoter): reject those whose rejection closes
+// it, approve those whose approval does, under the request's rule and the
+// votes recorded so far. A holder who has voted or delegated their vote away
+// is in neither; the requester is not in approve unless the rule allows
+// self-approval. Both are empty unless the request is pending. Stores that
+// implement QuickVoter keep them with the request, computed anew by every
+// write.
 func (r *Request) QuickTokens() (reject, approve []string) {
-	if r.Status != StatusPending || !r.Rule.OneVoteDecides() || len(r.Votes) > 0 {
+	if r.Status != StatusPending {
 		return nil, nil
 	}
 	for _, rc := range r.Recipients {
 		id := rc.Identity()
 		if r.canVote(id) != nil {
-			continue // delegated their vote away
+			continue // voted, or delegated their vote away
 		}
 		hashes := []string{rc.TokenHash}
 		if rc.PrevHash != "" {
 			hashes = append(hashes, rc.PrevHash) // the page before an extension
 		}
-		reject = append(reject, hashes...)
-		if r.Rule.AllowSelfApproval || !r.IsRequester(id) {
+		if r.closedBy(id, Reject) {
+			reject = append(reject, hashes...)
+		}
+		if (r.Rule.AllowSelfApproval || !r.IsRequester(id)) && r.closedBy(id, Approve) {
 			approve = append(approve, hashes...)
 		}
 	}
 	return reject, approve
 }
 
+// closedBy reports whether a vote c by id, added to the votes recorded,
+// closes the request with c's status, as the general vote path would count it.
+func (r *Request) closedBy(id Identity, c Choice) bool {
+	if legacyVoter(id) {
+		return true // a first-version link decides alone
+	}
+	next := *r
+	next.Votes = append(slices.Clip(r.Votes), Vote{By: id.ID, Email: id.Email, Choice: c, Groups: r.groupsOf(id)})
+	return next.Tally().Outcome == c.Status()
+}
+
+// NameVoter fills in who cast v with the token whose hash is tokenHash: the
+// recipient holding it, and the groups of the rule that person counts in.
+// It reports false when no recipient holds the token.
+func (r *Request) NameVoter(v *Vote, tokenHash string) bool {
+	rc, ok := r.RecipientByHash(tokenHash)
+	if !ok || tokenHash == "" {
+		return false
+	}
+	id := rc.Identity()
+	v.By, v.Email, v.Channel, v.Groups = id.ID, id.Email, rc.Channel, r.groupsOf(id)
+	return true
+}
+
 // CloseByQuickVote applies a vote cast with the token whose hash is
 // tokenHash that closes the request under QuickVoter's conditions, and appends
-// effects. It reports false, changing nothing, when the conditions do not
+// effects (each replacing an earlier one of its kind and target). It reports false, changing nothing, when the conditions do not
 // hold at v.At. It is the in-memory reference of QuickVoter.QuickVote.
 func (r *Request) CloseByQuickVote(tokenHash string, v Vote, effects []Effect) bool {
 	reject, approve := r.QuickTokens()
@@ -381,15 +409,13 @@ func (r *Request) CloseByQuickVote(tokenHash string, v Vote, effects []Effect) b
 	if v.Choice == Approve {
 		may = approve
 	}
-	rc, ok := r.RecipientByHash(tokenHash)
-	if !ok || !slices.Contains(may, tokenHash) || r.ExpiredAt(v.At) {
+	if !slices.Contains(may, tokenHash) || r.ExpiredAt(v.At) || !r.NameVoter(&v, tokenHash) {
 		return false
 	}
-	id := rc.Identity()
-	v.By, v.Email, v.Channel, v.Groups = id.ID, id.Email, rc.Channel, nil
-	r.Votes = []Vote{v}
+	r.Votes = append(r.Votes, v)
 	r.Status = v.Choice.Status()
 	r.Decision = &Decision{Choice: v.Choice, By: v.By, Channel: v.Channel, Comment: v.Comment, At: v.At}
 	r.Effects = append(r.Effects, effects...)
+	r.SupersedeEffects()
 	return true
 }

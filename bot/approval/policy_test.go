@@ -1,6 +1,7 @@
 package approval_test
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -77,6 +78,67 @@ func TestTally(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestQuickTokens: the tokens whose next vote alone closes a request are
+// those whose vote the general path would count as closing it, whatever the
+// rule and the votes so far.
+func TestQuickTokens(t *testing.T) {
+	const (
+		a, b, c, req = "a@example.com", "b@example.com", "c@example.com", "req@example.com"
+	)
+	yes, no := approval.Approve, approval.Reject
+	abc := []string{a, b, c}
+	groups := []approval.Group{{Name: "eng", Approvers: []string{a, b}, Min: 1}, {Name: "ops", Approvers: []string{c}, Min: 1}}
+	tests := []struct {
+		name            string
+		approvers       []string
+		requester       string
+		rule            approval.Rule
+		votes           []approval.Vote
+		reject, approve []string // recipients by address
+	}{
+		{"any, no votes: every vote closes", abc, "", approval.Rule{Policy: approval.PolicyAny}, nil, abc, abc},
+		{"any: not the requester's approval", []string{a, req}, req, approval.Rule{Policy: approval.PolicyAny}, nil, []string{a, req}, []string{a}},
+		{"any, self-approval allowed", []string{a, req}, req, approval.Rule{Policy: approval.PolicyAny, AllowSelfApproval: true}, nil, []string{a, req}, []string{a, req}},
+		{"quorum:2, no votes: only a reject closes", abc, "", approval.Rule{Policy: approval.PolicyQuorum(2)}, nil, abc, nil},
+		{"quorum:2, one approval: the others' votes close", abc, "", approval.Rule{Policy: approval.PolicyQuorum(2)}, []approval.Vote{vote(a, yes)}, []string{b, c}, []string{b, c}},
+		{"quorum:2, reject impossible, no votes: nothing closes", abc, "", approval.Rule{Policy: approval.PolicyQuorum(2), RejectPolicy: approval.RejectImpossible}, nil, nil, nil},
+		{"quorum:2, reject impossible, one reject: a second reject closes, an approval does not", abc, "", approval.Rule{Policy: approval.PolicyQuorum(2), RejectPolicy: approval.RejectImpossible},
+			[]approval.Vote{vote(a, no)}, []string{b, c}, nil},
+		{"all, two of three: the last approval closes", abc, "", approval.Rule{Policy: approval.PolicyAll}, []approval.Vote{vote(a, yes), vote(b, yes)}, []string{c}, []string{c}},
+		{"groups: eng approved, ops's approval closes", abc, "", approval.Rule{Groups: groups}, []approval.Vote{vote(a, yes)}, []string{b, c}, []string{c}},
+		{"groups, reject impossible: only ops's reject closes", abc, "", approval.Rule{Groups: groups, RejectPolicy: approval.RejectImpossible}, nil, []string{c}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &approval.Request{Approvers: tt.approvers, Requester: tt.requester, Rule: tt.rule, Votes: tt.votes, Status: approval.StatusPending, ExpiresAt: start.Add(time.Hour)}
+			for _, addr := range tt.approvers {
+				r.Recipients = append(r.Recipients, approval.Recipient{Address: addr, Channel: approval.ChannelEmail, TokenHash: "hash of " + addr})
+			}
+			reject, approve := r.QuickTokens()
+			if got, want := reject, hashes(tt.reject); !slices.Equal(got, want) {
+				t.Errorf("reject = %v, want %v", got, want)
+			}
+			if got, want := approve, hashes(tt.approve); !slices.Equal(got, want) {
+				t.Errorf("approve = %v, want %v", got, want)
+			}
+			closed := r.Clone()
+			closed.Status = approval.StatusApproved
+			if rj, ap := closed.QuickTokens(); rj != nil || ap != nil {
+				t.Errorf("a closed request's quick tokens = %v, %v; want none", rj, ap)
+			}
+		})
+	}
+}
+
+// hashes are the token hashes TestQuickTokens gives the recipients at addrs.
+func hashes(addrs []string) []string {
+	var out []string
+	for _, a := range addrs {
+		out = append(out, "hash of "+a)
+	}
+	return out
 }
 
 func TestRuleDescribe(t *testing.T) {

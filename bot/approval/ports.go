@@ -45,20 +45,20 @@ type Store interface {
 }
 
 // QuickVoter is implemented by stores that can record, in one conditional
-// write and without reading the request first, a vote that closes it under a
-// rule that any one vote decides (policy any, reject policy any, no groups).
-// The service tries it for votes through a personal link and falls back to
-// the general read-and-write path when it is refused.
+// write and without reading the request first, a vote that closes it: under
+// a rule that any one vote decides, the first vote; under any other rule,
+// the vote that meets it. The service tries it for votes through a personal
+// link and falls back to the general read-and-write path when it is refused.
 type QuickVoter interface {
 	// QuickVote records v, cast with the token whose hash is tokenHash, as
-	// the vote that closes request id, in one atomic conditional write, if:
-	// the request is pending and unexpired at v.At; any one vote decides it;
-	// it has no vote yet; the token is one of its recipients' and, for an
-	// approval, not the requester's (unless self-approval is allowed). The
-	// write sets the status to v.Choice's, the decision to v, appends
-	// effects, and fills in v.By, v.Email and v.Channel from the token's
-	// recipient. It returns the request as written. Otherwise it returns
-	// ErrConflict with the request as stored, or ErrNotFound.
+	// the vote that closes request id, in one atomic conditional write, if
+	// the request is pending and unexpired at v.At and the token is one of
+	// Request.QuickTokens for v.Choice as the request stands (written with
+	// it by its last write). The write appends v to the votes, sets the
+	// status to v.Choice's and the decision to v, appends effects, and fills
+	// in v.By, v.Email, v.Channel and v.Groups from the token's recipient
+	// (Request.NameVoter). It returns the request as written. Otherwise it
+	// returns ErrConflict with the request as stored, or ErrNotFound.
 	QuickVote(ctx context.Context, id, tokenHash string, v Vote, effects []Effect) (*Request, error)
 }
 

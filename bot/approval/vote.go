@@ -40,7 +40,9 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (*Request, error) 
 		return nil, err
 	}
 	var read *Request
-	if qv, ok := s.Store.(QuickVoter); ok && TokenRequestID(in.Token) != "" {
+	// The quick path leaves sealing the audit trail to the write that records
+	// its effects done: without effects to run it would stay unsealed.
+	if qv, ok := s.Store.(QuickVoter); ok && TokenRequestID(in.Token) != "" && len(s.closeEffects()) > 0 {
 		r, done, err := s.quickVote(ctx, qv, id, hash, c, comment)
 		if done || err != nil {
 			return r, err

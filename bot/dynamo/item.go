@@ -401,6 +401,7 @@ func (it *requestItem) request() (*approval.Request, error) {
 	}
 	if it.DecidedByToken != "" || slices.ContainsFunc(it.Votes, func(v voteItem) bool { return v.TokenHash != "" }) {
 		it.nameQuickVoter(r)
+		r.SupersedeEffects() // the close effects a quick vote appended
 	}
 	for _, line := range it.Audit {
 		e, err := approval.ParseAuditEntry([]byte(line))
@@ -466,10 +467,7 @@ func (it *requestItem) setOutcome(r *approval.Request) error {
 // hash of their token: the recipient holding it.
 func (it *requestItem) nameQuickVoter(r *approval.Request) {
 	for i, v := range it.Votes {
-		if rc, ok := r.RecipientByHash(v.TokenHash); ok && v.TokenHash != "" {
-			id := rc.Identity()
-			r.Votes[i].By, r.Votes[i].Email, r.Votes[i].Channel = id.ID, id.Email, rc.Channel
-		}
+		r.NameVoter(&r.Votes[i], v.TokenHash)
 	}
 	if rc, ok := r.RecipientByHash(it.DecidedByToken); ok && r.Decision != nil && it.DecidedByToken != "" {
 		r.Decision.By, r.Decision.Channel = rc.Identity().ID, rc.Channel

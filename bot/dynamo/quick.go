@@ -19,12 +19,13 @@ var _ approval.QuickVoter = (*Store)(nil)
 // read before it and the item as written as its answer (see
 // approval.QuickVoter). Its condition is on the item's own attributes: status
 // pending, expiry after the vote, and the token's hash in the set of those
-// whose vote alone closes it (QuickApprove or QuickReject, which a full write
-// keeps, and which exist only while no vote is recorded). The vote names its
-// voter by the token's hash, which decoding turns into the recipient. The due
-// time becomes the end of the close effects' lease (the next full write, which
-// records them, sets it exactly). A refused vote answers the item as it was
-// (ALL_OLD), which the caller uses as its read.
+// whose vote now closes it (QuickApprove or QuickReject, which every full
+// write computes anew from the rule and the votes, and which the quick vote
+// removes). The vote, appended to the votes, names its voter by the token's
+// hash, which decoding turns into the recipient. The due time becomes the end
+// of the close effects' lease (the next full write, which records them, sets
+// it exactly). A refused vote answers the item as it was (ALL_OLD), which the
+// caller uses as its read.
 func (s *Store) QuickVote(ctx context.Context, id, tokenHash string, v approval.Vote, effects []approval.Effect) (*approval.Request, error) {
 	set := "quickReject"
 	if v.Choice == approval.Approve {
@@ -53,7 +54,7 @@ func (s *Store) QuickVote(ctx context.Context, id, tokenHash string, v approval.
 	if len(items) == 0 {
 		eff = &types.AttributeValueMemberL{Value: []types.AttributeValue{}}
 	}
-	update := "SET #status = :status, #votes = :vote, decisionChoice = :choice, decidedByToken = :h, decidedAt = :at, " +
+	update := "SET #status = :status, #votes = list_append(if_not_exists(#votes, :none), :vote), decisionChoice = :choice, decidedByToken = :h, decidedAt = :at, " +
 		"#effects = list_append(if_not_exists(#effects, :none), :effects), #v = if_not_exists(#v, :zero) + :one, " +
 		"#dueKey = :dueKey, #dueAt = :dueAt"
 	values := map[string]types.AttributeValue{

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -297,7 +298,39 @@ func testQuickVote(t *testing.T, s approval.Store) {
 	q := quickFixture(Base.Add(time.Second))
 	q.Rule.Policy = approval.PolicyQuorum(2)
 	create(t, s, q)
-	refused("a quorum request", q.ID, q.Recipients[0].TokenHash, approval.Vote{Choice: approval.Approve, At: at}, q)
+	refused("a quorum request's first approval", q.ID, q.Recipients[0].TokenHash, approval.Vote{Choice: approval.Approve, At: at}, q)
+
+	// Once alice's approval is recorded (by a full write, with its pages
+	// effect done), the vote that meets the rule closes it in one write: bob's
+	// approval, appended to alice's, its voter named with his groups, the
+	// close's pages effect taking the place of the earlier one.
+	q.Rule.Groups = []approval.Group{{Name: "eng", Approvers: []string{"alice@example.com", "bob@example.com"}, Min: 2}}
+	q.Rule.Policy = ""
+	q.Votes = []approval.Vote{{By: "alice@example.com", Channel: approval.ChannelEmail, Choice: approval.Approve, At: at, Groups: []string{"eng"}}}
+	q.Effects = append(q.Effects, approval.Effect{Kind: approval.EffectPages, State: approval.EffectDone, Attempts: 1, At: at})
+	update(t, s, q)
+	refused("alice again", q.ID, q.Recipients[0].TokenHash, approval.Vote{Choice: approval.Reject, At: at}, q)
+	refused("the requester", q.ID, q.Recipients[2].TokenHash, approval.Vote{Choice: approval.Approve, At: at}, q)
+	got, err = qv.QuickVote(ctx, q.ID, q.Recipients[1].TokenHash, approval.Vote{Choice: approval.Approve, Comment: "second", At: at.Add(time.Second)}, effects)
+	if err != nil {
+		t.Fatalf("QuickVote of the vote that meets the rule: %v", err)
+	}
+	want = q.Clone()
+	if !want.CloseByQuickVote(q.Recipients[1].TokenHash, approval.Vote{Choice: approval.Approve, Comment: "second", At: at.Add(time.Second)}, effects) {
+		t.Fatal("CloseByQuickVote refused the reference vote that meets the rule")
+	}
+	want.Version = q.Version + 1
+	wantRequest(t, "the request closed by the vote that meets the rule, as written", got, want)
+	wantRequest(t, "the request closed by the vote that meets the rule, as stored", get(t, s, q.ID), want)
+	if len(got.Votes) != 2 || got.Votes[1].By != "bob@example.com" || !slices.Equal(got.Votes[1].Groups, []string{"eng"}) ||
+		got.Status != approval.StatusApproved || got.Decision.By != "bob@example.com" {
+		t.Errorf("votes %+v, status %s, decision %+v; want alice's and bob's (in eng), approved by bob", got.Votes, got.Status, got.Decision)
+	}
+	if n := slices.IndexFunc(got.Effects, func(e approval.Effect) bool { return e.Kind == approval.EffectPages }); n < 0 ||
+		got.Effects[n].State != approval.EffectPending || got.Effects[n].Lease != "L" ||
+		slices.ContainsFunc(got.Effects[n+1:], func(e approval.Effect) bool { return e.Kind == approval.EffectPages }) {
+		t.Errorf("effects %+v; want one pages effect, the close's", got.Effects)
+	}
 }
 
 func testQuickVoteConcurrent(t *testing.T, s approval.Store) {
