@@ -337,13 +337,6 @@ func (r *Request) checkRule() error {
 	return nil
 }
 
-// OneVoteDecides reports whether any one vote decides a request under the
-// rule: policy any, reject policy any, no groups.
-func (r Rule) OneVoteDecides() bool {
-	return len(r.Groups) == 0 && (r.Policy == PolicyAny || r.Policy == "") &&
-		(r.RejectPolicy == RejectAny || r.RejectPolicy == "")
-}
-
 // QuickTokens are the hashes of the tokens whose holder's next vote alone
 // closes the request (see QuickVoter): reject those whose rejection closes
 // it, approve those whose approval does, under the request's rule and the
@@ -401,8 +394,9 @@ func (r *Request) NameVoter(v *Vote, tokenHash string) bool {
 
 // CloseByQuickVote applies a vote cast with the token whose hash is
 // tokenHash that closes the request under QuickVoter's conditions, and appends
-// effects (each replacing an earlier one of its kind and target). It reports false, changing nothing, when the conditions do not
-// hold at v.At. It is the in-memory reference of QuickVoter.QuickVote.
+// effects (each replacing an earlier one of its kind and target). It reports
+// false, changing nothing, when the conditions do not hold at v.At. It is the
+// in-memory reference of QuickVoter.QuickVote.
 func (r *Request) CloseByQuickVote(tokenHash string, v Vote, effects []Effect) bool {
 	reject, approve := r.QuickTokens()
 	may := reject
