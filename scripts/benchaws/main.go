@@ -64,7 +64,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("benchaws", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.DurationVar(&c.D, "d", 50*time.Millisecond, "latency added to every AWS and Slack call")
+	fs.DurationVar(&c.D, "d", 200*time.Millisecond, "latency added to every AWS and Slack call (the emulators' own work adds to it: keep it well above theirs)")
 	fs.IntVar(&c.Rounds, "rounds", 3, "rounds of each scenario (medians are reported)")
 	fs.BoolVar(&c.Async, "async", false, "also measure the service as a long-running process runs it (not synchronous)")
 	fs.BoolVar(&c.Timeline, "timeline", true, "print the timeline of calls of each scenario's last round")

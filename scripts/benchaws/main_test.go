@@ -16,8 +16,8 @@ func TestParseFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.D != 50*time.Millisecond || c.Rounds != 3 || c.Async {
-		t.Errorf("defaults = %+v, want D 50ms, 3 rounds, synchronous only", c)
+	if c.D != 200*time.Millisecond || c.Rounds != 3 || c.Async {
+		t.Errorf("defaults = %+v, want D 200ms, 3 rounds, synchronous only", c)
 	}
 	for _, args := range [][]string{{"-d", "0s"}, {"-rounds", "0"}, {"extra"}} {
 		if _, err := parseFlags(args, io.Discard); err == nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -51,6 +52,7 @@ func report(w io.Writer, sc scenario, rounds []*measure, d time.Duration, timeli
 		}
 		printMilestones(w, votes, ts, extra, d)
 	}
+	printServiceTime(w, rounds, d)
 	if !timeline {
 		return
 	}
@@ -91,6 +93,27 @@ func printMilestones(w io.Writer, phases []phase, targets []target, extra float6
 		}
 		fmt.Fprintln(w, strings.TrimRight(line, " "))
 	}
+}
+
+// printServiceTime prints, per kind of call, the median time a call took
+// beyond the D added to it: the emulator's (or the fake Slack API's) own
+// work, which each call on a critical path adds to its D.
+func printServiceTime(w io.Writer, rounds []*measure, d time.Duration) {
+	beyond := map[string][]time.Duration{}
+	for _, m := range rounds {
+		for _, p := range append([]phase{m.notify}, m.votes...) {
+			for _, c := range p.calls {
+				if !c.End.IsZero() {
+					beyond[c.Name] = append(beyond[c.Name], c.End.Sub(c.Start)-d)
+				}
+			}
+		}
+	}
+	var parts []string
+	for _, name := range slices.Sorted(maps.Keys(beyond)) {
+		parts = append(parts, fmt.Sprintf("%s %.2f", name, awsflow.Units(median(beyond[name]), d)))
+	}
+	fmt.Fprintf(w, "  time of each call beyond D (the emulators' own work), median in D: %s\n", strings.Join(parts, ", "))
 }
 
 func median(v []time.Duration) time.Duration {
