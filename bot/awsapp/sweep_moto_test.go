@@ -74,6 +74,7 @@ type sweepFlow struct {
 	clock    *motoClock
 	sfn      *sfn.Client
 	s3       *s3.Client
+	moto     *awsflow.Moto
 	notified chan invocation
 }
 
@@ -94,7 +95,7 @@ func startSweepFlow(t *testing.T) *sweepFlow {
 	st.Proxy.Record(failureTarget)
 	f := &sweepFlow{
 		proxy: st.Proxy, notifier: st.Notifier, callback: st.Callback, clock: &motoClock{now: time.Now().UTC()},
-		sfn: st.SFN, s3: st.S3, notified: notified,
+		sfn: st.SFN, s3: st.S3, moto: st.Moto, notified: notified,
 		// The notifier's handler as Step Functions invokes it, for the
 		// scheduled sweep.
 		handler: lambda.NewHandler(st.Notifier.Handle),
@@ -108,13 +109,19 @@ func startSweepFlow(t *testing.T) *sweepFlow {
 // machine's and the created request.
 func (f *sweepFlow) start(t *testing.T, ctx context.Context, timeoutSeconds int) (sm, exec string, r *approval.Request) {
 	t.Helper()
+	return f.startRequest(t, ctx, map[string]any{
+		"title": "Deploy v2.4", "requester": "ci@example.com", "approvers": []string{"alice@example.com"}, "timeoutSeconds": timeoutSeconds,
+	})
+}
+
+// startRequest is start with the request's input as given.
+func (f *sweepFlow) startRequest(t *testing.T, ctx context.Context, request map[string]any) (sm, exec string, r *approval.Request) {
+	t.Helper()
 	sm, err := awsflow.CreateStateMachine(ctx, f.sfn, mototest.UniqueName("approval"), awsflow.FunctionARN(awsflow.Region, awsflow.NotifierName), 10*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	input, _ := json.Marshal(map[string]any{"request": map[string]any{
-		"title": "Deploy v2.4", "requester": "ci@example.com", "approvers": []string{"alice@example.com"}, "timeoutSeconds": timeoutSeconds,
-	}})
+	input, _ := json.Marshal(map[string]any{"request": request})
 	out, err := f.sfn.StartExecution(ctx, &sfn.StartExecutionInput{
 		StateMachineArn: aws.String(sm), Name: aws.String(mototest.UniqueName("run")), Input: aws.String(string(input)),
 	})
@@ -180,10 +187,16 @@ func (f *sweepFlow) pageExists(t *testing.T, ctx context.Context, key string) bo
 	return head.Metadata["approvalbot-page"] != "late"
 }
 
-// token reads the one-time token from the request's page on S3.
+// token reads the one-time token from the request's (first) page on S3.
 func (f *sweepFlow) token(t *testing.T, ctx context.Context, r *approval.Request) string {
 	t.Helper()
-	out, err := f.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(f.notifier.Config.Bucket), Key: aws.String(f.notifier.Config.PagesPrefix + r.PageKeys()[0])})
+	return f.pageToken(t, ctx, r.PageKeys()[0])
+}
+
+// pageToken reads the one-time token from the page under key on S3.
+func (f *sweepFlow) pageToken(t *testing.T, ctx context.Context, key string) string {
+	t.Helper()
+	out, err := f.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(f.notifier.Config.Bucket), Key: aws.String(f.notifier.Config.PagesPrefix + key)})
 	if err != nil {
 		t.Fatalf("GetObject: %v", err)
 	}

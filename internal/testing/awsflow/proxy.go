@@ -40,7 +40,8 @@ const maxPayload = 6 << 20
 //
 // For fault and latency tests it can also wait a fixed time before forwarding
 // each call (SetDelay), drop the answers of chosen calls after they took
-// effect (DropResponses), and write every call to a Timeline (SetTimeline).
+// effect (DropResponses), fail the nth call it forwards, before or after it
+// took effect (FailCall), and write every call to a Timeline (SetTimeline).
 type Proxy struct {
 	mu       sync.Mutex
 	backend  *httputil.ReverseProxy
@@ -51,6 +52,7 @@ type Proxy struct {
 	delay    time.Duration
 	drop     map[string]int // X-Amz-Target values whose next answers are dropped
 	timeline *Timeline
+	fault    *fault // nil: none armed
 
 	ln  net.Listener
 	srv *http.Server
@@ -145,6 +147,65 @@ func (p *Proxy) DropResponses(target string, n int) {
 	p.drop[target] = n
 }
 
+// fault is the armed FailCall: the calls forwarded since, and which to fail.
+type fault struct {
+	nth   int
+	after bool
+	calls []string
+}
+
+// FailCall makes the proxy count the calls it forwards from now on and fail
+// the nth of them (none when n is 0) with AccessDenied, which the SDK does
+// not retry: before it reaches moto, or, with after, once moto has done it
+// (the call took effect; its caller is told it failed). Lambda invocations
+// the proxy answers itself are not counted. StopFaults ends it.
+func (p *Proxy) FailCall(n int, after bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.fault = &fault{nth: n, after: after}
+}
+
+// StopFaults disarms FailCall and returns the names of the calls counted
+// since it was armed, in the order they came.
+func (p *Proxy) StopFaults() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var calls []string
+	if p.fault != nil {
+		calls = p.fault.calls
+	}
+	p.fault = nil
+	return calls
+}
+
+// countCall counts a forwarded call for an armed FailCall and says whether to
+// fail it, and when.
+func (p *Proxy) countCall(name string) (fail, after bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	f := p.fault
+	if f == nil {
+		return false, false
+	}
+	f.calls = append(f.calls, name)
+	return len(f.calls) == f.nth, f.after
+}
+
+// writeAccessDenied answers an AWS call with AccessDenied in its protocol's
+// form: S3's XML, or the JSON error of the other services.
+func writeAccessDenied(w http.ResponseWriter, name string) {
+	if strings.HasPrefix(name, "s3.") {
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(http.StatusForbidden)
+		io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>injected fault</Message></Error>`)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+	w.Header().Set("X-Amzn-ErrorType", "AccessDeniedException")
+	w.WriteHeader(http.StatusBadRequest)
+	io.WriteString(w, `{"__type":"AccessDeniedException","message":"injected fault"}`)
+}
+
 // SetTimeline makes the proxy add every call it forwards or answers to t
 // (nil stops it).
 func (p *Proxy) SetTimeline(t *Timeline) {
@@ -207,6 +268,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			t.Stop()
 			return
 		}
+	}
+	if fail, after := p.countCall(CallName(r)); fail {
+		if after {
+			b.ServeHTTP(httptest.NewRecorder(), r) // takes effect; its caller is told it failed
+		}
+		writeAccessDenied(w, CallName(r))
+		return
 	}
 	if drop {
 		b.ServeHTTP(httptest.NewRecorder(), r) // takes effect; the answer is lost

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -84,5 +85,63 @@ func TestProxyDelayAndDrop(t *testing.T) {
 	calls := tl.Calls()
 	if len(calls) != 2 || calls[0].Name != "sfn.SendTaskSuccess" || calls[1].End.Sub(calls[1].Start) < delay {
 		t.Errorf("timeline %+v, want two delayed sfn.SendTaskSuccess", calls)
+	}
+}
+
+// FailCall fails the nth forwarded call with AccessDenied, before the
+// backend sees it or after, and counts what it forwarded until StopFaults.
+func TestProxyFailCall(t *testing.T) {
+	var served atomic.Int32
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served.Add(1)
+		io.WriteString(w, "{}")
+	}))
+	defer backend.Close()
+	p, err := NewProxy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.SetBackend(backend.URL); err != nil {
+		t.Fatal(err)
+	}
+	call := func(target string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, p.URL()+"/", strings.NewReader("{}"))
+		req.Header.Set("X-Amz-Target", target)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header.Get("X-Amzn-ErrorType") + " " + string(body)
+	}
+	for _, after := range []bool{false, true} {
+		served.Store(0)
+		p.FailCall(2, after)
+		if code, _ := call("DynamoDB_20120810.GetItem"); code != http.StatusOK {
+			t.Errorf("first call answered %d, want 200", code)
+		}
+		code, body := call("DynamoDB_20120810.UpdateItem")
+		if code != http.StatusBadRequest || !strings.Contains(body, "AccessDeniedException") {
+			t.Errorf("second call answered %d %q, want 400 AccessDeniedException", code, body)
+		}
+		want := int32(1)
+		if after {
+			want = 2
+		}
+		if n := served.Load(); n != want {
+			t.Errorf("after=%v: the backend served %d calls, want %d", after, n, want)
+		}
+		if code, _ := call("DynamoDB_20120810.PutItem"); code != http.StatusOK {
+			t.Errorf("third call answered %d, want 200", code)
+		}
+		if got := p.StopFaults(); !slices.Equal(got, []string{"dynamodb.GetItem", "dynamodb.UpdateItem", "dynamodb.PutItem"}) {
+			t.Errorf("calls counted %v", got)
+		}
+	}
+	if got := p.StopFaults(); got != nil {
+		t.Errorf("calls counted when disarmed: %v", got)
 	}
 }
