@@ -62,13 +62,8 @@ func (f *sweepFlow) voteWithFault(t *testing.T, ctx context.Context, n int, afte
 	successes, failures := len(f.proxy.Recorded(successTarget)), len(f.proxy.Recorded(failureTarget))
 	votes := func() {
 		for _, who := range []string{"alice@example.com", "bob@example.com"} {
-			_, err := f.callback.Service.Decide(ctx, approval.DecideInput{Token: tokens[who], Choice: approval.Approve, Comment: "ok by " + who})
-			if err != nil {
+			if _, err := f.decide(t, ctx, approval.DecideInput{Token: tokens[who], Choice: approval.Approve, Comment: "ok by " + who}); err != nil {
 				t.Logf("vote of %s: %v", who, err)
-			}
-			// A click's invocation ends once its effects are recorded.
-			if err := f.callback.Service.Idle(ctx); err != nil {
-				t.Fatal(err)
 			}
 		}
 	}

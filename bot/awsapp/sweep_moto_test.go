@@ -187,6 +187,19 @@ func (f *sweepFlow) pageExists(t *testing.T, ctx context.Context, key string) bo
 	return head.Metadata["approvalbot-page"] != "late"
 }
 
+// decide votes through the callback's service and returns once the vote's
+// effects are recorded, as the callback's invocation ends only then (its
+// answer streams out before): what the test's clock and sweeps do next
+// cannot overtake them.
+func (f *sweepFlow) decide(t *testing.T, ctx context.Context, in approval.DecideInput) (*approval.Request, error) {
+	t.Helper()
+	r, err := f.callback.Service.Decide(ctx, in)
+	if ierr := f.callback.Service.Idle(ctx); ierr != nil {
+		t.Fatal(ierr)
+	}
+	return r, err
+}
+
 // token reads the one-time token from the request's (first) page on S3.
 func (f *sweepFlow) token(t *testing.T, ctx context.Context, r *approval.Request) string {
 	t.Helper()
@@ -261,7 +274,7 @@ func TestSweepOnMoto(t *testing.T) {
 	sm, exec, r = f.start(t, ctx, 3600)
 	flaky := &flakyWorkflow{Workflow: f.callback.Service.Workflow, fail: true}
 	f.callback.Service.Workflow = flaky
-	decided, err := f.callback.Service.Decide(ctx, approval.DecideInput{Token: f.token(t, ctx, r), Choice: approval.Approve, Comment: "ship it"})
+	decided, err := f.decide(t, ctx, approval.DecideInput{Token: f.token(t, ctx, r), Choice: approval.Approve, Comment: "ship it"})
 	if err != nil || decided.Status != approval.StatusApproved || decided.Delivered() {
 		t.Fatalf("Decide with Step Functions throttling = %+v, %v; want approved, undelivered", decided, err)
 	}
@@ -312,7 +325,7 @@ func TestLostAnswerOnMoto(t *testing.T) {
 	defer f.discard(t, sm, exec)
 
 	f.proxy.DropResponses(successTarget, 1)
-	decided, err := f.callback.Service.Decide(ctx, approval.DecideInput{Token: f.token(t, ctx, r), Choice: approval.Approve, Comment: "lost"})
+	decided, err := f.decide(t, ctx, approval.DecideInput{Token: f.token(t, ctx, r), Choice: approval.Approve, Comment: "lost"})
 	if err != nil || decided.Status != approval.StatusApproved || decided.Delivered() {
 		t.Fatalf("Decide with the answer lost = %+v, %v; want approved, not known to be delivered", decided, err)
 	}
