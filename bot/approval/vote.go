@@ -40,14 +40,12 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (*Request, error) 
 		return nil, err
 	}
 	var read *Request
-	// The quick path leaves sealing the audit trail to the write that records
-	// its effects done: without effects to run it would stay unsealed.
-	if qv, ok := s.Store.(QuickVoter); ok && TokenRequestID(in.Token) != "" && len(s.closeEffects()) > 0 {
+	if qv, ok := s.Store.(QuickVoter); ok && TokenRequestID(in.Token) != "" {
 		r, done, err := s.quickVote(ctx, qv, id, hash, c, comment)
 		if done || err != nil {
 			return r, err
 		}
-		read = r // refused by the quick path: the request as it stands
+		read = r // refused by the quick path: the request as it stands (nil if not tried)
 	}
 	return s.vote(ctx, id, read, c, comment, func(r *Request) (Identity, Channel, error) {
 		rc, ok := r.RecipientByHash(hash)
@@ -233,13 +231,19 @@ func checkVote(c Choice, comment string) (Choice, string, error) {
 // quickVote tries the store's one-write vote. done reports that the vote was
 // recorded (r is the request as written) or failed (err); otherwise the
 // request's rule or state calls for the general path, and r is the request as
-// stored, for it to start from.
+// stored, for it to start from (nil when the quick path was not tried).
 func (s *Service) quickVote(ctx context.Context, qv QuickVoter, id, hash string, c Choice, comment string) (r *Request, done bool, err error) {
 	now := s.now()
 	lease := newLease()
 	var effects []Effect
 	for _, k := range s.closeEffects() {
 		effects = append(effects, Effect{Kind: k, State: EffectPending, Attempts: 1, Lease: lease, LeaseUntil: now.Add(EffectLease)})
+	}
+	if len(effects) == 0 {
+		// The quick write does not seal the audit trail; the write that
+		// records its effects does. With none to run, the general path's
+		// write seals it.
+		return nil, false, nil
 	}
 	r, err = qv.QuickVote(ctx, id, hash, Vote{Choice: c, Comment: comment, At: now}, effects)
 	switch {
