@@ -28,22 +28,7 @@ func TestVoteFaultsOnMoto(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	f := startSweepFlow(t)
-	calls := f.voteWithFault(t, ctx, 0, false)
-	if len(calls) < 6 {
-		t.Fatalf("the votes made %d AWS calls (%v), want the votes' writes, the workflow's, the pages' and the bookkeeping", len(calls), calls)
-	}
-	t.Logf("the votes' AWS calls: %v", calls)
-	for _, after := range []bool{false, true} {
-		for n := 1; n <= len(calls); n++ {
-			t.Run(fmt.Sprintf("call%02d/after=%v", n, after), func(t *testing.T) {
-				if got := f.voteWithFault(t, ctx, n, after); len(got) >= n {
-					t.Logf("failed call %d of %v", n, got)
-				} else {
-					t.Errorf("the votes made %d calls (%v), fewer than the %d to fail", len(got), got, n)
-				}
-			})
-		}
-	}
+	faultMatrix(t, "the votes", 6, func(t *testing.T, n int, after bool) []string { return f.voteWithFault(t, ctx, n, after) })
 }
 
 // voteWithFault runs the scenario with the nth AWS call of the votes failing
@@ -139,18 +124,28 @@ func TestNotifyFaultsOnMoto(t *testing.T) {
 	// The events carry made-up task tokens, which the sweep's probe would
 	// find to be no execution's: this test is about creating, not delivery.
 	f.notifier.Service.Workflow = unprobed{f.notifier.Service.Workflow}
-	calls := f.notifyWithFault(t, ctx, 0, false)
-	if len(calls) < 4 {
-		t.Fatalf("the notifier made %d AWS calls (%v), want the pages, the request and the emails", len(calls), calls)
+	faultMatrix(t, "the notifier", 4, func(t *testing.T, n int, after bool) []string { return f.notifyWithFault(t, ctx, n, after) })
+}
+
+// faultMatrix runs scenario once without a fault to learn its AWS calls
+// (fewer than least fails the test), then once for each of them failing,
+// before and after it took effect, each run a subtest. scenario
+// fails the nth call (none for 0), checks what must hold after recovery, and
+// returns the calls of the phase it failed one of.
+func faultMatrix(t *testing.T, what string, least int, scenario func(t *testing.T, n int, after bool) []string) {
+	t.Helper()
+	calls := scenario(t, 0, false)
+	if len(calls) < least {
+		t.Fatalf("%s made %d AWS calls (%v), want at least %d", what, len(calls), calls, least)
 	}
-	t.Logf("the notifier's AWS calls: %v", calls)
+	t.Logf("AWS calls of %s: %v", what, calls)
 	for _, after := range []bool{false, true} {
 		for n := 1; n <= len(calls); n++ {
 			t.Run(fmt.Sprintf("call%02d/after=%v", n, after), func(t *testing.T) {
-				if got := f.notifyWithFault(t, ctx, n, after); len(got) >= n {
+				if got := scenario(t, n, after); len(got) >= n {
 					t.Logf("failed call %d of %v", n, got)
 				} else {
-					t.Errorf("the notifier made %d calls (%v), fewer than the %d to fail", len(got), got, n)
+					t.Errorf("%s made %d calls (%v), fewer than the %d to fail", what, len(got), got, n)
 				}
 			})
 		}

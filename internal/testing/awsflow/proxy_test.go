@@ -38,23 +38,31 @@ func TestCallName(t *testing.T) {
 	}
 }
 
-// The proxy delays what it forwards, writes it to the timeline, and drops
-// the answers it is told to after the backend has served them.
-func TestProxyDelayAndDrop(t *testing.T) {
-	var served atomic.Int32
+// proxyToCounter is a proxy in front of a backend that answers {} to
+// everything, and the count of the calls the backend served.
+func proxyToCounter(t *testing.T) (*Proxy, *atomic.Int32) {
+	t.Helper()
+	served := &atomic.Int32{}
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		served.Add(1)
 		io.WriteString(w, "{}")
 	}))
-	defer backend.Close()
+	t.Cleanup(backend.Close)
 	p, err := NewProxy()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close()
+	t.Cleanup(func() { p.Close() })
 	if err := p.SetBackend(backend.URL); err != nil {
 		t.Fatal(err)
 	}
+	return p, served
+}
+
+// The proxy delays what it forwards, writes it to the timeline, and drops
+// the answers it is told to after the backend has served them.
+func TestProxyDelayAndDrop(t *testing.T) {
+	p, served := proxyToCounter(t)
 	tl := &Timeline{}
 	p.SetTimeline(tl)
 	const delay = 30 * time.Millisecond
@@ -91,20 +99,7 @@ func TestProxyDelayAndDrop(t *testing.T) {
 // FailCall fails the nth forwarded call with AccessDenied, before the
 // backend sees it or after, and counts what it forwarded until StopFaults.
 func TestProxyFailCall(t *testing.T) {
-	var served atomic.Int32
-	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		served.Add(1)
-		io.WriteString(w, "{}")
-	}))
-	defer backend.Close()
-	p, err := NewProxy()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	if err := p.SetBackend(backend.URL); err != nil {
-		t.Fatal(err)
-	}
+	p, served := proxyToCounter(t)
 	call := func(target string) (int, string) {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodPost, p.URL()+"/", strings.NewReader("{}"))
