@@ -2,6 +2,7 @@ package dynamo_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -398,5 +399,57 @@ func TestFirstVersionItems(t *testing.T) {
 	}
 	if due, err := st.ListDue(ctx, base, 10); err != nil || len(due) != 0 {
 		t.Errorf("ListDue after: %v, %v; want nothing", ids(due), err)
+	}
+}
+
+// An item of a pending quorum request as the previous version wrote it holds
+// no quick-vote sets (it kept them for policy any only): the vote that meets
+// the rule then takes the general path, and still closes the request once,
+// with both votes, the outcome delivered. Its write adds the sets.
+func TestQuorumItemWithoutQuickSets(t *testing.T) {
+	ctx := t.Context()
+	client, table := newTable(t)
+	st := dynamo.New(client, table)
+	base := storetest.Base
+	r := &approval.Request{
+		ID: approval.NewID(), TaskToken: "task-quorum", Title: "Deploy v3", Requester: "ci@example.com",
+		Approvers: []string{"alice@example.com", "bob@example.com", "carol@example.com"},
+		Rule:      approval.Rule{Policy: approval.PolicyQuorum(2), RejectPolicy: approval.RejectAny},
+		Status:    approval.StatusPending, CreatedAt: base, ExpiresAt: base.Add(time.Hour),
+		Votes: []approval.Vote{{By: "alice@example.com", Channel: approval.ChannelEmail, Choice: approval.Approve, At: base.Add(time.Minute)}},
+	}
+	tokens := map[string]string{}
+	for _, a := range r.Approvers {
+		tokens[a] = approval.NewRequestToken(r.ID)
+		r.Recipients = append(r.Recipients, approval.Recipient{Address: a, Channel: approval.ChannelEmail, TokenHash: approval.HashToken(tokens[a]), PageKey: approval.NewPageKey()})
+	}
+	if err := st.CreateRequest(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	key := map[string]types.AttributeValue{dynamo.KeyAttribute: avS("REQ#" + r.ID)}
+	if _, err := client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(table), Key: key, UpdateExpression: aws.String("REMOVE quickApprove, quickReject"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	wf := &legacyWorkflow{got: map[string][]approval.Status{}, gone: map[string]bool{}}
+	svc := &approval.Service{
+		Store: st, Pages: &legacyPages{}, Renderer: legacyRenderer{}, Workflow: wf,
+		DecideURL: "https://cb.example.com/decide", Now: func() time.Time { return base.Add(2 * time.Minute) }, Sync: true,
+	}
+	got, err := svc.Decide(ctx, approval.DecideInput{Token: tokens["bob@example.com"], Choice: approval.Approve})
+	if err != nil || got.Status != approval.StatusApproved || len(got.Votes) != 2 || got.Decision.By != "bob@example.com" {
+		t.Fatalf("bob's vote: %+v, %v; want approved by bob, after alice", got, err)
+	}
+	if diff := cmp.Diff([]approval.Status{approval.StatusApproved}, wf.got[r.ID]); diff != "" {
+		t.Errorf("deliveries (-want +got):\n%s", diff)
+	}
+	stored, err := st.GetRequest(ctx, r.ID)
+	if err != nil || stored.Status != approval.StatusApproved || len(stored.Votes) != 2 || !stored.Delivered() {
+		t.Errorf("stored: %+v, %v; want approved with both votes, delivered", stored, err)
+	}
+	if _, err := svc.Decide(ctx, approval.DecideInput{Token: tokens["carol@example.com"], Choice: approval.Reject}); !errors.Is(err, approval.ErrAlreadyDecided) {
+		t.Errorf("carol's vote after the close: %v, want ErrAlreadyDecided", err)
 	}
 }
