@@ -40,8 +40,7 @@ Server environment:
   SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_APP_TOKEN, SLACK_DEFAULT_CHANNEL, SLACK_API_URL
                               Slack (see README.md, "Slack"); off when none is set
 
-Client environment (request, get, list, cancel, extend, mcp):
-Client environment (request, get, list, history, audit):
+Client environment (request, get, list, history, cancel, extend, audit, mcp):
   APPROVALBOT_SERVER          the bot's URL (default http:// + APPROVALBOT_ADDR, or http://127.0.0.1:8080)
   APPROVALBOT_API_TOKEN       sent as the bearer token when set
 
